@@ -1,0 +1,48 @@
+"""What a judge concludes and the numbers it concluded from."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Status = Literal["healthy", "breach", "inconclusive"]
+
+
+class MetricResult(BaseModel):
+    """One metric's value against its bound, over its window."""
+
+    model_config = ConfigDict(frozen=True)
+
+    metric: str
+    window: Literal["check", "stage"]
+    value: float | None
+    bound: float
+    direction: Literal["max", "min"]
+    requests: int
+    status: Status
+
+    def describe(self) -> str:
+        shown = "no data" if self.value is None else f"{self.value:.4g}"
+        sign = "<=" if self.direction == "max" else ">="
+        return (
+            f"{self.metric} = {shown} (must be {sign} {self.bound:g}; "
+            f"{self.requests} canary requests this {self.window})"
+        )
+
+
+class Verdict(BaseModel):
+    """`breach` if any metric breached, else `inconclusive` if any lacked data, else healthy."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Status
+    results: tuple[MetricResult, ...]
+
+    @property
+    def breaches(self) -> tuple[MetricResult, ...]:
+        return tuple(r for r in self.results if r.status == "breach")
+
+    def describe(self) -> str:
+        shown = self.breaches or self.results
+        return f"{self.status}: " + "; ".join(r.describe() for r in shown)

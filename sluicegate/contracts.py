@@ -1,0 +1,99 @@
+"""Data that crosses the workflow/activity boundary: router state, samples, activity I/O.
+
+Pure pydantic models (no I/O), so `workflows/` may import them. Activities are called
+by the names below, which keeps I/O libraries out of workflow code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sluicegate.analysis.verdict import Verdict
+from sluicegate.spec import AnalysisSpec, BackupSpec, RouterSpec
+
+BACKUP = "backup"
+SET_TRAFFIC = "set_traffic"
+WATCH_HEALTH = "watch_health"
+ROLLBACK = "rollback"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class RouterState(_Model):
+    """Where a router sends a service's traffic. Stable gets `100 - canary_weight`%."""
+
+    canary_weight: int = Field(ge=0, le=100)
+    stable_endpoints: tuple[str, ...]
+    canary_endpoints: tuple[str, ...]
+
+    def describe(self) -> str:
+        return (
+            f"{100 - self.canary_weight}% stable {','.join(self.stable_endpoints) or '-'}, "
+            f"{self.canary_weight}% canary {','.join(self.canary_endpoints) or '-'}"
+        )
+
+
+class BackupInput(_Model):
+    service: str
+    deployment_id: str = Field(description="workflow run id; names the backup")
+    router: RouterSpec
+    backup: BackupSpec
+    expected_stable: str = Field(description="the stable address the spec names")
+
+
+class BackupRecord(_Model):
+    """Where a verified backup lives and what it holds."""
+
+    path: str
+    sha256: str
+    state: RouterState
+
+
+class SetTrafficInput(_Model):
+    router: RouterSpec
+    desired: RouterState
+
+
+class WatchHealthInput(_Model):
+    service: str
+    stage: str
+    router: RouterSpec
+    expected: RouterState = Field(description="what the router must read; drift is re-applied")
+    analysis: AnalysisSpec
+
+
+class CheckReport(_Model):
+    """One health check: shown live in heartbeats and kept as evidence."""
+
+    at: datetime
+    number: int
+    verdict: Verdict
+    drift: str | None = Field(default=None, description="set when the router had drifted")
+
+
+class WatchHealthResult(_Model):
+    """Why watching stopped. A watcher that saw nothing alarming may just end (`healthy`)."""
+
+    status: Literal["healthy", "breach", "inconclusive"]
+    checks: int
+    failed_checks: int
+    last: CheckReport | None = None
+
+
+class RollbackInput(_Model):
+    router: RouterSpec
+    backup: BackupRecord
+
+
+class RollbackResult(_Model):
+    state: RouterState
+
+
+def heartbeat_timeout(interval: timedelta) -> timedelta:
+    """A watcher that misses three checks' heartbeats is presumed dead."""
+    return max(interval * 3, timedelta(seconds=10))

@@ -1,0 +1,42 @@
+"""Sluicegate's error tree, organised by what the caller can do about it.
+
+- `SpecError`: the input is wrong; retrying cannot help (non-retryable).
+- `RouterMisconfigured`: the router does not look like the spec says; fix it, then retry.
+- `RouterUnavailable`, `MetricsUnavailable`: a dependency is down; retrying may help.
+
+"No data" is not an error: a metric source returns a sample with no counters and the
+judge calls it inconclusive. `activities.errors.to_application_error` is the one place
+these map to Temporal's retryable / non-retryable failures.
+"""
+
+from __future__ import annotations
+
+
+class SluicegateError(Exception):
+    """Base of every error Sluicegate raises on purpose."""
+
+    retryable = True
+
+
+class SpecError(SluicegateError):
+    """A deployment spec (or control input) is invalid; each problem names its field."""
+
+    retryable = False
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid deployment spec:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class RouterMisconfigured(SluicegateError):
+    """The router is reachable but is not set up the way the spec expects."""
+
+    retryable = False
+
+
+class RouterUnavailable(SluicegateError):
+    """The router cannot be reached or did not accept a change; retry."""
+
+
+class MetricsUnavailable(SluicegateError):
+    """The metric source cannot be reached; retry (or count the check as no data)."""

@@ -1,0 +1,287 @@
+"""The deployment spec: what to deploy, through which router, in which stages, judged how.
+
+Pure pydantic models, safe to import from workflow code. `load_spec` reads YAML or JSON
+and turns every validation problem into one `SpecError` that names each bad field.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from sluicegate.errors import SpecError
+
+Percent = Annotated[int, Field(ge=0, le=100, description="share of traffic, 0-100")]
+_ADDRESS = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+_SERVICE = re.compile(r"^[a-z0-9]([a-z0-9\-_.]{0,61}[a-z0-9])?$")
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+$", value.rstrip("/")):
+        raise ValueError(f"must be an http(s) URL like http://127.0.0.1:9901, got {value!r}")
+    return value.rstrip("/")
+
+
+AdminUrl = Annotated[
+    str,
+    AfterValidator(_http_url),
+    Field(description="Envoy admin endpoint, e.g. http://127.0.0.1:9901"),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Version(_Model):
+    """One build of the service and the address its instances listen on."""
+
+    version: str = Field(min_length=1, description="label shown everywhere, e.g. v2 or a git sha")
+    address: str = Field(description="host:port of the upstream serving this version")
+
+    @field_validator("address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if not _ADDRESS.match(value) or not 0 < int(value.rsplit(":", 1)[1]) < 65536:
+            raise ValueError(f"must be host:port with a port 1-65535, got {value!r}")
+        return value
+
+
+class EnvoyRouter(_Model):
+    """Envoy: weights through the admin runtime, upstream addresses through EDS files."""
+
+    type: Literal["envoy"] = "envoy"
+    admin_url: AdminUrl
+    endpoints_dir: str = Field(
+        description="directory Envoy watches for the <cluster>.yaml EDS files"
+    )
+    runtime_key: str = "sluicegate.canary_weight"
+    stable_cluster: str = "stable"
+    canary_cluster: str = "canary"
+
+
+# One member per router module. With a second router this becomes a union discriminated by
+# `type`, so an unknown type stays a validation error, never a silent fallback.
+RouterSpec = EnvoyRouter
+
+
+class EnvoyStats(_Model):
+    """Per-cluster request counts and latency histograms from Envoy's admin /stats."""
+
+    type: Literal["envoy"] = "envoy"
+    admin_url: AdminUrl
+    stable_cluster: str = "stable"
+    canary_cluster: str = "canary"
+
+
+MetricSourceSpec = EnvoyStats  # one member per metric-source module, as RouterSpec
+
+MetricName = Literal[
+    "error_rate", "availability", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms"
+]
+
+
+class MetricCheck(_Model):
+    """One health rule: a metric of the canary and the bound it must stay within.
+
+    `window: check` judges the requests since the previous check (fast reaction);
+    `window: stage` judges everything the canary served since its stage began
+    (small, persistent regressions).
+    """
+
+    metric: MetricName
+    max: float | None = None
+    min: float | None = None
+    window: Literal["check", "stage"] = "check"
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> MetricCheck:
+        if (self.max is None) == (self.min is None):
+            raise ValueError(f"{self.metric}: give exactly one of max or min")
+        bound = self.max if self.max is not None else self.min
+        assert bound is not None
+        if self.metric in ("error_rate", "availability") and not 0 <= bound <= 1:
+            raise ValueError(f"{self.metric}: bound is a fraction between 0 and 1, got {bound}")
+        if bound < 0:
+            raise ValueError(f"{self.metric}: bound must not be negative, got {bound}")
+        return self
+
+
+DEFAULT_METRICS = (
+    MetricCheck(metric="error_rate", max=0.01),
+    MetricCheck(metric="latency_p99_ms", max=200),
+    MetricCheck(metric="availability", min=0.999, window="stage"),
+)
+
+
+class AnalysisSpec(_Model):
+    """How health is judged while traffic is on the canary."""
+
+    source: MetricSourceSpec
+    interval: timedelta = Field(default=timedelta(seconds=10), description="time between checks")
+    metrics: tuple[MetricCheck, ...] = DEFAULT_METRICS
+    failed_checks_tolerated: int = Field(
+        default=0, ge=0, description="failed checks allowed per stage; one more rolls back"
+    )
+    inconclusive_checks_tolerated: int = Field(
+        default=6,
+        ge=0,
+        description="consecutive checks without enough data allowed; one more rolls back",
+    )
+    min_requests: int = Field(
+        default=20, ge=1, description="canary requests a window needs before it is judged"
+    )
+
+    @field_validator("interval")
+    @classmethod
+    def _positive_interval(cls, value: timedelta) -> timedelta:
+        if value < timedelta(milliseconds=100):
+            raise ValueError(f"must be at least 0.1 s, got {value.total_seconds()} s")
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _some_metrics(cls, value: tuple[MetricCheck, ...]) -> tuple[MetricCheck, ...]:
+        if not value:
+            raise ValueError("needs at least one metric check")
+        return value
+
+
+class Stage(_Model):
+    """One step of the rollout: a canary weight held for a bake time and/or a manual gate."""
+
+    name: str = Field(min_length=1)
+    weight: Percent
+    bake: timedelta = Field(default=timedelta(0), description="how long to hold and watch")
+    manual_gate: bool = Field(default=False, description="after baking, wait for promote")
+
+    @field_validator("bake")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError(f"must not be negative, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _holds_somehow(self) -> Stage:
+        if self.weight == 0:
+            raise ValueError(f"stage {self.name!r}: weight must be 1-100 (0 sends no traffic)")
+        if self.bake == timedelta(0) and not self.manual_gate:
+            raise ValueError(f"stage {self.name!r}: give a bake time, a manual_gate, or both")
+        return self
+
+
+DEFAULT_STAGES = (
+    Stage(name="canary", weight=5, bake=timedelta(minutes=30)),
+    Stage(name="pilot", weight=25, bake=timedelta(minutes=60)),
+    Stage(name="gradual", weight=50, bake=timedelta(minutes=120)),
+)
+
+
+class BackupSpec(_Model):
+    directory: str = Field(default=".state/backups", description="where router backups go")
+
+
+class DeploymentSpec(_Model):
+    """Everything one canary deployment of one service needs."""
+
+    service: str = Field(description="lowercase name; the workflow id is deploy-<service>")
+    stable: Version
+    canary: Version
+    router: RouterSpec
+    analysis: AnalysisSpec
+    stages: tuple[Stage, ...] = DEFAULT_STAGES
+    backup: BackupSpec = BackupSpec()
+
+    @field_validator("service")
+    @classmethod
+    def _service_name(cls, value: str) -> str:
+        if not _SERVICE.match(value):
+            raise ValueError(
+                "must be 1-63 characters of a-z, 0-9, '-', '_' or '.', "
+                f"starting and ending with a letter or digit, got {value!r}"
+            )
+        return value
+
+    @field_validator("stages")
+    @classmethod
+    def _increasing(cls, stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
+        if not stages:
+            raise ValueError("needs at least one stage")
+        for before, after in itertools.pairwise(stages):
+            if after.weight <= before.weight:
+                raise ValueError(
+                    f"weights must increase: stage {after.name!r} has {after.weight}% "
+                    f"after {before.name!r} at {before.weight}%"
+                )
+        names = [stage.name for stage in stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        return stages
+
+    @model_validator(mode="after")
+    def _distinct_versions(self) -> DeploymentSpec:
+        if self.canary.address == self.stable.address:
+            raise ValueError(
+                f"canary.address equals stable.address ({self.stable.address}): "
+                "the canary must run somewhere else"
+            )
+        return self
+
+    @property
+    def workflow_id(self) -> str:
+        return workflow_id_for(self.service)
+
+
+def workflow_id_for(service: str) -> str:
+    return f"deploy-{service}"
+
+
+def parse_spec(data: Any) -> DeploymentSpec:
+    """Validate a decoded spec; every problem is reported at once in a `SpecError`."""
+    try:
+        return DeploymentSpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError([_describe(e) for e in err.errors()]) from None
+
+
+def load_spec(path: str | Path) -> DeploymentSpec:
+    """Read a YAML or JSON spec file."""
+    import yaml  # a file-reading helper, never used from workflow code
+
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as err:
+        raise SpecError([f"{path}: cannot read ({err.strerror})"]) from None
+    try:
+        data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise SpecError([f"{path}: not valid {file.suffix.lstrip('.') or 'YAML'}: {err}"]) from None
+    if not isinstance(data, dict):
+        raise SpecError([f"{path}: expected a mapping at the top level"])
+    return parse_spec(data)
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "spec"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown field (check the spelling)"
+    elif error["type"] == "literal_error":
+        message = f"{message}; got {error.get('input')!r}"
+    return f"{where}: {message}"
