@@ -22,10 +22,8 @@ def judge(stage_start: Sample, previous: Sample, current: Sample, policy: Analys
 
 
 def _window(start: Sample, end: Sample) -> ArmCounters | None:
-    if end.canary is None:
+    if end.canary is None or start.canary is None:
         return None
-    if start.canary is None:
-        return end.canary
     return end.canary.since(start.canary)
 
 

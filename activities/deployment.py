@@ -1,0 +1,167 @@
+"""The deployment's side effects: back up, set traffic, watch health, roll back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+from temporalio import activity
+
+from activities.backup_store import state_to_restore, write_backup
+from activities.errors import temporal_errors
+from activities.metrics import metric_source_for
+from activities.metrics.base import MetricSource
+from activities.routers import router_for
+from activities.routers.base import Router
+from sluicegate.analysis import judge
+from sluicegate.analysis.samples import Sample
+from sluicegate.contracts import (
+    BACKUP,
+    ROLLBACK,
+    SET_TRAFFIC,
+    WATCH_HEALTH,
+    BackupInput,
+    BackupRecord,
+    CheckReport,
+    RollbackInput,
+    RollbackResult,
+    RouterState,
+    SetTrafficInput,
+    WatchHealthInput,
+    WatchHealthResult,
+)
+from sluicegate.errors import MetricsUnavailable, RouterMisconfigured, SluicegateError
+
+HEARTBEAT_EVERY = 0.5  # seconds; how soon a cancelled watcher notices
+
+
+@activity.defn(name=BACKUP)
+@temporal_errors
+async def backup(request: BackupInput) -> BackupRecord:
+    """Snapshot the router before any traffic moves; refuse if it is not at rest."""
+    state = await router_for(request.router).read_state()
+    if state.canary_weight != 0:
+        raise RouterMisconfigured(
+            f"the router already sends {state.canary_weight}% to the canary: another deployment "
+            "may be running or an earlier one did not finish; set the canary weight to 0 first"
+        )
+    if request.expected_stable not in state.stable_endpoints:
+        raise RouterMisconfigured(
+            f"the router's stable upstream is {', '.join(state.stable_endpoints) or 'empty'}, "
+            f"but the spec says stable.address is {request.expected_stable}"
+        )
+    return write_backup(request.backup.directory, request.service, request.deployment_id, state)
+
+
+@activity.defn(name=SET_TRAFFIC)
+@temporal_errors
+async def set_traffic(request: SetTrafficInput) -> RouterState:
+    """Set absolute weights and endpoints; returns the verified read-back."""
+    return await router_for(request.router).apply(request.desired)
+
+
+@activity.defn(name=ROLLBACK)
+@temporal_errors
+async def rollback(request: RollbackInput) -> RollbackResult:
+    """Restore the backed-up routing (100% stable) and verify it by read-back."""
+    state = await router_for(request.router).restore(state_to_restore(request.backup))
+    return RollbackResult(state=state)
+
+
+@activity.defn(name=WATCH_HEALTH)
+@temporal_errors
+async def watch_health(request: WatchHealthInput) -> WatchHealthResult:
+    """Check health every interval until a breach, lasting lack of data, or cancellation.
+
+    Each check also reads the router back and re-applies the expected state on drift.
+    The latest check is the heartbeat detail, so the Web UI shows live health.
+    """
+    watch = _Watch(request, router_for(request.router), metric_source_for(request.analysis.source))
+    return await watch.run()
+
+
+class _Watch:
+    def __init__(self, request: WatchHealthInput, router: Router, source: MetricSource) -> None:
+        self.request = request
+        self.router = router
+        self.source = source
+        self.checks = 0
+        self.failed = 0
+        self.inconclusive_in_a_row = 0
+        self.latest: CheckReport | None = None
+
+    async def run(self) -> WatchHealthResult:
+        policy = self.request.analysis
+        stage_start = previous = await self._sample()
+        next_check = time.monotonic()
+        while True:
+            next_check += policy.interval.total_seconds()
+            await self._heartbeat_until(next_check)
+            self.checks += 1
+            drift = await self._correct_drift()
+            current = await self._sample()
+            if stage_start.canary is None:
+                stage_start = current
+            report = CheckReport(
+                at=current.at,
+                number=self.checks,
+                verdict=judge(stage_start, previous, current, policy),
+                drift=drift,
+            )
+            self.latest = report
+            activity.heartbeat(report)
+            previous = current
+            if (result := self._conclude(report)) is not None:
+                return result
+
+    def _conclude(self, report: CheckReport) -> WatchHealthResult | None:
+        """Return a result when the policy says to stop; None to keep watching."""
+        policy = self.request.analysis
+        status = report.verdict.status
+        self.inconclusive_in_a_row = (
+            self.inconclusive_in_a_row + 1 if status == "inconclusive" else 0
+        )
+        if status == "breach":
+            self.failed += 1
+        if self.failed > policy.failed_checks_tolerated:
+            return self._result("breach", report)
+        if self.inconclusive_in_a_row > policy.inconclusive_checks_tolerated:
+            return self._result("inconclusive", report)
+        return None
+
+    def _result(self, status: str, report: CheckReport) -> WatchHealthResult:
+        return WatchHealthResult.model_validate(
+            {"status": status, "checks": self.checks, "failed_checks": self.failed, "last": report}
+        )
+
+    async def _sample(self) -> Sample:
+        try:
+            return await self.source.collect()
+        except MetricsUnavailable as err:
+            activity.logger.warning("no data this check: %s", err)
+            return Sample(at=datetime.now(UTC), stable=None, canary=None)
+
+    async def _correct_drift(self) -> str | None:
+        """Re-apply the expected routing if the router drifted; describe what was found."""
+        expected = self.request.expected
+        try:
+            actual = await self.router.read_state()
+            if actual == expected:
+                return None
+            await self.router.apply(expected)
+        except SluicegateError as err:
+            activity.logger.warning("router check failed: %s", err)
+            return f"router unreadable: {err}"
+        message = f"router drifted to {actual.describe()}; re-applied {expected.describe()}"
+        activity.logger.warning(message)
+        return message
+
+    async def _heartbeat_until(self, deadline: float) -> None:
+        """Sleep until `deadline`, heartbeating so that cancellation arrives promptly."""
+        while (left := deadline - time.monotonic()) > 0:
+            activity.heartbeat(*([self.latest] if self.latest else []))
+            await asyncio.sleep(min(left, HEARTBEAT_EVERY))
+
+
+ACTIVITIES = [backup, set_traffic, watch_health, rollback]

@@ -1,0 +1,245 @@
+"""A tiny HTTP service to deploy in the demo and end-to-end tests, with injectable faults.
+
+    python -m deploy.sample_service --port 8081 --version v2 [--error-rate 0.05] [--delay-ms 250]
+
+`GET /` answers 200 `{"version": ...}`, or 500 with probability `error_rate`, after
+`delay_ms` of added latency. `POST /fault?error_rate=0.5&delay_ms=100` changes the faults
+of the running service (`GET /fault` shows them); `GET /healthz` is always 200 and fast.
+Standard library only, so it starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    from deploy.processes import Process
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+JITTER = 0.1  # each delayed response waits delay_ms * uniform(1, 1 + JITTER)
+
+
+@dataclass
+class Faults:
+    error_rate: float = 0.0
+    delay_ms: float = 0.0
+
+
+def parse_error_rate(text: str) -> float:
+    """A probability in 0..1 (argparse type and /fault parameter)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def parse_delay_ms(text: str) -> float:
+    """A non-negative number of milliseconds (argparse type and /fault parameter)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 600_000:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (and at most 600000 ms), got {text}")
+    return value
+
+
+def parse_port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 65535, got {text}")
+    return value
+
+
+class SampleServer(ThreadingHTTPServer):
+    """Serves one version; `faults` is shared by all request threads, guarded by `lock`."""
+
+    daemon_threads = True
+
+    def __init__(self, port: int, version: str, faults: Faults) -> None:
+        super().__init__(("127.0.0.1", port), Handler)
+        self.version = version
+        self.faults = faults
+        self.lock = threading.Lock()
+
+    def current_faults(self) -> Faults:
+        with self.lock:
+            return Faults(self.faults.error_rate, self.faults.delay_ms)
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: SampleServer
+    protocol_version = "HTTP/1.1"  # keep-alive, so Envoy and the load generator reuse connections
+    disable_nagle_algorithm = True  # else headers and body, written apart, wait ~40 ms for an ACK
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """No per-request log lines."""
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/healthz":
+            self.reply(200, {"status": "ok", "version": self.server.version})
+        elif path == "/fault":
+            self.reply(200, asdict(self.server.current_faults()))
+        elif path == "/":
+            self.serve_root()
+        else:
+            self.reply(404, {"error": f"no such path: {path}"})
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))  # drain any body
+        url = urlsplit(self.path)
+        if url.path != "/fault":
+            self.reply(404, {"error": f"no such path: {url.path}"})
+            return
+        params = parse_qs(url.query)
+        try:
+            error_rate = [parse_error_rate(v) for v in params.get("error_rate", [])]
+            delay_ms = [parse_delay_ms(v) for v in params.get("delay_ms", [])]
+        except argparse.ArgumentTypeError as err:
+            self.reply(400, {"error": str(err)})
+            return
+        with self.server.lock:
+            if error_rate:
+                self.server.faults.error_rate = error_rate[-1]
+            if delay_ms:
+                self.server.faults.delay_ms = delay_ms[-1]
+        faults = self.server.current_faults()
+        print(f"faults now error_rate={faults.error_rate} delay_ms={faults.delay_ms}", flush=True)
+        self.reply(200, asdict(faults))
+
+    def serve_root(self) -> None:
+        faults = self.server.current_faults()
+        if faults.delay_ms > 0:
+            time.sleep(faults.delay_ms / 1000 * random.uniform(1.0, 1.0 + JITTER))
+        if random.random() < faults.error_rate:
+            self.reply(500, {"version": self.server.version, "error": "injected fault"})
+        else:
+            self.reply(200, {"version": self.server.version})
+
+    def reply(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.sample_service",
+        description="Sample HTTP service on 127.0.0.1 that reports its version, with "
+        "faults (errors, latency) that can be changed at runtime via POST /fault.",
+    )
+    parser.add_argument(
+        "--port", type=parse_port, required=True, help="TCP port to listen on (127.0.0.1)."
+    )
+    parser.add_argument(
+        "--version",
+        required=True,
+        help='Version string to report, e.g. v2: GET / answers {"version": "v2"}.',
+    )
+    parser.add_argument(
+        "--error-rate",
+        type=parse_error_rate,
+        default=0.0,
+        help="Probability (0..1) that GET / answers 500 instead of 200. Default 0.",
+    )
+    parser.add_argument(
+        "--delay-ms",
+        type=parse_delay_ms,
+        default=0.0,
+        help="Latency added to every GET / response, in milliseconds (>= 0, "
+        f"plus up to {JITTER * 100:.0f}%% jitter). Default 0.",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    server = SampleServer(args.port, args.version, Faults(args.error_rate, args.delay_ms))
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    print(
+        f"sample service {args.version} listening on http://127.0.0.1:{args.port}/ "
+        f"(error_rate={args.error_rate}, delay_ms={args.delay_ms}, pid={os.getpid()})",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+# Helpers for the demo and tests. They import httpx lazily: the service itself stays stdlib-only.
+
+
+def start_sample_service(
+    version: str, port: int, log_dir: Path, error_rate: float = 0.0, delay_ms: float = 0
+) -> Process:
+    """Start the service as a child process (log in `log_dir`); return once /healthz answers."""
+    from deploy.processes import http_ok, start, wait_until
+
+    argv = [
+        sys.executable,
+        "-m",
+        "deploy.sample_service",
+        "--port",
+        str(port),
+        "--version",
+        version,
+        "--error-rate",
+        str(error_rate),
+        "--delay-ms",
+        str(delay_ms),
+    ]
+    pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    process = start(f"sample-{version}", argv, log_dir, env={"PYTHONPATH": pythonpath})
+    try:
+        wait_until(http_ok(f"http://127.0.0.1:{port}/healthz"), process, timeout=15)
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
+def set_fault(port: int, error_rate: float, delay_ms: float) -> dict[str, float]:
+    """Change the faults of the service on `port`; returns the faults now in force."""
+    import httpx
+
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/fault",
+        params={"error_rate": error_rate, "delay_ms": delay_ms},
+        timeout=5,
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Start deployments and reach running ones: shared by the CLI, chat-ops, demo and tests."""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from sluicegate import visibility
+from sluicegate.errors import SluicegateError
+from sluicegate.spec import DeploymentSpec, workflow_id_for
+from workflows.canary import CanaryDeployment
+from workflows.state import DeploymentResult
+
+
+class DeploymentAlreadyRunning(SluicegateError):
+    """A deployment of this service is in progress; one at a time per service."""
+
+    retryable = False
+
+
+async def start_deployment(
+    client: Client, spec: DeploymentSpec, task_queue: str
+) -> WorkflowHandle[CanaryDeployment, DeploymentResult]:
+    """Start `CanaryDeployment` for `spec`; refuse if one is already running for the service."""
+    try:
+        return await client.start_workflow(
+            CanaryDeployment.run,
+            spec,
+            id=spec.workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            static_summary=f"{spec.service}: {spec.stable.version} → {spec.canary.version}",
+            static_details=_plan(spec),
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(visibility.DEPLOY_SERVICE, spec.service),
+                    SearchAttributePair(visibility.DEPLOY_CANARY_VERSION, spec.canary.version),
+                ]
+            ),
+        )
+    except WorkflowAlreadyStartedError as err:
+        raise DeploymentAlreadyRunning(
+            f"a deployment of {spec.service} is already running: workflow {err.workflow_id} "
+            f"(run {err.run_id}); promote, abort or wait for it before starting another"
+        ) from None
+
+
+def deployment_handle(
+    client: Client, service: str
+) -> WorkflowHandle[CanaryDeployment, DeploymentResult]:
+    """The latest deployment of `service`, running or finished."""
+    return client.get_workflow_handle_for(CanaryDeployment.run, workflow_id_for(service))
+
+
+def _plan(spec: DeploymentSpec) -> str:
+    stages = ", ".join(
+        f"{s.name} {s.weight}% for {s.bake}{' then manual gate' if s.manual_gate else ''}"
+        for s in spec.stages
+    )
+    return f"Stages: {stages}; then 100%. Checks every {spec.analysis.interval}."

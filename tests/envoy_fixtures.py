@@ -1,0 +1,154 @@
+"""Fixtures for the Envoy tests: real Envoy, tiny threaded upstreams, polling helpers.
+
+Use from a test module with `pytest_plugins = ["tests.envoy_fixtures"]`. Every process
+is stopped by PID in teardown; waiting is polling with a deadline, never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+
+from deploy.envoy import start_envoy, write_bootstrap
+from deploy.processes import Process, free_port
+
+T = TypeVar("T")
+
+
+class Upstream:
+    """An HTTP server on 127.0.0.1 answering GET with its name; can fail, stall or reset."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.status = 200
+        self.delay = 0.0  # seconds to sleep before answering
+        self.reset = False  # close the connection without answering
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real services
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls
+
+            def do_GET(self) -> None:
+                if upstream.reset:
+                    linger = struct.pack("ii", 1, 0)  # close = RST, not FIN
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                    self.close_connection = True
+                    return
+                time.sleep(upstream.delay)
+                body = upstream.name.encode()
+                self.send_response(upstream.status)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        return Handler
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class EnvoyStack:
+    """One running Envoy in front of two upstreams, with its config directory."""
+
+    dir: Path
+    listen_port: int
+    admin_port: int
+    log_dir: Path
+    process: Process
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listen_port}/"
+
+    @property
+    def endpoints_dir(self) -> Path:
+        return self.dir / "endpoints"
+
+    def restart(self) -> None:
+        """Stop Envoy and start it again on the same config (the admin runtime is lost)."""
+        self.process.stop()
+        self.process = start_envoy(self.dir, self.listen_port, self.admin_port, self.log_dir)
+
+    def set_weight(self, percent: int) -> None:
+        """Set the canary share directly through the admin runtime."""
+        url = f"{self.admin_url}/runtime_modify?sluicegate.canary_weight={percent}"
+        httpx.post(url, timeout=2).raise_for_status()
+
+
+async def send(url: str, count: int) -> Counter[str]:
+    """Send `count` GETs one after another; count answers as `<status> <body>`."""
+    answers: Counter[str] = Counter()
+    async with httpx.AsyncClient(timeout=10) as client:
+        for _ in range(count):
+            response = await client.get(url)
+            answers[f"{response.status_code} {response.text}"] += 1
+    return answers
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 5.0) -> T:
+    """Poll `probe` until it returns something truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if value or time.monotonic() >= deadline:
+            assert value, f"condition not met within {timeout} s (last value {value!r})"
+            return value
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def upstreams() -> Iterator[dict[str, Upstream]]:
+    """Three upstreams named stable, canary and other."""
+    servers = {name: Upstream(name) for name in ("stable", "canary", "other")}
+    yield servers
+    for server in servers.values():
+        server.close()
+
+
+@pytest.fixture
+def envoy(tmp_path: Path, upstreams: dict[str, Upstream]) -> Iterator[EnvoyStack]:
+    """Envoy with stable → the `stable` upstream and canary → the `canary` upstream."""
+    listen_port, admin_port = free_port(), free_port()
+    config = tmp_path / "envoy"
+    write_bootstrap(
+        config, listen_port, admin_port, upstreams["stable"].address, upstreams["canary"].address
+    )
+    log_dir = tmp_path / "logs"
+    stack = EnvoyStack(
+        config,
+        listen_port,
+        admin_port,
+        log_dir,
+        start_envoy(config, listen_port, admin_port, log_dir),
+    )
+    yield stack
+    stack.process.stop()

@@ -1,0 +1,126 @@
+"""Scripted stand-ins for the deployment activities, for workflow-logic tests.
+
+The time-skipping server cannot skip time while an activity runs, so these return at
+once. They keep the router's state in memory; the real activities are tested against
+real Envoy in test_envoy_*.py and end to end in test_e2e.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from sluicegate.analysis.verdict import MetricResult, Verdict
+from sluicegate.spec import DeploymentSpec, parse_spec
+from sluicegate.contracts import (
+    BACKUP,
+    ROLLBACK,
+    SET_TRAFFIC,
+    WATCH_HEALTH,
+    BackupInput,
+    BackupRecord,
+    CheckReport,
+    RollbackInput,
+    RollbackResult,
+    RouterState,
+    SetTrafficInput,
+    WatchHealthInput,
+    WatchHealthResult,
+)
+
+STABLE = "127.0.0.1:18080"
+OLD_CANARY = "127.0.0.1:18079"
+
+BREACH = Verdict(
+    status="breach",
+    results=(
+        MetricResult(
+            metric="error_rate",
+            window="check",
+            value=0.05,
+            bound=0.01,
+            direction="max",
+            requests=400,
+            status="breach",
+        ),
+    ),
+)
+
+
+@dataclass
+class ScriptedActivities:
+    breach_in_stage: str | None = None
+    hold_in_stage: str | None = None
+    fail_set_traffic_at_weight: int | None = None
+    fail_backup: bool = False
+    rollback_failures: int = 0
+    state: RouterState = field(
+        default_factory=lambda: RouterState(
+            canary_weight=0, stable_endpoints=(STABLE,), canary_endpoints=(OLD_CANARY,)
+        )
+    )
+    applied: list[RouterState] = field(default_factory=list)
+    watched: list[str] = field(default_factory=list)
+    rollbacks: int = 0
+
+    @property
+    def weights(self) -> list[int]:
+        return [s.canary_weight for s in self.applied]
+
+    def activities(self) -> list[object]:
+        return [self.backup, self.set_traffic, self.watch_health, self.rollback]
+
+    @activity.defn(name=BACKUP)
+    async def backup(self, request: BackupInput) -> BackupRecord:
+        if self.fail_backup:
+            raise ApplicationError("disk full", type="BackupUnreadable", non_retryable=True)
+        return BackupRecord(path="memory", sha256="0" * 64, state=self.state)
+
+    @activity.defn(name=SET_TRAFFIC)
+    async def set_traffic(self, request: SetTrafficInput) -> RouterState:
+        if request.desired.canary_weight == self.fail_set_traffic_at_weight:
+            raise ApplicationError("router on fire", type="RouterMisconfigured", non_retryable=True)
+        self.state = request.desired
+        self.applied.append(request.desired)
+        return self.state
+
+    @activity.defn(name=WATCH_HEALTH)
+    async def watch_health(self, request: WatchHealthInput) -> WatchHealthResult:
+        self.watched.append(request.stage)
+        if request.stage == self.breach_in_stage:
+            report = CheckReport(at=datetime.now(UTC), number=3, verdict=BREACH)
+            return WatchHealthResult(status="breach", checks=3, failed_checks=1, last=report)
+        if request.stage == self.hold_in_stage:
+            while True:  # until cancelled; blocks time skipping, so only for gate tests
+                activity.heartbeat()
+                await asyncio.sleep(0.1)
+        return WatchHealthResult(status="healthy", checks=0, failed_checks=0)
+
+    @activity.defn(name=ROLLBACK)
+    async def rollback(self, request: RollbackInput) -> RollbackResult:
+        self.rollbacks += 1
+        if self.rollbacks <= self.rollback_failures:
+            raise RuntimeError("router unreachable")
+        self.state = request.backup.state
+        return RollbackResult(state=self.state)
+
+
+def make_spec(service: str = "checkout", **overrides: object) -> DeploymentSpec:
+    """A valid spec using the default plan; override any top-level field."""
+    data: dict[str, object] = {
+        "service": service,
+        "stable": {"version": "v1", "address": STABLE},
+        "canary": {"version": "v2", "address": "127.0.0.1:18081"},
+        "router": {
+            "type": "envoy",
+            "admin_url": "http://127.0.0.1:19901",
+            "endpoints_dir": "/nonexistent",
+        },
+        "analysis": {"source": {"type": "envoy", "admin_url": "http://127.0.0.1:19901"}},
+    }
+    data.update(overrides)
+    return parse_spec(data)

@@ -1,0 +1,141 @@
+"""EnvoyRouterClient against a real Envoy and real upstreams."""
+
+from __future__ import annotations
+
+import pytest
+
+from activities.routers import router_for
+from activities.routers.envoy import EnvoyRouterClient
+from deploy.processes import free_port
+from sluicegate.contracts import RouterState
+from sluicegate.errors import RouterMisconfigured, RouterUnavailable, SpecError
+from sluicegate.spec import EnvoyRouter
+from tests.envoy_fixtures import EnvoyStack, Upstream, send
+
+pytest_plugins = ["tests.envoy_fixtures"]
+
+
+def router(stack: EnvoyStack, **overrides: str) -> EnvoyRouterClient:
+    spec = EnvoyRouter(
+        admin_url=stack.admin_url, endpoints_dir=str(stack.endpoints_dir), **overrides
+    )
+    return EnvoyRouterClient(spec)
+
+
+def state(weight: int, stable: Upstream, canary: Upstream) -> RouterState:
+    return RouterState(
+        canary_weight=weight, stable_endpoints=(stable.address,), canary_endpoints=(canary.address,)
+    )
+
+
+async def test_read_state_of_a_fresh_envoy(envoy: EnvoyStack, upstreams: dict[str, Upstream]):
+    assert await router(envoy).read_state() == state(0, upstreams["stable"], upstreams["canary"])
+
+
+async def test_apply_25_percent_sends_a_quarter_to_the_canary(
+    envoy: EnvoyStack, upstreams: dict[str, Upstream]
+):
+    desired = state(25, upstreams["stable"], upstreams["canary"])
+    assert await router(envoy).apply(desired) == desired
+    assert await router(envoy).read_state() == desired
+
+    answers = await send(envoy.url, 400)
+    assert answers["200 stable"] + answers["200 canary"] == 400
+    assert 60 <= answers["200 canary"] <= 140, answers  # 15-35% of 400
+
+
+async def test_apply_moves_the_canary_to_another_endpoint(
+    envoy: EnvoyStack, upstreams: dict[str, Upstream]
+):
+    desired = state(50, upstreams["stable"], upstreams["other"])
+    assert await router(envoy).apply(desired) == desired
+
+    answers = await send(envoy.url, 100)
+    assert answers["200 canary"] == 0
+    assert answers["200 other"] > 20, answers
+    assert answers["200 stable"] + answers["200 other"] == 100
+
+
+async def test_apply_is_idempotent(envoy: EnvoyStack, upstreams: dict[str, Upstream]):
+    desired = state(30, upstreams["stable"], upstreams["other"])
+    eds_file = envoy.endpoints_dir / "canary.yaml"
+    first = await router(envoy).apply(desired)
+    written = eds_file.stat().st_mtime_ns
+    assert await router(envoy).apply(desired) == first == desired
+    assert eds_file.stat().st_mtime_ns == written  # nothing rewritten the second time
+
+
+async def test_restore_puts_weight_and_endpoints_back(
+    envoy: EnvoyStack, upstreams: dict[str, Upstream]
+):
+    client = router(envoy)
+    backup = await client.read_state()
+    await client.apply(state(75, upstreams["other"], upstreams["canary"]))
+
+    assert await client.restore(backup) == backup
+    assert await client.restore(backup) == backup  # twice = once
+    assert await client.read_state() == state(0, upstreams["stable"], upstreams["canary"])
+    assert await send(envoy.url, 50) == {"200 stable": 50}
+
+
+async def test_restart_drops_the_weight_to_zero(envoy: EnvoyStack, upstreams: dict[str, Upstream]):
+    desired = state(25, upstreams["stable"], upstreams["other"])
+    await router(envoy).apply(desired)
+
+    envoy.restart()
+
+    # The admin runtime layer is gone (drift to 0%); the EDS files kept the endpoints.
+    assert await router(envoy).read_state() == state(0, upstreams["stable"], upstreams["other"])
+
+
+async def test_unreachable_admin_is_router_unavailable(tmp_path):
+    admin_url = f"http://127.0.0.1:{free_port()}"
+    client = EnvoyRouterClient(EnvoyRouter(admin_url=admin_url, endpoints_dir=str(tmp_path)))
+    with pytest.raises(RouterUnavailable, match=admin_url):
+        await client.read_state()
+    with pytest.raises(RouterUnavailable, match=admin_url):
+        await client.apply(RouterState(canary_weight=5, stable_endpoints=(), canary_endpoints=()))
+
+
+async def test_missing_cluster_is_misconfigured(envoy: EnvoyStack):
+    with pytest.raises(RouterMisconfigured, match="'blue'"):
+        await router(envoy, canary_cluster="blue").read_state()
+
+
+async def test_host_names_are_refused_before_anything_changes(
+    envoy: EnvoyStack, upstreams: dict[str, Upstream]
+):
+    client = router(envoy)
+    before = await client.read_state()
+    desired = RouterState(
+        canary_weight=10,
+        stable_endpoints=(upstreams["stable"].address,),
+        canary_endpoints=("localhost:8080",),
+    )
+    with pytest.raises(SpecError, match="localhost:8080"):
+        await client.apply(desired)
+    assert await client.read_state() == before
+
+
+async def test_an_unwatched_endpoints_dir_times_out_as_unavailable(
+    envoy: EnvoyStack, upstreams: dict[str, Upstream], tmp_path, monkeypatch
+):
+    monkeypatch.setattr("activities.routers.envoy.EDS_PICKUP_TIMEOUT", 0.5)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    client = EnvoyRouterClient(EnvoyRouter(admin_url=envoy.admin_url, endpoints_dir=str(elsewhere)))
+    with pytest.raises(RouterUnavailable, match="did not load"):
+        await client.apply(state(0, upstreams["stable"], upstreams["other"]))
+
+
+def test_registry_builds_the_envoy_router(tmp_path):
+    spec = EnvoyRouter(admin_url="http://127.0.0.1:9901", endpoints_dir=str(tmp_path))
+    assert isinstance(router_for(spec), EnvoyRouterClient)
+
+
+def test_registry_refuses_unknown_types():
+    class Other:
+        type = "haproxy"
+
+    with pytest.raises(SpecError, match="haproxy"):
+        router_for(Other())  # type: ignore[arg-type]

@@ -1,0 +1,264 @@
+"""CanaryDeployment's decisions on the time-skipping server: hours of plan run in seconds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import CancelledError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from sluicegate.deployments import DeploymentAlreadyRunning, start_deployment
+from sluicegate.spec import DEFAULT_STAGES, DeploymentSpec
+from tests.scripted import OLD_CANARY, STABLE, ScriptedActivities, make_spec
+from workflows.canary import CanaryDeployment
+from workflows.state import ControlInput, DeploymentStatus, PromoteInput
+
+Handle = WorkflowHandle[CanaryDeployment, object]
+
+
+@asynccontextmanager
+async def deployment(
+    env: WorkflowEnvironment, task_queue: str, acts: ScriptedActivities, spec: DeploymentSpec
+) -> AsyncIterator[Handle]:
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[CanaryDeployment],
+        activities=acts.activities(),
+    ):
+        yield await start_deployment(env.client, spec, task_queue)
+
+
+async def wait_for(handle: Handle, holds: Callable[[DeploymentStatus], bool]) -> DeploymentStatus:
+    """Query `status` until it satisfies `holds` (bounded)."""
+    for _ in range(400):
+        status = await handle.query(CanaryDeployment.status)
+        if holds(status):
+            return status
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"status never got there; last: {status}")
+
+
+def unique_spec(task_queue: str, **overrides: object) -> DeploymentSpec:
+    return make_spec(service=f"svc-{task_queue}", **overrides)
+
+
+async def test_default_plan_promotes_after_three_and_a_half_hours(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities()
+    before = await time_skipping_env.get_current_time()
+    async with deployment(time_skipping_env, task_queue, acts, unique_spec(task_queue)) as handle:
+        result = await handle.result()
+    elapsed = await time_skipping_env.get_current_time() - before
+    assert result.outcome == "promoted"
+    assert elapsed >= timedelta(hours=3, minutes=30)
+    assert acts.weights == [5, 25, 50, 100, 100, 0]
+    assert acts.watched == [s.name for s in DEFAULT_STAGES]
+    # After promotion both clusters serve the new version and stable carries the traffic.
+    assert acts.state.stable_endpoints == ("127.0.0.1:18081",)
+    assert acts.state.canary_weight == 0
+    assert acts.rollbacks == 0
+
+
+@pytest.mark.parametrize("stage", [s.name for s in DEFAULT_STAGES])
+async def test_breach_in_any_stage_restores_the_backup_with_evidence(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, stage: str
+) -> None:
+    acts = ScriptedActivities(breach_in_stage=stage)
+    async with deployment(time_skipping_env, task_queue, acts, unique_spec(task_queue)) as handle:
+        result = await handle.result()
+    assert result.outcome == "rolled_back"
+    assert stage in result.reason and "error_rate = 0.05" in result.reason
+    assert result.evidence is not None and result.evidence.verdict.status == "breach"
+    assert acts.state.canary_weight == 0
+    assert acts.state.stable_endpoints == (STABLE,)
+    assert acts.state.canary_endpoints == (OLD_CANARY,)
+    assert 100 not in acts.weights
+
+
+async def test_abort_rolls_back_and_records_who_and_why(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities()
+    async with deployment(time_skipping_env, task_queue, acts, unique_spec(task_queue)) as handle:
+        await wait_for(handle, lambda s: s.phase == "progressing")
+        status = await handle.execute_update(
+            CanaryDeployment.abort_update, ControlInput(by="alice", reason="pager storm")
+        )
+        assert status.controls[-1].action == "abort"
+        result = await handle.result()
+    assert result.outcome == "rolled_back"
+    assert result.reason == "aborted by alice: pager storm"
+    assert [(c.action, c.by) for c in result.controls] == [("abort", "alice")]
+    assert acts.rollbacks == 1 and acts.state.canary_weight == 0
+
+
+async def test_abort_signal_without_input_still_rolls_back(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities()
+    async with deployment(time_skipping_env, task_queue, acts, unique_spec(task_queue)) as handle:
+        await wait_for(handle, lambda s: s.phase == "progressing")
+        await handle.signal("abort")
+        result = await handle.result()
+    assert result.outcome == "rolled_back"
+    assert result.reason.startswith("aborted by unknown")
+
+
+async def test_pause_freezes_the_bake_and_resume_continues(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities()
+    async with deployment(time_skipping_env, task_queue, acts, unique_spec(task_queue)) as handle:
+        await wait_for(handle, lambda s: s.phase == "progressing")
+        status = await handle.execute_update(CanaryDeployment.pause_update, ControlInput(by="bob"))
+        assert status.paused
+        await wait_for(handle, lambda s: s.phase == "paused")
+        await time_skipping_env.sleep(timedelta(hours=5))  # far beyond every bake time
+        frozen = await handle.query(CanaryDeployment.status)
+        assert (frozen.phase, frozen.stage, frozen.canary_weight) == ("paused", "canary", 5)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(CanaryDeployment.pause_update, ControlInput())
+        assert "cannot pause: already paused" in str(refused.value.cause)
+        await handle.execute_update(CanaryDeployment.resume_update, ControlInput(by="bob"))
+        result = await handle.result()
+    assert result.outcome == "promoted"
+    assert [c.action for c in result.controls] == ["pause", "resume"]
+
+
+async def test_promote_full_skips_to_one_hundred_percent(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities()
+    async with deployment(time_skipping_env, task_queue, acts, unique_spec(task_queue)) as handle:
+        await wait_for(handle, lambda s: s.phase == "progressing")
+        await handle.execute_update(
+            CanaryDeployment.promote_update, PromoteInput(full=True, by="carol", reason="hotfix")
+        )
+        result = await handle.result()
+    assert result.outcome == "promoted"
+    assert acts.weights == [5, 100, 100, 0]
+    assert acts.watched == ["canary"]
+
+
+async def test_promote_ends_one_stage_early(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities()
+    async with deployment(time_skipping_env, task_queue, acts, unique_spec(task_queue)) as handle:
+        await wait_for(handle, lambda s: s.phase == "progressing")
+        await handle.signal(CanaryDeployment.promote_signal, PromoteInput(by="dave"))
+        await wait_for(handle, lambda s: s.stage == "pilot")
+        result = await handle.result()
+    assert result.outcome == "promoted"
+    assert acts.watched == ["canary", "pilot", "gradual"]
+
+
+async def test_manual_gate_waits_for_promote(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities(hold_in_stage="review")
+    spec = unique_spec(task_queue, stages=[{"name": "review", "weight": 10, "manual_gate": True}])
+    async with deployment(time_skipping_env, task_queue, acts, spec) as handle:
+        await wait_for(handle, lambda s: s.phase == "awaiting_approval")
+        assert acts.weights == [10]
+        await handle.execute_update(CanaryDeployment.promote_update, PromoteInput(by="erin"))
+        result = await handle.result()
+    assert result.outcome == "promoted"
+    assert acts.weights == [10, 100, 100, 0]
+
+
+async def test_cancellation_still_rolls_back(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities()
+    async with deployment(time_skipping_env, task_queue, acts, unique_spec(task_queue)) as handle:
+        await wait_for(handle, lambda s: s.phase == "progressing")
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    assert isinstance(failure.value.cause, CancelledError)
+    assert acts.rollbacks == 1
+    assert acts.state.canary_weight == 0 and acts.state.canary_endpoints == (OLD_CANARY,)
+
+
+@pytest.mark.parametrize(
+    ("action", "control", "refusal"),
+    [
+        ("resume", CanaryDeployment.resume_update, "not paused"),
+        ("promote", CanaryDeployment.promote_update, "being aborted"),
+        ("pause", CanaryDeployment.pause_update, "being aborted"),
+    ],
+)
+async def test_update_validators_refuse_what_makes_no_sense(
+    time_skipping_env: WorkflowEnvironment,
+    task_queue: str,
+    action: str,
+    control: Callable[..., Awaitable[DeploymentStatus]],
+    refusal: str,
+) -> None:
+    acts = ScriptedActivities(hold_in_stage="canary")
+    async with deployment(time_skipping_env, task_queue, acts, unique_spec(task_queue)) as handle:
+        await wait_for(handle, lambda s: s.phase == "progressing")
+        if action != "resume":
+            await handle.signal(CanaryDeployment.abort_signal, ControlInput(by="ops"))
+            await wait_for(handle, lambda s: len(s.controls) == 1)
+        request = PromoteInput() if action == "promote" else ControlInput()
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(control, request)
+        assert refusal in str(refused.value.cause)
+        await handle.signal(CanaryDeployment.abort_signal, ControlInput(by="cleanup"))
+        result = await handle.result()
+    assert result.outcome == "rolled_back"
+    assert all(c.action == "abort" for c in result.controls)
+
+
+async def test_unrecoverable_router_error_rolls_back(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities(fail_set_traffic_at_weight=25)
+    async with deployment(time_skipping_env, task_queue, acts, unique_spec(task_queue)) as handle:
+        result = await handle.result()
+    assert result.outcome == "rolled_back"
+    assert "unrecoverable error" in result.reason and "router on fire" in result.reason
+    assert acts.rollbacks == 1 and acts.state.canary_weight == 0
+
+
+async def test_failed_backup_moves_no_traffic(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities(fail_backup=True)
+    async with deployment(time_skipping_env, task_queue, acts, unique_spec(task_queue)) as handle:
+        result = await handle.result()
+    assert result.outcome == "rolled_back"
+    assert "backup failed, no traffic moved" in result.reason
+    assert acts.applied == [] and acts.rollbacks == 0
+
+
+async def test_rollback_keeps_retrying_until_it_succeeds(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities(breach_in_stage="canary", rollback_failures=7)
+    async with deployment(time_skipping_env, task_queue, acts, unique_spec(task_queue)) as handle:
+        result = await handle.result()
+    assert result.outcome == "rolled_back"
+    assert acts.rollbacks == 8 and acts.state.canary_weight == 0
+
+
+async def test_a_second_deployment_of_the_same_service_is_refused(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities(hold_in_stage="canary")
+    spec = unique_spec(task_queue)
+    async with deployment(time_skipping_env, task_queue, acts, spec) as handle:
+        with pytest.raises(DeploymentAlreadyRunning, match=f"deploy-{spec.service}"):
+            await start_deployment(time_skipping_env.client, spec, task_queue)
+        await handle.signal(CanaryDeployment.abort_signal, ControlInput(by="test"))
+        assert (await handle.result()).outcome == "rolled_back"

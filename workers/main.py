@@ -1,0 +1,56 @@
+"""The Sluicegate worker: runs CanaryDeployment workflows and their activities."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.deployment import ACTIVITIES
+from sluicegate.settings import Settings
+from workers.client import connect
+from workflows.canary import CanaryDeployment
+
+# Heartbeats reach the server at least this often, so a cancelled watcher stops promptly.
+HEARTBEAT_THROTTLE = timedelta(seconds=1)
+
+
+def build_worker(client: Client, task_queue: str, max_watched_deployments: int = 100) -> Worker:
+    """A worker for the deployment workflow and all of its activities."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[CanaryDeployment],
+        activities=ACTIVITIES,
+        # Each running deployment holds one slot with its watcher, plus short-lived ones.
+        max_concurrent_activities=max_watched_deployments * 2,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+    )
+
+
+async def run(settings: Settings) -> None:
+    client = await connect(settings)
+    worker = build_worker(client, settings.task_queue, settings.max_watched_deployments)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with worker:
+        logging.info("worker on %s, task queue %s", settings.temporal_address, settings.task_queue)
+        await stop.wait()
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(run(Settings()))
+
+
+if __name__ == "__main__":
+    main()

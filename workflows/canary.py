@@ -1,0 +1,498 @@
+"""CanaryDeployment: back up, shift traffic stage by stage while watching health, then
+promote to 100% or restore the backup. Deterministic orchestration only: activities act.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, is_cancelled_exception
+
+with workflow.unsafe.imports_passed_through():
+    from sluicegate import visibility
+    from sluicegate.contracts import (
+        BACKUP,
+        ROLLBACK,
+        SET_TRAFFIC,
+        WATCH_HEALTH,
+        BackupInput,
+        BackupRecord,
+        CheckReport,
+        RollbackInput,
+        RollbackResult,
+        RouterState,
+        SetTrafficInput,
+        WatchHealthInput,
+        WatchHealthResult,
+        heartbeat_timeout,
+    )
+    from sluicegate.spec import DeploymentSpec, Stage
+    from workflows.details import render_details
+    from workflows.state import (
+        FINISHED,
+        Action,
+        ControlInput,
+        ControlRecord,
+        DeploymentResult,
+        DeploymentStatus,
+        Outcome,
+        Phase,
+        PromoteInput,
+    )
+
+NON_RETRYABLE = ["SpecError", "RouterMisconfigured"]
+QUICK_RETRIES = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=10,
+    non_retryable_error_types=NON_RETRYABLE,
+)
+WATCH_RETRIES = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_attempts=5,
+    non_retryable_error_types=NON_RETRYABLE,
+)
+ROLLBACK_RETRIES = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=5,
+)
+ROLLBACK_RETRY_PAUSE = timedelta(seconds=30)
+
+
+class _Stop(Exception):
+    """Leave the stage loop and roll back, with the reason and the evidence."""
+
+    def __init__(self, reason: str, evidence: CheckReport | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.evidence = evidence
+
+
+@workflow.defn(name="CanaryDeployment")
+class CanaryDeployment:
+    @workflow.init
+    def __init__(self, spec: DeploymentSpec) -> None:
+        self._spec = spec
+        self._phase: Phase = "validating"
+        self._stage_index: int | None = None
+        self._weight = 0
+        self._paused = False
+        self._pending_promote: ControlRecord | None = None
+        self._abort: ControlRecord | None = None
+        self._latest_check: CheckReport | None = None
+        self._reason: str | None = None
+        self._controls: list[ControlRecord] = []
+        self._backup: BackupRecord | None = None
+        self._published: tuple[Phase, int, Outcome | None] | None = None
+
+    @workflow.run
+    async def run(self, spec: DeploymentSpec) -> DeploymentResult:
+        self._publish()
+        try:
+            self._backup = await self._take_backup()
+        except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise
+            return self._finish("rolled_back", f"backup failed, no traffic moved: {_cause(err)}")
+        try:
+            await self._progress()
+            await self._promote()
+            return self._finish("promoted", "all stages passed; canary promoted to 100%")
+        except _Stop as stop:
+            return await self._roll_back(stop.reason, stop.evidence)
+        except ActivityError as err:
+            if is_cancelled_exception(err):
+                await self._roll_back("deployment cancelled", None)
+                raise
+            return await self._roll_back(f"unrecoverable error: {_cause(err)}", None)
+        except asyncio.CancelledError:
+            await self._roll_back("deployment cancelled", None)
+            raise
+
+    # -- steps -------------------------------------------------------------------------
+
+    async def _take_backup(self) -> BackupRecord:
+        self._set_phase("backing_up")
+        return await workflow.execute_activity(
+            BACKUP,
+            BackupInput(
+                service=self._spec.service,
+                deployment_id=workflow.info().run_id,
+                router=self._spec.router,
+                backup=self._spec.backup,
+                expected_stable=self._spec.stable.address,
+            ),
+            result_type=BackupRecord,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=QUICK_RETRIES,
+            summary=f"back up {self._spec.router.type} routing of {self._spec.service}",
+        )
+
+    async def _progress(self) -> None:
+        """Run the stages in order; raises _Stop when the deployment must roll back."""
+        for index, stage in enumerate(self._spec.stages):
+            self._stage_index = index
+            await self._shift(stage.weight)
+            await self._hold(stage)
+            promote, self._pending_promote = self._pending_promote, None
+            if promote is not None and promote.full:
+                return
+
+    async def _hold(self, stage: Stage) -> None:
+        """Watch health for the stage's bake time and through its manual gate."""
+        self._set_phase("progressing")
+        watcher = self._start_watcher(stage)
+        try:
+            await self._bake(stage, watcher)
+            if stage.manual_gate and self._pending_promote is None:
+                self._set_phase("awaiting_approval")
+                await workflow.wait_condition(lambda: self._interrupted(watcher))
+                self._check_stops(watcher)
+        finally:
+            await self._stop_watcher(watcher)
+
+    async def _bake(self, stage: Stage, watcher: asyncio.Task[WatchHealthResult]) -> None:
+        """Wait out the bake time; pause freezes it, promote ends it, a stop raises."""
+        remaining = stage.bake
+        while remaining > timedelta(0):
+            started = workflow.now()
+            try:
+                await workflow.wait_condition(
+                    lambda: self._interrupted(watcher) or self._paused,
+                    timeout=None if self._paused else remaining,
+                    timeout_summary=f"bake {_short(remaining)} at {stage.weight}%",
+                )
+            except TimeoutError:
+                return
+            if not self._paused:
+                remaining -= workflow.now() - started
+            self._check_stops(watcher)
+            if self._pending_promote is not None:
+                return
+            if self._paused:
+                self._set_phase("paused")
+                await workflow.wait_condition(
+                    lambda: self._interrupted(watcher) or not self._paused
+                )
+                self._check_stops(watcher)
+                self._set_phase("progressing")
+                if self._pending_promote is not None:
+                    return
+
+    async def _promote(self) -> None:
+        self._set_phase("promoting")
+        canary = (self._spec.canary.address,)
+        stable = self._backup.state.stable_endpoints if self._backup else ()
+        if self._weight < 100:
+            await self._apply(
+                RouterState(canary_weight=100, stable_endpoints=stable, canary_endpoints=canary),
+                f"shift 100% → {self._spec.canary.version}",
+            )
+        await self._apply(
+            RouterState(canary_weight=100, stable_endpoints=canary, canary_endpoints=canary),
+            f"point stable at {self._spec.canary.version}",
+        )
+        await self._apply(
+            RouterState(canary_weight=0, stable_endpoints=canary, canary_endpoints=canary),
+            f"serve {self._spec.canary.version} as stable",
+        )
+
+    async def _roll_back(self, reason: str, evidence: CheckReport | None) -> DeploymentResult:
+        self._reason = reason
+        if evidence is not None:
+            self._latest_check = evidence
+        self._set_phase("rolling_back")
+        assert self._backup is not None
+        while True:
+            try:
+                restored = await workflow.execute_activity(
+                    ROLLBACK,
+                    RollbackInput(router=self._spec.router, backup=self._backup),
+                    result_type=RollbackResult,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=ROLLBACK_RETRIES,
+                    summary=f"restore backup: 100% {self._spec.stable.version}",
+                )
+                break
+            except ActivityError as err:
+                # P0: traffic may still reach a bad canary. Keep trying, loudly.
+                self._reason = f"{reason}; ROLLBACK FAILING, retrying: {_cause(err)}"
+                self._set_phase("failed")
+                await workflow.sleep(ROLLBACK_RETRY_PAUSE, summary="retry rollback")
+                self._set_phase("rolling_back")
+        self._weight = restored.state.canary_weight
+        self._reason = reason
+        return self._finish("rolled_back", reason)
+
+    # -- activities --------------------------------------------------------------------
+
+    async def _shift(self, weight: int) -> None:
+        stable = self._backup.state.stable_endpoints if self._backup else ()
+        desired = RouterState(
+            canary_weight=weight,
+            stable_endpoints=stable,
+            canary_endpoints=(self._spec.canary.address,),
+        )
+        await self._apply(desired, f"shift {weight}% → {self._spec.canary.version}")
+
+    async def _apply(self, desired: RouterState, summary: str) -> None:
+        state = await workflow.execute_activity(
+            SET_TRAFFIC,
+            SetTrafficInput(router=self._spec.router, desired=desired),
+            result_type=RouterState,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=QUICK_RETRIES,
+            summary=summary,
+        )
+        self._weight = state.canary_weight
+        self._publish()
+
+    def _start_watcher(self, stage: Stage) -> asyncio.Task[WatchHealthResult]:
+        stable = self._backup.state.stable_endpoints if self._backup else ()
+        expected = RouterState(
+            canary_weight=stage.weight,
+            stable_endpoints=stable,
+            canary_endpoints=(self._spec.canary.address,),
+        )
+        return workflow.start_activity(
+            WATCH_HEALTH,
+            WatchHealthInput(
+                service=self._spec.service,
+                stage=stage.name,
+                router=self._spec.router,
+                expected=expected,
+                analysis=self._spec.analysis,
+            ),
+            result_type=WatchHealthResult,
+            start_to_close_timeout=timedelta(days=30),
+            heartbeat_timeout=heartbeat_timeout(self._spec.analysis.interval),
+            retry_policy=WATCH_RETRIES,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"watch health at {stage.weight}% every {_short(self._spec.analysis.interval)}",
+        )
+
+    async def _stop_watcher(self, watcher: asyncio.Task[WatchHealthResult]) -> None:
+        """Cancel the watcher and wait until it has stopped, so it cannot undo the next shift."""
+        if watcher.done():
+            return
+        watcher.cancel()
+        try:
+            await watcher
+        except ActivityError as err:
+            if not is_cancelled_exception(err):
+                raise
+        except asyncio.CancelledError:
+            pass
+
+    # -- decisions ---------------------------------------------------------------------
+
+    def _interrupted(self, watcher: asyncio.Task[WatchHealthResult]) -> bool:
+        return (
+            self._abort is not None
+            or self._pending_promote is not None
+            or self._watch_alarm(watcher) is not None
+        )
+
+    def _check_stops(self, watcher: asyncio.Task[WatchHealthResult]) -> None:
+        if self._abort is not None:
+            reason = self._abort.reason or "no reason given"
+            raise _Stop(f"aborted by {self._abort.by}: {reason}", self._latest_check)
+        alarm = self._watch_alarm(watcher)
+        if alarm is not None:
+            raise alarm
+
+    def _watch_alarm(self, watcher: asyncio.Task[WatchHealthResult]) -> _Stop | None:
+        """A watcher that ended on a breach, on lasting lack of data, or on an error."""
+        if not watcher.done() or watcher.cancelled():
+            return None
+        error = watcher.exception()
+        if error is not None:
+            if is_cancelled_exception(error):
+                return None
+            return _Stop(f"health watch failed: {_cause(error)}", self._latest_check)
+        result = watcher.result()
+        if result.status == "healthy":
+            return None
+        self._latest_check = result.last or self._latest_check
+        stage = self._current_stage()
+        where = f"stage {stage.name if stage else '?'} at {self._weight}%"
+        detail = result.last.verdict.describe() if result.last else "no check completed"
+        return _Stop(f"{result.status} at check {result.checks} of {where}: {detail}", result.last)
+
+    def _refusal(self, action: Action) -> str | None:
+        """Why `action` makes no sense right now, or None if it does."""
+        phase = self._phase
+        if phase in FINISHED:
+            return f"deployment already {phase}"
+        if phase in ("rolling_back", "failed"):
+            return "deployment is rolling back"
+        if phase == "promoting":
+            return "deployment is already promoting to 100%"
+        if self._abort is not None:
+            return f"deployment is being aborted (by {self._abort.by})"
+        if action == "pause" and (self._paused or phase != "progressing"):
+            return "already paused" if self._paused else f"nothing to pause while {phase}"
+        if action == "resume" and not self._paused:
+            return "deployment is not paused"
+        if action == "promote" and phase in ("validating", "backing_up"):
+            return f"nothing to promote yet ({phase})"
+        return None
+
+    # -- controls ----------------------------------------------------------------------
+
+    @workflow.signal(name="promote")
+    def promote_signal(self, request: PromoteInput | None = None) -> None:
+        self._control("promote", request or PromoteInput())
+
+    @workflow.signal(name="abort")
+    def abort_signal(self, request: ControlInput | None = None) -> None:
+        self._control("abort", request or ControlInput())
+
+    @workflow.signal(name="pause")
+    def pause_signal(self, request: ControlInput | None = None) -> None:
+        self._control("pause", request or ControlInput())
+
+    @workflow.signal(name="resume")
+    def resume_signal(self, request: ControlInput | None = None) -> None:
+        self._control("resume", request or ControlInput())
+
+    @workflow.update(name="promote")
+    def promote_update(self, request: PromoteInput) -> DeploymentStatus:
+        self._control("promote", request)
+        return self.status()
+
+    @promote_update.validator
+    def _validate_promote(self, request: PromoteInput) -> None:
+        self._validate("promote")
+
+    @workflow.update(name="abort")
+    def abort_update(self, request: ControlInput) -> DeploymentStatus:
+        self._control("abort", request)
+        return self.status()
+
+    @abort_update.validator
+    def _validate_abort(self, request: ControlInput) -> None:
+        self._validate("abort")
+
+    @workflow.update(name="pause")
+    def pause_update(self, request: ControlInput) -> DeploymentStatus:
+        self._control("pause", request)
+        return self.status()
+
+    @pause_update.validator
+    def _validate_pause(self, request: ControlInput) -> None:
+        self._validate("pause")
+
+    @workflow.update(name="resume")
+    def resume_update(self, request: ControlInput) -> DeploymentStatus:
+        self._control("resume", request)
+        return self.status()
+
+    @resume_update.validator
+    def _validate_resume(self, request: ControlInput) -> None:
+        self._validate("resume")
+
+    @workflow.query(name="status")
+    def status(self) -> DeploymentStatus:
+        stage = self._current_stage()
+        return DeploymentStatus(
+            service=self._spec.service,
+            stable_version=self._spec.stable.version,
+            canary_version=self._spec.canary.version,
+            phase=self._phase,
+            stage=stage.name if stage else None,
+            stage_index=self._stage_index,
+            stages=len(self._spec.stages),
+            canary_weight=self._weight,
+            paused=self._paused,
+            pending_promote=self._pending_promote,
+            latest_check=self._latest_check,
+            reason=self._reason,
+            controls=tuple(self._controls),
+        )
+
+    def _validate(self, action: Action) -> None:
+        refusal = self._refusal(action)
+        if refusal is not None:
+            raise ValueError(f"cannot {action}: {refusal}")
+
+    def _control(self, action: Action, request: ControlInput) -> None:
+        refusal = self._refusal(action)
+        if refusal is not None:
+            workflow.logger.warning("ignored %s from %s: %s", action, request.by, refusal)
+            return
+        record = ControlRecord(
+            action=action,
+            by=request.by,
+            reason=request.reason,
+            at=workflow.now(),
+            full=isinstance(request, PromoteInput) and request.full,
+        )
+        self._controls.append(record)
+        if action == "promote":
+            self._pending_promote = record
+            self._paused = False
+        elif action == "abort":
+            self._abort = record
+        else:
+            self._paused = action == "pause"
+        self._publish()
+
+    # -- visibility --------------------------------------------------------------------
+
+    def _current_stage(self) -> Stage | None:
+        return self._spec.stages[self._stage_index] if self._stage_index is not None else None
+
+    def _set_phase(self, phase: Phase) -> None:
+        self._phase = phase
+        self._publish()
+
+    def _finish(self, outcome: Outcome, reason: str) -> DeploymentResult:
+        self._reason = reason
+        self._phase = outcome
+        self._publish(outcome)
+        return DeploymentResult(
+            service=self._spec.service,
+            canary_version=self._spec.canary.version,
+            outcome=outcome,
+            reason=reason,
+            canary_weight=self._weight,
+            evidence=self._latest_check,
+            backup_path=self._backup.path if self._backup else None,
+            controls=tuple(self._controls),
+        )
+
+    def _publish(self, outcome: Outcome | None = None) -> None:
+        """Refresh the search attributes and the Web UI's current details."""
+        published = (self._phase, self._weight, outcome)
+        if published != self._published:
+            updates = [
+                visibility.DEPLOY_SERVICE.value_set(self._spec.service),
+                visibility.DEPLOY_PHASE.value_set(self._phase),
+                visibility.DEPLOY_CANARY_WEIGHT.value_set(self._weight),
+                visibility.DEPLOY_CANARY_VERSION.value_set(self._spec.canary.version),
+            ]
+            if outcome is not None:
+                updates.append(visibility.DEPLOY_OUTCOME.value_set(outcome))
+            workflow.upsert_search_attributes(updates)
+            self._published = published
+        workflow.set_current_details(render_details(self._spec, self.status()))
+
+
+def _cause(err: BaseException) -> str:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return str(err)
+
+
+def _short(duration: timedelta) -> str:
+    seconds = duration.total_seconds()
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"

@@ -1,0 +1,81 @@
+"""The deployment's state as operators see it, and the inputs of its controls."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sluicegate.contracts import CheckReport
+
+Phase = Literal[
+    "validating",
+    "backing_up",
+    "progressing",
+    "paused",
+    "awaiting_approval",
+    "promoting",
+    "promoted",
+    "rolling_back",
+    "rolled_back",
+    "failed",
+]
+Outcome = Literal["promoted", "rolled_back"]
+Action = Literal["promote", "abort", "pause", "resume"]
+
+FINISHED: frozenset[Phase] = frozenset({"promoted", "rolled_back"})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ControlInput(_Model):
+    """Who asks for a control and why; both are recorded in the deployment's history."""
+
+    by: str = Field(default="unknown", max_length=200)
+    reason: str = Field(default="", max_length=2000)
+
+
+class PromoteInput(ControlInput):
+    full: bool = Field(default=False, description="skip the remaining stages: go to 100%")
+
+
+class ControlRecord(_Model):
+    action: Action
+    by: str
+    reason: str
+    at: datetime
+    full: bool = False
+
+
+class DeploymentStatus(_Model):
+    """Answer of the `status` query and of every update."""
+
+    service: str
+    stable_version: str
+    canary_version: str
+    phase: Phase
+    stage: str | None
+    stage_index: int | None
+    stages: int
+    canary_weight: int
+    paused: bool
+    pending_promote: ControlRecord | None
+    latest_check: CheckReport | None
+    reason: str | None
+    controls: tuple[ControlRecord, ...]
+
+
+class DeploymentResult(_Model):
+    """How a deployment ended, with the evidence when it was rolled back."""
+
+    service: str
+    canary_version: str
+    outcome: Outcome
+    reason: str
+    canary_weight: int
+    evidence: CheckReport | None
+    backup_path: str | None
+    controls: tuple[ControlRecord, ...]
