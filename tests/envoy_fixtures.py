@@ -1,30 +1,27 @@
 """Fixtures for the Envoy tests: real Envoy, tiny threaded upstreams, polling helpers.
 
-Use from a test module with `pytest_plugins = ["tests.envoy_fixtures"]`. Every process
-is stopped by PID in teardown; waiting is polling with a deadline, never a fixed sleep.
+Use from a test module with `pytest_plugins = ["tests.envoy_fixtures"]` (import the
+classes only under TYPE_CHECKING, so pytest can load this module as a plugin itself).
+Every process is stopped by PID in teardown; waiting polls with a deadline.
 """
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
 
 from deploy.envoy import start_envoy, write_bootstrap
 from deploy.processes import Process, free_port
-
-T = TypeVar("T")
 
 
 class Upstream:
@@ -98,31 +95,19 @@ class EnvoyStack:
         self.process.stop()
         self.process = start_envoy(self.dir, self.listen_port, self.admin_port, self.log_dir)
 
+    async def send(self, count: int) -> Counter[str]:
+        """Send `count` GETs through Envoy one after another; count `<status> <body>`."""
+        answers: Counter[str] = Counter()
+        async with httpx.AsyncClient(timeout=10) as client:
+            for _ in range(count):
+                response = await client.get(self.url)
+                answers[f"{response.status_code} {response.text}"] += 1
+        return answers
+
     def set_weight(self, percent: int) -> None:
         """Set the canary share directly through the admin runtime."""
         url = f"{self.admin_url}/runtime_modify?sluicegate.canary_weight={percent}"
         httpx.post(url, timeout=2).raise_for_status()
-
-
-async def send(url: str, count: int) -> Counter[str]:
-    """Send `count` GETs one after another; count answers as `<status> <body>`."""
-    answers: Counter[str] = Counter()
-    async with httpx.AsyncClient(timeout=10) as client:
-        for _ in range(count):
-            response = await client.get(url)
-            answers[f"{response.status_code} {response.text}"] += 1
-    return answers
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 5.0) -> T:
-    """Poll `probe` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value or time.monotonic() >= deadline:
-            assert value, f"condition not met within {timeout} s (last value {value!r})"
-            return value
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

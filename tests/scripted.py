@@ -8,14 +8,15 @@ real Envoy in test_envoy_*.py and end to end in test_e2e.py.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from sluicegate.analysis.verdict import MetricResult, Verdict
-from sluicegate.spec import DeploymentSpec, parse_spec
 from sluicegate.contracts import (
     BACKUP,
     ROLLBACK,
@@ -31,6 +32,7 @@ from sluicegate.contracts import (
     WatchHealthInput,
     WatchHealthResult,
 )
+from sluicegate.spec import DeploymentSpec, parse_spec
 
 STABLE = "127.0.0.1:18080"
 OLD_CANARY = "127.0.0.1:18079"
@@ -71,7 +73,7 @@ class ScriptedActivities:
     def weights(self) -> list[int]:
         return [s.canary_weight for s in self.applied]
 
-    def activities(self) -> list[object]:
+    def activities(self) -> list[Callable[..., Any]]:
         return [self.backup, self.set_traffic, self.watch_health, self.rollback]
 
     @activity.defn(name=BACKUP)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from activities.routers import router_for
@@ -10,7 +12,9 @@ from deploy.processes import free_port
 from sluicegate.contracts import RouterState
 from sluicegate.errors import RouterMisconfigured, RouterUnavailable, SpecError
 from sluicegate.spec import EnvoyRouter
-from tests.envoy_fixtures import EnvoyStack, Upstream, send
+
+if TYPE_CHECKING:
+    from tests.envoy_fixtures import EnvoyStack, Upstream
 
 pytest_plugins = ["tests.envoy_fixtures"]
 
@@ -39,7 +43,7 @@ async def test_apply_25_percent_sends_a_quarter_to_the_canary(
     assert await router(envoy).apply(desired) == desired
     assert await router(envoy).read_state() == desired
 
-    answers = await send(envoy.url, 400)
+    answers = await envoy.send(400)
     assert answers["200 stable"] + answers["200 canary"] == 400
     assert 60 <= answers["200 canary"] <= 140, answers  # 15-35% of 400
 
@@ -50,7 +54,7 @@ async def test_apply_moves_the_canary_to_another_endpoint(
     desired = state(50, upstreams["stable"], upstreams["other"])
     assert await router(envoy).apply(desired) == desired
 
-    answers = await send(envoy.url, 100)
+    answers = await envoy.send(100)
     assert answers["200 canary"] == 0
     assert answers["200 other"] > 20, answers
     assert answers["200 stable"] + answers["200 other"] == 100
@@ -75,7 +79,7 @@ async def test_restore_puts_weight_and_endpoints_back(
     assert await client.restore(backup) == backup
     assert await client.restore(backup) == backup  # twice = once
     assert await client.read_state() == state(0, upstreams["stable"], upstreams["canary"])
-    assert await send(envoy.url, 50) == {"200 stable": 50}
+    assert await envoy.send(50) == {"200 stable": 50}
 
 
 async def test_restart_drops_the_weight_to_zero(envoy: EnvoyStack, upstreams: dict[str, Upstream]):

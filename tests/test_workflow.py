@@ -11,11 +11,11 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from sluicegate.deployments import DeploymentAlreadyRunning, start_deployment
 from sluicegate.spec import DEFAULT_STAGES, DeploymentSpec
 from tests.scripted import OLD_CANARY, STABLE, ScriptedActivities, make_spec
+from workers.main import build_worker
 from workflows.canary import CanaryDeployment
 from workflows.state import ControlInput, DeploymentStatus, PromoteInput
 
@@ -26,12 +26,7 @@ Handle = WorkflowHandle[CanaryDeployment, object]
 async def deployment(
     env: WorkflowEnvironment, task_queue: str, acts: ScriptedActivities, spec: DeploymentSpec
 ) -> AsyncIterator[Handle]:
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[CanaryDeployment],
-        activities=acts.activities(),
-    ):
+    async with build_worker(env.client, task_queue, activities=acts.activities()):
         yield await start_deployment(env.client, spec, task_queue)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -19,13 +21,18 @@ from workflows.canary import CanaryDeployment
 HEARTBEAT_THROTTLE = timedelta(seconds=1)
 
 
-def build_worker(client: Client, task_queue: str, max_watched_deployments: int = 100) -> Worker:
-    """A worker for the deployment workflow and all of its activities."""
+def build_worker(
+    client: Client,
+    task_queue: str,
+    max_watched_deployments: int = 100,
+    activities: Sequence[Callable[..., Any]] = ACTIVITIES,
+) -> Worker:
+    """A worker for the deployment workflow and its activities (tests may swap those)."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[CanaryDeployment],
-        activities=ACTIVITIES,
+        activities=activities,
         # Each running deployment holds one slot with its watcher, plus short-lived ones.
         max_concurrent_activities=max_watched_deployments * 2,
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,

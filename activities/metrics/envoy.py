@@ -80,8 +80,10 @@ def _parse(text: str) -> dict[str, _Arm]:
             if cluster is None:
                 continue
             arm = arms.setdefault(cluster, _Arm())
-            if sample.name == _REQUESTS:
-                code = sample.labels.get("envoy_response_code", "")
+            code = sample.labels.get("envoy_response_code")
+            # The parser names counter samples `<family>_total`, which makes Envoy's own
+            # `upstream_rq_total` look alike: the response-code label tells them apart.
+            if family.name == _REQUESTS and code is not None:
                 arm.requests += int(sample.value)
                 arm.errors += int(sample.value) if code.startswith("5") else 0
             elif sample.name == _LATENCY:

@@ -176,7 +176,7 @@ class EnvoyRouterClient:
     async def _set_weight(self, client: httpx.AsyncClient, weight: int) -> None:
         path = f"/runtime_modify?{self.spec.runtime_key}={weight}"
         try:
-            response = await client.post(path)
+            response = await client.post("/runtime_modify", params={self.spec.runtime_key: weight})
             response.raise_for_status()
         except httpx.HTTPError as err:
             raise RouterUnavailable(

@@ -1,0 +1,144 @@
+"""EnvoyStatsSource against a real Envoy and real upstreams."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+
+from activities.metrics import metric_source_for
+from activities.metrics.envoy import EnvoyStatsSource
+from activities.routers.envoy import EnvoyRouterClient
+from deploy.processes import free_port
+from sluicegate.analysis.samples import ArmCounters, Sample
+from sluicegate.contracts import RouterState
+from sluicegate.errors import MetricsUnavailable, SpecError
+from sluicegate.spec import EnvoyRouter, EnvoyStats
+
+if TYPE_CHECKING:
+    from tests.envoy_fixtures import EnvoyStack, Upstream
+
+pytest_plugins = ["tests.envoy_fixtures"]
+
+
+def source(stack: EnvoyStack, **overrides: str) -> EnvoyStatsSource:
+    return EnvoyStatsSource(EnvoyStats(admin_url=stack.admin_url, **overrides))
+
+
+async def sample_until(
+    stack: EnvoyStack, ready: Callable[[Sample], bool], timeout: float = 5.0
+) -> Sample:
+    """Collect until `ready` holds (stats land as requests complete); bounded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sample = await source(stack).collect()
+        if ready(sample):
+            return sample
+        assert time.monotonic() < deadline, f"not reached within {timeout} s: {sample}"
+        await asyncio.sleep(0.05)
+
+
+def requests(arm: ArmCounters | None) -> int:
+    return arm.requests if arm else 0
+
+
+async def test_idle_clusters_are_zero_and_unknown_clusters_none(envoy: EnvoyStack):
+    sample = await source(envoy).collect()
+    # Envoy knows both clusters and has counted nothing: a real zero, no histogram yet.
+    assert sample.stable == ArmCounters(requests=0, errors=0, latency_buckets=())
+    assert sample.canary == ArmCounters(requests=0, errors=0, latency_buckets=())
+    assert sample.at.tzinfo is not None
+
+    unknown = await source(envoy, canary_cluster="blue").collect()
+    assert unknown.canary is None  # no stats at all for that name: no data
+    assert unknown.stable == sample.stable
+
+
+async def test_counts_requests_and_5xx_per_arm(envoy: EnvoyStack, upstreams: dict[str, Upstream]):
+    assert await envoy.send(30) == {"200 stable": 30}
+    sample = await sample_until(envoy, lambda s: requests(s.stable) == 30)
+    assert (sample.stable.requests, sample.stable.errors) == (30, 0)  # type: ignore[union-attr]
+    assert sample.canary == ArmCounters(requests=0, errors=0)
+
+    upstreams["canary"].status = 500
+    envoy.set_weight(100)
+    assert await envoy.send(20) == {"500 canary": 20}
+    sample = await sample_until(envoy, lambda s: requests(s.canary) == 20)
+    assert sample.canary is not None and sample.stable is not None
+    assert (sample.canary.requests, sample.canary.errors) == (20, 20)
+    assert (sample.stable.requests, sample.stable.errors) == (30, 0)
+    assert sample.canary.latency_buckets[-1] == (float("inf"), 20)
+
+
+async def test_latency_buckets_show_a_slow_upstream(
+    envoy: EnvoyStack, upstreams: dict[str, Upstream]
+):
+    upstreams["canary"].delay = 0.2
+    envoy.set_weight(100)
+    assert await envoy.send(5) == {"200 canary": 5}
+
+    sample = await sample_until(
+        envoy, lambda s: bool(s.canary and s.canary.latency_buckets[-1:] == ((float("inf"), 5),))
+    )
+    assert sample.canary is not None
+    buckets = dict(sample.canary.latency_buckets)
+    assert buckets[150.0] == 0  # nothing faster than the 200 ms sleep
+    assert buckets[1000.0] == 5
+    assert list(buckets) == sorted(buckets)
+
+
+async def test_a_dead_canary_counts_as_errors(envoy: EnvoyStack, upstreams: dict[str, Upstream]):
+    # All traffic to a closed port: Envoy answers 503 itself (connect failure), which
+    # `upstream_rq_total` would miss.
+    closed = f"127.0.0.1:{free_port()}"
+    router = EnvoyRouterClient(
+        EnvoyRouter(admin_url=envoy.admin_url, endpoints_dir=str(envoy.endpoints_dir))
+    )
+    await router.apply(
+        RouterState(
+            canary_weight=100,
+            stable_endpoints=(upstreams["stable"].address,),
+            canary_endpoints=(closed,),
+        )
+    )
+    answers = await envoy.send(10)
+    assert sum(answers.values()) == 10 and all(k.startswith("503 ") for k in answers), answers
+
+    sample = await sample_until(envoy, lambda s: requests(s.canary) == 10)
+    assert sample.canary is not None
+    assert (sample.canary.requests, sample.canary.errors) == (10, 10)
+
+
+async def test_an_upstream_reset_counts_as_errors(
+    envoy: EnvoyStack, upstreams: dict[str, Upstream]
+):
+    upstreams["canary"].reset = True
+    envoy.set_weight(100)
+    answers = await envoy.send(10)
+    assert sum(answers.values()) == 10 and all(k.startswith("503 ") for k in answers), answers
+
+    sample = await sample_until(envoy, lambda s: requests(s.canary) == 10)
+    assert sample.canary is not None
+    assert (sample.canary.requests, sample.canary.errors) == (10, 10)
+
+
+async def test_unreachable_admin_is_metrics_unavailable():
+    admin_url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(MetricsUnavailable, match=admin_url):
+        await EnvoyStatsSource(EnvoyStats(admin_url=admin_url)).collect()
+
+
+def test_registry_builds_the_envoy_stats_source():
+    spec = EnvoyStats(admin_url="http://127.0.0.1:9901")
+    assert isinstance(metric_source_for(spec), EnvoyStatsSource)
+
+
+def test_registry_refuses_unknown_types():
+    class Other:
+        type = "prometheus"
+
+    with pytest.raises(SpecError, match="prometheus"):
+        metric_source_for(Other())  # type: ignore[arg-type]
