@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from temporalio.client import Client, WorkflowHandle
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -11,10 +15,11 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from sluicegate import visibility
+from sluicegate.contracts import WATCH_HEALTH, CheckReport
 from sluicegate.errors import SluicegateError
 from sluicegate.spec import DeploymentSpec, workflow_id_for
 from workflows.canary import CanaryDeployment
-from workflows.state import DeploymentResult
+from workflows.state import FINISHED, DeploymentResult, DeploymentStatus
 
 
 class DeploymentAlreadyRunning(SluicegateError):
@@ -63,3 +68,39 @@ def _plan(spec: DeploymentSpec) -> str:
         for s in spec.stages
     )
     return f"Stages: {stages}; then 100%. Checks every {spec.analysis.interval}."
+
+
+async def live_check(client: Client, workflow_id: str) -> CheckReport | None:
+    """The health watcher's latest check, read from its heartbeat (as the Web UI shows it)."""
+    description = await client.get_workflow_handle(workflow_id).describe()
+    for pending in description.raw_description.pending_activities:
+        details = pending.heartbeat_details.payloads
+        if pending.activity_type.name == WATCH_HEALTH and details:
+            [report] = await client.data_converter.decode(details, [CheckReport])
+            return report
+    return None
+
+
+async def follow(
+    client: Client, workflow_id: str, poll: timedelta = timedelta(milliseconds=250)
+) -> AsyncIterator[DeploymentStatus | CheckReport]:
+    """Yield each new status (phase, stage or weight changed) and each new live check."""
+    handle = client.get_workflow_handle_for(CanaryDeployment.run, workflow_id)
+    shown_status: tuple[object, ...] | None = None
+    shown_check: CheckReport | None = None
+    while True:
+        try:
+            status = await handle.query(CanaryDeployment.status)
+        except WorkflowQueryFailedError:
+            return
+        key = (status.phase, status.stage, status.canary_weight, status.paused)
+        if key != shown_status:
+            shown_status = key
+            yield status
+        if status.phase in FINISHED:
+            return
+        check = await live_check(client, workflow_id)
+        if check is not None and check != shown_check:
+            shown_check = check
+            yield check
+        await asyncio.sleep(poll.total_seconds())

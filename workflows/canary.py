@@ -136,6 +136,7 @@ class CanaryDeployment:
         """Run the stages in order; raises _Stop when the deployment must roll back."""
         for index, stage in enumerate(self._spec.stages):
             self._stage_index = index
+            self._set_phase("progressing")
             await self._shift(stage.weight)
             await self._hold(stage)
             promote, self._pending_promote = self._pending_promote, None
@@ -144,7 +145,6 @@ class CanaryDeployment:
 
     async def _hold(self, stage: Stage) -> None:
         """Watch health for the stage's bake time and through its manual gate."""
-        self._set_phase("progressing")
         watcher = self._start_watcher(stage)
         try:
             await self._bake(stage, watcher)
@@ -319,9 +319,9 @@ class CanaryDeployment:
             return None
         self._latest_check = result.last or self._latest_check
         stage = self._current_stage()
-        where = f"stage {stage.name if stage else '?'} at {self._weight}%"
+        where = f"stage {stage.name if stage else '?'} ({self._weight}%), check {result.checks}"
         detail = result.last.verdict.describe() if result.last else "no check completed"
-        return _Stop(f"{result.status} at check {result.checks} of {where}: {detail}", result.last)
+        return _Stop(f"health {result.status} at {where}: {detail}", result.last)
 
     def _refusal(self, action: Action) -> str | None:
         """Why `action` makes no sense right now, or None if it does."""

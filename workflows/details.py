@@ -22,7 +22,10 @@ def render_details(spec: DeploymentSpec, status: DeploymentStatus) -> str:
         )
     if status.latest_check is not None:
         check = status.latest_check
-        lines += ["", f"Latest check #{check.number}: {check.verdict.describe()}"]
+        lines += [
+            "",
+            f"Latest check #{check.number}: {check.verdict.status}: {check.verdict.describe()}",
+        ]
     if status.reason:
         lines += ["", f"Reason: {status.reason}"]
     return "\n".join(lines)

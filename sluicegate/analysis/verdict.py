@@ -44,5 +44,5 @@ class Verdict(BaseModel):
         return tuple(r for r in self.results if r.status == "breach")
 
     def describe(self) -> str:
-        shown = self.breaches or self.results
-        return f"{self.status}: " + "; ".join(r.describe() for r in shown)
+        """The breaching metrics if any, else all of them."""
+        return "; ".join(r.describe() for r in self.breaches or self.results)

@@ -1,0 +1,163 @@
+"""`make demo`: a healthy canary promoted to 100%, then a faulty one rolled back by itself.
+
+Everything runs on loopback and is started and stopped here: the Temporal dev server with
+its Web UI, Envoy, three builds of a sample service, a steady load and a Sluicegate worker.
+With `--once` it exits after the two deployments (non-zero if either ended wrongly);
+otherwise it starts a third deployment that waits at a manual gate, prints the one-line
+commands that promote or abort it, and keeps the stack up for browsing until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import shutil
+import socket
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import Client
+
+from activities.routers import router_for
+from deploy.processes import free_port, venv_binary
+from deploy.stack import Envoy, LocalStack, Service, canary_spec
+from sluicegate.contracts import CheckReport
+from sluicegate.deployments import follow, start_deployment
+from sluicegate.settings import Settings
+from sluicegate.spec import DeploymentSpec
+from workers.client import connect
+from workflows.state import DeploymentResult, DeploymentStatus
+
+STATE_DIR = Path(__file__).resolve().parent.parent / ".state" / "demo"
+TASK_QUEUE = "sluicegate-demo"
+SERVICE = "shop"
+LOAD_RPS = 300
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="make demo ARGS=...", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--once", action="store_true", help="run the two deployments, then exit (0 if both right)"
+    )
+    parser.add_argument(
+        "--ui-port", type=int, default=8233, help="Web UI port (a free one if taken; default 8233)"
+    )
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> int:
+    shutil.rmtree(STATE_DIR, ignore_errors=True)  # each demo starts from an empty history
+    stack = LocalStack(STATE_DIR)
+    try:
+        address, ui_port = stack.temporal(ui_port=_port_or_free(args.ui_port))
+        ui = f"http://127.0.0.1:{ui_port}/namespaces/default/workflows"
+        v1, v2 = stack.service("v1"), stack.service("v2")
+        v3 = stack.service("v3", error_rate=0.05, delay_ms=250)
+        envoy = stack.envoy(SERVICE, v1)
+        stack.load(envoy, LOAD_RPS)
+        stack.worker(address, TASK_QUEUE)
+        client = await connect(Settings(temporal_address=address))
+        say(f"Stack up. Temporal Web UI: {ui}   (logs in {stack.log_dir})")
+        say(f"Envoy on {envoy.url} takes {LOAD_RPS} requests/s; v1 serves all of it.")
+
+        healthy = await deploy(client, _spec(envoy, v1, v2), ui)
+        faulty = await deploy(client, _spec(envoy, v2, v3), ui)
+        at_rest = await router_for(_spec(envoy, v2, v3).router).read_state()
+        ok = (
+            healthy.outcome == "promoted"
+            and faulty.outcome == "rolled_back"
+            and at_rest.canary_weight == 0
+            and at_rest.stable_endpoints == (v2.address,)
+        )
+        say(f"Envoy now: {at_rest.describe()}")
+        say("Demo " + ("PASSED: v2 promoted, v3 rolled back." if ok else "FAILED: see above."))
+        if args.once:
+            return 0 if ok else 1
+        await _interactive(client, envoy, v2, stack.service("v4"), address, ui)
+        return 0 if ok else 1
+    finally:
+        stack.close()
+
+
+async def deploy(client: Client, spec: DeploymentSpec, ui: str) -> DeploymentResult:
+    """Start one deployment, print each transition and live check, return its result."""
+    handle = await start_deployment(client, spec, TASK_QUEUE)
+    say(f"\n=== Deploying {spec.canary.version} over {spec.stable.version}: {ui}/{handle.id}")
+    async for event in follow(client, handle.id):
+        say(_describe(event))
+    result = await handle.result()
+    say(f"--> {result.outcome.upper()}: {result.reason}")
+    if result.outcome == "rolled_back" and result.evidence is not None:
+        for metric in result.evidence.verdict.results:
+            say(f"    {metric.status:>12}  {metric.describe()}")
+    return result
+
+
+async def _interactive(
+    client: Client, envoy: Envoy, stable: Service, canary: Service, address: str, ui: str
+) -> None:
+    stages = [{"name": "review", "weight": 10, "bake": "PT5S", "manual_gate": True}]
+    spec = _spec(envoy, stable, canary, stages=stages)
+    handle = await start_deployment(client, spec, TASK_QUEUE)
+    temporal = f"{venv_binary('temporal')} workflow --address {address} --workflow-id {handle.id}"
+    say(f"\n=== {canary.version} waits at 10% for your decision: {ui}/{handle.id}")
+    say("Promote it:")
+    say(f'  {temporal} update execute --name promote --input \'{{"by": "you"}}\'')
+    say("or abort it:")
+    say(f'  {temporal} signal --name abort --input \'{{"by": "you", "reason": "not today"}}\'')
+    say("Ctrl-C stops the demo and everything it started.")
+    async for event in follow(client, handle.id):
+        say(_describe(event))
+    result = await handle.result()
+    say(f"--> {result.outcome.upper()}: {result.reason}\nBrowse the Web UI; Ctrl-C to stop.")
+    await asyncio.Event().wait()
+
+
+def _spec(envoy: Envoy, stable: Service, canary: Service, **overrides: object) -> DeploymentSpec:
+    return canary_spec(
+        SERVICE,
+        envoy,
+        stable,
+        canary,
+        interval=timedelta(seconds=1),
+        min_requests=10,  # 5% of 300 requests/s: about 15 canary requests a check
+        backup_dir=STATE_DIR / "backups",
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+def _describe(event: DeploymentStatus | CheckReport) -> str:
+    if isinstance(event, CheckReport):
+        drift = f"  DRIFT: {event.drift}" if event.drift else ""
+        verdict = event.verdict
+        return f"      check #{event.number}: {verdict.status}: {verdict.describe()}{drift}"
+    stage = f" stage {event.stage}" if event.stage else ""
+    paused = " (paused)" if event.paused else ""
+    return f"  {event.phase}{stage}: canary at {event.canary_weight}%{paused}"
+
+
+def _port_or_free(port: int) -> int:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port()
+    return port
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    code = 130
+    with contextlib.suppress(KeyboardInterrupt):
+        code = asyncio.run(run(args))
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

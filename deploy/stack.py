@@ -1,0 +1,150 @@
+"""The local stack on loopback: Temporal dev server, Envoy, sample services, load, a worker.
+
+Used by `make demo` and the end-to-end tests. Every process it starts, it stops by PID.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from deploy.envoy import start_envoy, write_bootstrap
+from deploy.loadgen import start_loadgen
+from deploy.processes import Process, free_port, start
+from deploy.sample_service import REPO_ROOT, start_sample_service
+from deploy.temporal_server import start_dev_server
+from sluicegate.spec import DeploymentSpec, parse_spec
+
+
+@dataclass
+class Envoy:
+    """One Envoy with its config directory; `restart` loses its admin runtime, as a crash does."""
+
+    directory: Path
+    listen_port: int
+    admin_port: int
+    log_dir: Path
+    process: Process | None = None
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listen_port}/"
+
+    def start(self, stable: str) -> None:
+        write_bootstrap(self.directory, self.listen_port, self.admin_port, stable, stable)
+        self.process = start_envoy(self.directory, self.listen_port, self.admin_port, self.log_dir)
+
+    def restart(self) -> None:
+        self.stop()
+        self.process = start_envoy(self.directory, self.listen_port, self.admin_port, self.log_dir)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+
+@dataclass
+class Service:
+    version: str
+    port: int
+    process: Process
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@dataclass
+class LocalStack:
+    """Owns the processes it starts; `close` stops them all, newest first."""
+
+    state_dir: Path
+    processes: list[Process] = field(default_factory=list)
+    envoys: list[Envoy] = field(default_factory=list)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    def temporal(self, port: int | None = None, ui_port: int | None = None) -> tuple[str, int]:
+        """Start the dev server; returns its address and Web UI port."""
+        port, ui_port = port or free_port(), ui_port or free_port()
+        self._own(start_dev_server(self.state_dir, port, ui_port, self.log_dir))
+        return f"127.0.0.1:{port}", ui_port
+
+    def service(self, version: str, error_rate: float = 0.0, delay_ms: float = 0) -> Service:
+        port = free_port()
+        process = start_sample_service(version, port, self.log_dir, error_rate, delay_ms)
+        return Service(version, port, self._own(process))
+
+    def envoy(self, name: str, stable: Service) -> Envoy:
+        envoy = Envoy(self.state_dir / f"envoy-{name}", free_port(), free_port(), self.log_dir)
+        envoy.start(stable.address)
+        self.envoys.append(envoy)
+        return envoy
+
+    def load(self, envoy: Envoy, rps: float) -> Process:
+        return self._own(start_loadgen(envoy.url, rps, self.log_dir))
+
+    def worker(self, temporal_address: str, task_queue: str) -> Process:
+        env = {
+            "SLUICEGATE_TEMPORAL_ADDRESS": temporal_address,
+            "SLUICEGATE_TASK_QUEUE": task_queue,
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+        return self._own(start("worker", [sys.executable, "-m", "workers.main"], self.log_dir, env))
+
+    def close(self) -> None:
+        for envoy in reversed(self.envoys):
+            envoy.stop()
+        for process in reversed(self.processes):
+            process.stop()
+
+    def _own(self, process: Process) -> Process:
+        self.processes.append(process)
+        return process
+
+
+def canary_spec(
+    service: str,
+    envoy: Envoy,
+    stable: Service,
+    canary: Service,
+    *,
+    stages: list[dict[str, Any]] | None = None,
+    interval: timedelta = timedelta(seconds=1),
+    backup_dir: Path,
+    **analysis: Any,
+) -> DeploymentSpec:
+    """A deployment spec for the local stack, with stage times in seconds."""
+    return parse_spec(
+        {
+            "service": service,
+            "stable": {"version": stable.version, "address": stable.address},
+            "canary": {"version": canary.version, "address": canary.address},
+            "router": {
+                "type": "envoy",
+                "admin_url": envoy.admin_url,
+                "endpoints_dir": str((envoy.directory / "endpoints").resolve()),
+            },
+            "analysis": {
+                "source": {"type": "envoy", "admin_url": envoy.admin_url},
+                "interval": interval,
+                **analysis,
+            },
+            "stages": stages
+            or [
+                {"name": "canary", "weight": 5, "bake": "PT4S"},
+                {"name": "pilot", "weight": 25, "bake": "PT4S"},
+                {"name": "gradual", "weight": 50, "bake": "PT4S"},
+            ],
+            "backup": {"directory": str(backup_dir)},
+        }
+    )
