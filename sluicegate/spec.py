@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -173,15 +174,18 @@ class Stage(_Model):
     @classmethod
     def _not_negative(cls, value: timedelta) -> timedelta:
         if value < timedelta(0):
-            raise ValueError(f"must not be negative, got {value}")
+            raise ValueError(f"must not be negative, got {value.total_seconds():g} s")
         return value
 
     @model_validator(mode="after")
     def _holds_somehow(self) -> Stage:
+        problems = []
         if self.weight == 0:
-            raise ValueError(f"stage {self.name!r}: weight must be 1-100 (0 sends no traffic)")
+            problems.append("weight must be 1-100 (0 sends no traffic)")
         if self.bake == timedelta(0) and not self.manual_gate:
-            raise ValueError(f"stage {self.name!r}: give a bake time, a manual_gate, or both")
+            problems.append("give a bake time, a manual_gate, or both")
+        if problems:
+            raise ValueError(f"stage {self.name!r}: " + "; ".join(problems))
         return self
 
 
@@ -222,25 +226,29 @@ class DeploymentSpec(_Model):
     def _increasing(cls, stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
         if not stages:
             raise ValueError("needs at least one stage")
-        for before, after in itertools.pairwise(stages):
-            if after.weight <= before.weight:
-                raise ValueError(
-                    f"weights must increase: stage {after.name!r} has {after.weight}% "
-                    f"after {before.name!r} at {before.weight}%"
-                )
+        problems = [
+            f"weights must increase: stage {after.name!r} has {after.weight}% "
+            f"after {before.name!r} at {before.weight}%"
+            for before, after in itertools.pairwise(stages)
+            if after.weight <= before.weight
+        ]
         names = [stage.name for stage in stages]
         if len(set(names)) != len(names):
-            raise ValueError(f"stage names must be unique, got {names}")
+            problems.append(f"stage names must be unique, got {names}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return stages
 
-    @model_validator(mode="after")
-    def _distinct_versions(self) -> DeploymentSpec:
-        if self.canary.address == self.stable.address:
+    @field_validator("canary")
+    @classmethod
+    def _canary_elsewhere(cls, canary: Version, info: ValidationInfo) -> Version:
+        stable = info.data.get("stable")
+        if stable is not None and canary.address == stable.address:
             raise ValueError(
-                f"canary.address equals stable.address ({self.stable.address}): "
+                f"canary.address equals stable.address ({stable.address}): "
                 "the canary must run somewhere else"
             )
-        return self
+        return canary
 
     @property
     def workflow_id(self) -> str:

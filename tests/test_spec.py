@@ -380,12 +380,6 @@ def test_load_spec_reports_field_problems(tmp_path: Path) -> None:
 # --- problems hidden behind other problems -----------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: DeploymentSpec._distinct_versions is a mode='after' model validator, so it "
-    "never runs when any field fails; canary.address == stable.address goes unreported "
-    "next to e.g. a bad service name, though parse_spec promises every problem at once",
-)
 def test_canary_equal_to_stable_is_reported_with_other_problems() -> None:
     data = spec_with(service="Bad")
     data["canary"]["address"] = data["stable"]["address"]
@@ -394,11 +388,6 @@ def test_canary_equal_to_stable_is_reported_with_other_problems() -> None:
     assert any("canary.address equals stable.address" in p for p in found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: DeploymentSpec._increasing raises on the first non-increasing weight before "
-    "checking names, so duplicate stage names go unreported in the same SpecError",
-)
 def test_non_increasing_weights_and_duplicate_names_are_both_reported() -> None:
     found = problems_of(spec_with(stages=stages(("a", 20, 60), ("a", 10, 60))))
     assert any("weights must increase" in p for p in found)

@@ -70,7 +70,7 @@ def quantile(buckets: tuple[tuple[float, int], ...], q: float) -> float | None:
     for upper_bound, count in buckets:
         if count >= rank:
             if upper_bound == float("inf"):
-                return lower_bound
+                return lower_bound if lower_count or lower_bound else None
             if count == lower_count:
                 return upper_bound
             return lower_bound + (upper_bound - lower_bound) * (rank - lower_count) / (

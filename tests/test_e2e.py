@@ -1,0 +1,213 @@
+"""End to end on the real dev server, with real Envoy, sample services and load."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+from temporalio.client import Client
+
+from activities.routers import router_for
+from deploy.processes import venv_binary
+from deploy.sample_service import set_fault
+from deploy.stack import LocalStack, canary_spec
+from sluicegate.contracts import RouterState
+from sluicegate.deployments import start_deployment
+from sluicegate.settings import Settings
+from sluicegate.spec import DeploymentSpec
+from workers.client import connect
+from workers.main import build_worker
+from workflows.canary import CanaryDeployment
+from workflows.state import ControlInput, DeploymentStatus, PromoteInput
+
+pytestmark = pytest.mark.e2e
+TASK_QUEUE = "e2e"
+
+
+class Site:
+    """One service's routing: its own Envoy, a stable and a canary build, steady load."""
+
+    def __init__(self, stack: LocalStack, name: str) -> None:
+        self.name = name
+        self.stable = stack.service("v1")
+        self.canary = stack.service("v2")
+        self.envoy = stack.envoy(name, self.stable)
+        self.load = stack.load(self.envoy, rps=300)
+        self.backups = stack.state_dir / "backups"
+
+    def spec(self, **overrides: object) -> DeploymentSpec:
+        return canary_spec(
+            self.name,
+            self.envoy,
+            self.stable,
+            self.canary,
+            backup_dir=self.backups,
+            min_requests=10,
+            **overrides,  # type: ignore[arg-type]
+        )
+
+    async def router_state(self) -> RouterState:
+        return await router_for(self.spec().router).read_state()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    stack = LocalStack(tmp_path_factory.mktemp("stack"))
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
+@pytest.fixture(scope="session")
+async def temporal(stack: LocalStack) -> AsyncIterator[tuple[str, Client]]:
+    address, _ = stack.temporal()
+    client = await connect(Settings(temporal_address=address))
+    async with build_worker(client, TASK_QUEUE):
+        yield address, client
+
+
+@pytest.fixture
+def site(stack: LocalStack, request: pytest.FixtureRequest) -> Iterator[Site]:
+    site = Site(stack, request.node.name.removeprefix("test_").replace("_", "-")[:40].strip("-"))
+    try:
+        yield site
+    finally:
+        site.load.stop()
+        site.envoy.stop()
+
+
+async def eventually(check: Callable[[], object], what: str, attempts: int = 600) -> None:
+    """Await `check()` (sync or async) until it is truthy; fail naming `what`."""
+    for _ in range(attempts):
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def status_of(client: Client, workflow_id: str) -> DeploymentStatus:
+    return await client.get_workflow_handle(workflow_id).query(CanaryDeployment.status)
+
+
+async def test_healthy_canary_is_promoted_and_envoy_serves_it(
+    temporal: tuple[str, Client], site: Site
+) -> None:
+    _, client = temporal
+    handle = await start_deployment(client, site.spec(), TASK_QUEUE)
+    result = await handle.result()
+    assert result.outcome == "promoted", result.reason
+    state = await site.router_state()
+    assert state == RouterState(
+        canary_weight=0,
+        stable_endpoints=(site.canary.address,),
+        canary_endpoints=(site.canary.address,),
+    )
+    query = f'DeployService = "{site.name}" AND DeployOutcome = "promoted"'
+
+    async def listed() -> bool:
+        return [w.id async for w in client.list_workflows(query)] == [handle.id]
+
+    await eventually(listed, "the promoted deployment is listed by its search attributes")
+
+
+async def test_injected_errors_are_rolled_back_to_zero_percent(
+    temporal: tuple[str, Client], site: Site
+) -> None:
+    _, client = temporal
+    stages = [
+        {"name": "canary", "weight": 5, "bake": "PT2S"},
+        {"name": "pilot", "weight": 50, "bake": "PT5M"},
+    ]
+    handle = await start_deployment(client, site.spec(stages=stages), TASK_QUEUE)
+
+    async def at_pilot() -> bool:
+        return (await status_of(client, handle.id)).canary_weight == 50
+
+    await eventually(at_pilot, "the deployment reaches 50%")
+    set_fault(site.canary.port, error_rate=0.3, delay_ms=0)
+    result = await handle.result()
+    assert result.outcome == "rolled_back"
+    assert result.evidence is not None
+    breached = {m.metric for m in result.evidence.verdict.breaches}
+    assert "error_rate" in breached, result.reason
+    assert await site.router_state() == RouterState(
+        canary_weight=0,
+        stable_endpoints=(site.stable.address,),
+        canary_endpoints=(site.stable.address,),
+    )
+
+
+async def test_abort_from_the_temporal_cli_rolls_back(
+    temporal: tuple[str, Client], site: Site
+) -> None:
+    address, client = temporal
+    stages = [{"name": "canary", "weight": 20, "bake": "PT10M"}]
+    handle = await start_deployment(client, site.spec(stages=stages), TASK_QUEUE)
+
+    async def shifted() -> bool:
+        return (await site.router_state()).canary_weight == 20
+
+    await eventually(shifted, "Envoy sends 20% to the canary")
+    subprocess.run(
+        [
+            venv_binary("temporal"),
+            "workflow",
+            "signal",
+            "--address",
+            address,
+            "--workflow-id",
+            handle.id,
+            "--name",
+            "abort",
+            "--input",
+            '{"by": "oncall", "reason": "dashboards look odd"}',
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    result = await handle.result()
+    assert result.outcome == "rolled_back"
+    assert result.reason == "aborted by oncall: dashboards look odd"
+    assert (await site.router_state()).canary_weight == 0
+
+
+async def test_manual_gate_promoted_by_update(temporal: tuple[str, Client], site: Site) -> None:
+    _, client = temporal
+    stages = [{"name": "review", "weight": 10, "manual_gate": True}]
+    handle = await start_deployment(client, site.spec(stages=stages), TASK_QUEUE)
+
+    async def waiting() -> bool:
+        return (await status_of(client, handle.id)).phase == "awaiting_approval"
+
+    await eventually(waiting, "the deployment waits at its manual gate")
+    status = await handle.execute_update(
+        CanaryDeployment.promote_update, PromoteInput(by="release-manager")
+    )
+    assert status.pending_promote is not None and status.pending_promote.by == "release-manager"
+    result = await handle.result()
+    assert result.outcome == "promoted"
+    assert (await site.router_state()).stable_endpoints == (site.canary.address,)
+
+
+async def test_envoy_restart_is_noticed_as_drift_and_repaired(
+    temporal: tuple[str, Client], site: Site
+) -> None:
+    _, client = temporal
+    stages = [{"name": "canary", "weight": 30, "bake": "PT10M"}]
+    handle = await start_deployment(client, site.spec(stages=stages), TASK_QUEUE)
+
+    async def weight_is_30() -> bool:
+        return (await site.router_state()).canary_weight == 30
+
+    await eventually(weight_is_30, "Envoy sends 30% to the canary")
+    site.envoy.restart()  # the admin runtime is lost: Envoy falls back to 0% canary
+    await eventually(weight_is_30, "the watcher re-applies 30% after the restart")
+    await handle.signal(CanaryDeployment.abort_signal, ControlInput(by="test"))
+    assert (await handle.result()).outcome == "rolled_back"
