@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import shutil
+import signal
 import socket
 import sys
 from datetime import timedelta
@@ -30,10 +31,11 @@ from sluicegate.spec import DeploymentSpec
 from workers.client import connect
 from workflows.state import DeploymentResult, DeploymentStatus
 
-STATE_DIR = Path(__file__).resolve().parent.parent / ".state" / "demo"
+DEFAULT_STATE_DIR = Path(__file__).resolve().parent.parent / ".state" / "demo"
 TASK_QUEUE = "sluicegate-demo"
 SERVICE = "shop"
 LOAD_RPS = 300
+GATED_STAGES = [{"name": "review", "weight": 10, "bake": "PT5S", "manual_gate": True}]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,12 +46,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--ui-port", type=int, default=8233, help="Web UI port (a free one if taken; default 8233)"
     )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help="where Temporal's SQLite file, backups and logs go; emptied at start "
+        f"(default {DEFAULT_STATE_DIR})",
+    )
     return parser.parse_args(argv)
 
 
 async def run(args: argparse.Namespace) -> int:
-    shutil.rmtree(STATE_DIR, ignore_errors=True)  # each demo starts from an empty history
-    stack = LocalStack(STATE_DIR)
+    shutil.rmtree(args.state_dir, ignore_errors=True)  # each demo starts from an empty history
+    stack = LocalStack(args.state_dir)
     try:
         address, ui_port = stack.temporal(ui_port=_port_or_free(args.ui_port))
         ui = f"http://127.0.0.1:{ui_port}/namespaces/default/workflows"
@@ -62,9 +71,10 @@ async def run(args: argparse.Namespace) -> int:
         say(f"Stack up. Temporal Web UI: {ui}   (logs in {stack.log_dir})")
         say(f"Envoy on {envoy.url} takes {LOAD_RPS} requests/s; v1 serves all of it.")
 
-        healthy = await deploy(client, _spec(envoy, v1, v2), ui)
-        faulty = await deploy(client, _spec(envoy, v2, v3), ui)
-        at_rest = await router_for(_spec(envoy, v2, v3).router).read_state()
+        backups = args.state_dir / "backups"
+        healthy = await deploy(client, _spec(envoy, v1, v2, backups), ui)
+        faulty = await deploy(client, _spec(envoy, v2, v3, backups), ui)
+        at_rest = await router_for(_spec(envoy, v2, v3, backups).router).read_state()
         ok = (
             healthy.outcome == "promoted"
             and faulty.outcome == "rolled_back"
@@ -75,7 +85,8 @@ async def run(args: argparse.Namespace) -> int:
         say("Demo " + ("PASSED: v2 promoted, v3 rolled back." if ok else "FAILED: see above."))
         if args.once:
             return 0 if ok else 1
-        await _interactive(client, envoy, v2, stack.service("v4"), address, ui)
+        gated = _spec(envoy, v2, stack.service("v4"), backups, stages=GATED_STAGES)
+        await _interactive(client, gated, address, ui)
         return 0 if ok else 1
     finally:
         stack.close()
@@ -95,14 +106,11 @@ async def deploy(client: Client, spec: DeploymentSpec, ui: str) -> DeploymentRes
     return result
 
 
-async def _interactive(
-    client: Client, envoy: Envoy, stable: Service, canary: Service, address: str, ui: str
-) -> None:
-    stages = [{"name": "review", "weight": 10, "bake": "PT5S", "manual_gate": True}]
-    spec = _spec(envoy, stable, canary, stages=stages)
+async def _interactive(client: Client, spec: DeploymentSpec, address: str, ui: str) -> None:
+    """Leave a deployment waiting at a manual gate for the user to promote or abort."""
     handle = await start_deployment(client, spec, TASK_QUEUE)
     temporal = f"{venv_binary('temporal')} workflow --address {address} --workflow-id {handle.id}"
-    say(f"\n=== {canary.version} waits at 10% for your decision: {ui}/{handle.id}")
+    say(f"\n=== {spec.canary.version} waits at 10% for your decision: {ui}/{handle.id}")
     say("Promote it:")
     say(f'  {temporal} update execute --name promote --input \'{{"by": "you"}}\'')
     say("or abort it:")
@@ -115,7 +123,9 @@ async def _interactive(
     await asyncio.Event().wait()
 
 
-def _spec(envoy: Envoy, stable: Service, canary: Service, **overrides: object) -> DeploymentSpec:
+def _spec(
+    envoy: Envoy, stable: Service, canary: Service, backups: Path, **overrides: object
+) -> DeploymentSpec:
     return canary_spec(
         SERVICE,
         envoy,
@@ -123,7 +133,7 @@ def _spec(envoy: Envoy, stable: Service, canary: Service, **overrides: object) -
         canary,
         interval=timedelta(seconds=1),
         min_requests=10,  # 5% of 300 requests/s: about 15 canary requests a check
-        backup_dir=STATE_DIR / "backups",
+        backup_dir=backups,
         **overrides,  # type: ignore[arg-type]
     )
 
@@ -151,8 +161,13 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the stack on SIGTERM as on Ctrl-C
     code = 130
     with contextlib.suppress(KeyboardInterrupt):
         code = asyncio.run(run(args))

@@ -1,0 +1,73 @@
+"""Record the workflow histories that test_replay.py replays.
+
+    .venv/bin/python -m tests.record_histories
+
+Run it only when a deliberate, `workflow.patched`-guarded change needs new recordings
+next to the old ones; never overwrite a history to make a replay test pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from deploy.processes import venv_binary
+from sluicegate.deployments import start_deployment
+from tests.scripted import ScriptedActivities, make_spec
+from workers.client import DATA_CONVERTER
+from workers.main import build_worker
+from workflows.canary import CanaryDeployment
+from workflows.state import ControlInput, PromoteInput
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def promoted_with_controls(client: Client, path: Path) -> None:
+    """Default plan: pause, resume, promote one stage early, then the rest to 100%."""
+    acts = ScriptedActivities()
+    async with build_worker(client, "record-promoted", activities=acts.activities()):
+        handle = await start_deployment(client, make_spec("recorded-promoted"), "record-promoted")
+        await _wait_phase(handle, "progressing")
+        await handle.execute_update(CanaryDeployment.pause_update, ControlInput(by="rec"))
+        await handle.execute_update(CanaryDeployment.resume_update, ControlInput(by="rec"))
+        await handle.execute_update(CanaryDeployment.promote_update, PromoteInput(by="rec"))
+        assert (await handle.result()).outcome == "promoted"
+        path.write_text((await handle.fetch_history()).to_json())
+
+
+async def rolled_back_on_breach(client: Client, path: Path) -> None:
+    acts = ScriptedActivities(breach_in_stage="pilot")
+    async with build_worker(client, "record-breach", activities=acts.activities()):
+        handle = await start_deployment(client, make_spec("recorded-breach"), "record-breach")
+        assert (await handle.result()).outcome == "rolled_back"
+        path.write_text((await handle.fetch_history()).to_json())
+
+
+async def _wait_phase(handle: object, phase: str) -> None:
+    for _ in range(400):
+        if (await handle.query(CanaryDeployment.status)).phase == phase:  # type: ignore[attr-defined]
+            return
+        await asyncio.sleep(0.025)
+    raise RuntimeError(f"never reached {phase}")
+
+
+async def main() -> None:
+    from workers.search_attributes import ensure_search_attributes
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=DATA_CONVERTER, test_server_existing_path=venv_binary("temporal-test-server")
+    )
+    try:
+        await ensure_search_attributes(env.client)
+        HISTORIES.mkdir(exist_ok=True)
+        await promoted_with_controls(env.client, HISTORIES / "promoted_with_controls.json")
+        await rolled_back_on_breach(env.client, HISTORIES / "rolled_back_on_breach.json")
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

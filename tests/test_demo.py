@@ -1,0 +1,31 @@
+"""`make demo` itself, run once, so the main job can never rot."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from deploy.processes import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_demo_promotes_a_healthy_canary_and_rolls_back_a_faulty_one(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "deploy.demo", "--once"]
+    argv += ["--state-dir", str(tmp_path / "demo"), "--ui-port", str(free_port())]
+    demo = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        output, _ = demo.communicate(timeout=240)
+    finally:
+        if demo.poll() is None:  # stop it as Ctrl-C would, so it stops what it started
+            demo.send_signal(signal.SIGINT)
+            demo.communicate(timeout=60)
+    text = output.decode()
+    assert demo.returncode == 0, text
+    assert "--> PROMOTED" in text
+    assert "--> ROLLED_BACK: health breach" in text
+    assert "latency_p99_ms" in text  # the failing numbers are shown
+    assert "Demo PASSED" in text
+    assert "/namespaces/default/workflows/deploy-shop" in text  # the Web UI link
