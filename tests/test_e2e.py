@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 from temporalio.client import Client
@@ -143,36 +144,41 @@ async def test_injected_errors_are_rolled_back_to_zero_percent(
     )
 
 
-async def test_abort_from_the_temporal_cli_rolls_back(
-    temporal: tuple[str, Client], site: Site
+def temporal_cli(address: str, *args: str) -> str:
+    """Run the real `temporal` CLI binary against the test server; returns its stdout."""
+    argv = [venv_binary("temporal"), "workflow", *args, "--address", address]
+    return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=30).stdout
+
+
+async def test_started_and_aborted_with_the_temporal_cli(
+    temporal: tuple[str, Client], site: Site, tmp_path: Path
 ) -> None:
     address, client = temporal
-    stages = [{"name": "canary", "weight": 20, "bake": "PT10M"}]
-    handle = await start_deployment(client, site.spec(stages=stages), TASK_QUEUE)
+    spec = site.spec(stages=[{"name": "canary", "weight": 20, "bake": "PT10M"}])
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(spec.model_dump_json())
+    temporal_cli(
+        address,
+        "start",
+        "--type",
+        "CanaryDeployment",
+        "--task-queue",
+        TASK_QUEUE,
+        "--workflow-id",
+        spec.workflow_id,
+        "--input-file",
+        str(spec_file),
+    )
 
     async def shifted() -> bool:
         return (await site.router_state()).canary_weight == 20
 
     await eventually(shifted, "Envoy sends 20% to the canary")
-    subprocess.run(
-        [
-            venv_binary("temporal"),
-            "workflow",
-            "signal",
-            "--address",
-            address,
-            "--workflow-id",
-            handle.id,
-            "--name",
-            "abort",
-            "--input",
-            '{"by": "oncall", "reason": "dashboards look odd"}',
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
+    abort = '{"by": "oncall", "reason": "dashboards look odd"}'
+    temporal_cli(
+        address, "signal", "--workflow-id", spec.workflow_id, "--name", "abort", "--input", abort
     )
-    result = await handle.result()
+    result = await client.get_workflow_handle_for(CanaryDeployment.run, spec.workflow_id).result()
     assert result.outcome == "rolled_back"
     assert result.reason == "aborted by oncall: dashboards look odd"
     assert (await site.router_state()).canary_weight == 0
