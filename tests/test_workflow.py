@@ -257,3 +257,23 @@ async def test_a_second_deployment_of_the_same_service_is_refused(
             await start_deployment(time_skipping_env.client, spec, task_queue)
         await handle.signal(CanaryDeployment.abort_signal, ControlInput(by="test"))
         assert (await handle.result()).outcome == "rolled_back"
+
+
+async def test_an_invalid_spec_fails_the_workflow_naming_each_bad_field(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities()
+    raw = make_spec().model_dump(mode="json")
+    raw["service"] = "Not OK"
+    raw["stages"] = [{"name": "a", "weight": 50, "bake": "PT1M"}, {"name": "b", "weight": 20}]
+    async with build_worker(time_skipping_env.client, task_queue, activities=acts.activities()):
+        # The JSON a user gives `temporal workflow start --input-file` arrives untyped.
+        handle = await time_skipping_env.client.start_workflow(
+            "CanaryDeployment", raw, id=f"deploy-bad-{task_queue}", task_queue=task_queue
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    message = str(failure.value.cause)
+    assert "service: must be 1-63 characters" in message
+    assert "stages.1: stage 'b': give a bake time, a manual_gate, or both" in message
+    assert acts.applied == []

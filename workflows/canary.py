@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from sluicegate import visibility
@@ -29,7 +30,8 @@ with workflow.unsafe.imports_passed_through():
         WatchHealthResult,
         heartbeat_timeout,
     )
-    from sluicegate.spec import DeploymentSpec, Stage
+    from sluicegate.errors import SpecError
+    from sluicegate.spec import DeploymentSpec, Stage, parse_spec
     from workflows.details import render_details
     from workflows.state import (
         FINISHED,
@@ -63,6 +65,21 @@ ROLLBACK_RETRIES = RetryPolicy(
 ROLLBACK_RETRY_PAUSE = timedelta(seconds=30)
 
 
+# Typed callers pass a DeploymentSpec; `temporal workflow start --input-file` passes JSON.
+# Either way it is validated here, so a bad spec fails the workflow naming every bad field
+# instead of failing the workflow task (which Temporal would retry forever).
+SpecInput = DeploymentSpec | dict[str, Any]
+
+
+def _validated(spec: SpecInput) -> tuple[DeploymentSpec | None, SpecError | None]:
+    if isinstance(spec, DeploymentSpec):
+        return spec, None
+    try:
+        return parse_spec(spec), None
+    except SpecError as err:
+        return None, err
+
+
 class _Stop(Exception):
     """Leave the stage loop and roll back, with the reason and the evidence."""
 
@@ -75,8 +92,8 @@ class _Stop(Exception):
 @workflow.defn(name="CanaryDeployment")
 class CanaryDeployment:
     @workflow.init
-    def __init__(self, spec: DeploymentSpec) -> None:
-        self._spec = spec
+    def __init__(self, spec: SpecInput) -> None:
+        self._spec, self._invalid = _validated(spec)
         self._phase: Phase = "validating"
         self._stage_index: int | None = None
         self._weight = 0
@@ -90,8 +107,8 @@ class CanaryDeployment:
         self._published: tuple[Phase, int, Outcome | None] | None = None
 
     @workflow.run
-    async def run(self, spec: DeploymentSpec) -> DeploymentResult:
-        self._publish()
+    async def run(self, spec: SpecInput) -> DeploymentResult:
+        self._set_phase("validating")  # an invalid spec fails the deployment here
         try:
             self._backup = await self._take_backup()
         except ActivityError as err:
@@ -113,6 +130,13 @@ class CanaryDeployment:
             await self._roll_back("deployment cancelled", None)
             raise
 
+    @property
+    def spec(self) -> DeploymentSpec:
+        """The validated spec; an invalid one fails the workflow (and queries) by name."""
+        if self._spec is None:
+            raise ApplicationError(str(self._invalid), type="SpecError", non_retryable=True)
+        return self._spec
+
     # -- steps -------------------------------------------------------------------------
 
     async def _take_backup(self) -> BackupRecord:
@@ -120,21 +144,21 @@ class CanaryDeployment:
         return await workflow.execute_activity(
             BACKUP,
             BackupInput(
-                service=self._spec.service,
+                service=self.spec.service,
                 deployment_id=workflow.info().run_id,
-                router=self._spec.router,
-                backup=self._spec.backup,
-                expected_stable=self._spec.stable.address,
+                router=self.spec.router,
+                backup=self.spec.backup,
+                expected_stable=self.spec.stable.address,
             ),
             result_type=BackupRecord,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=QUICK_RETRIES,
-            summary=f"back up {self._spec.router.type} routing of {self._spec.service}",
+            summary=f"back up {self.spec.router.type} routing of {self.spec.service}",
         )
 
     async def _progress(self) -> None:
         """Run the stages in order; raises _Stop when the deployment must roll back."""
-        for index, stage in enumerate(self._spec.stages):
+        for index, stage in enumerate(self.spec.stages):
             self._stage_index = index
             self._set_phase("progressing")
             await self._shift(stage.weight)
@@ -185,20 +209,20 @@ class CanaryDeployment:
 
     async def _promote(self) -> None:
         self._set_phase("promoting")
-        canary = (self._spec.canary.address,)
+        canary = (self.spec.canary.address,)
         stable = self._backup.state.stable_endpoints if self._backup else ()
         if self._weight < 100:
             await self._apply(
                 RouterState(canary_weight=100, stable_endpoints=stable, canary_endpoints=canary),
-                f"shift 100% → {self._spec.canary.version}",
+                f"shift 100% → {self.spec.canary.version}",
             )
         await self._apply(
             RouterState(canary_weight=100, stable_endpoints=canary, canary_endpoints=canary),
-            f"point stable at {self._spec.canary.version}",
+            f"point stable at {self.spec.canary.version}",
         )
         await self._apply(
             RouterState(canary_weight=0, stable_endpoints=canary, canary_endpoints=canary),
-            f"serve {self._spec.canary.version} as stable",
+            f"serve {self.spec.canary.version} as stable",
         )
 
     async def _roll_back(self, reason: str, evidence: CheckReport | None) -> DeploymentResult:
@@ -211,11 +235,11 @@ class CanaryDeployment:
             try:
                 restored = await workflow.execute_activity(
                     ROLLBACK,
-                    RollbackInput(router=self._spec.router, backup=self._backup),
+                    RollbackInput(router=self.spec.router, backup=self._backup),
                     result_type=RollbackResult,
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=ROLLBACK_RETRIES,
-                    summary=f"restore backup: 100% {self._spec.stable.version}",
+                    summary=f"restore backup: 100% {self.spec.stable.version}",
                 )
                 break
             except ActivityError as err:
@@ -235,14 +259,14 @@ class CanaryDeployment:
         desired = RouterState(
             canary_weight=weight,
             stable_endpoints=stable,
-            canary_endpoints=(self._spec.canary.address,),
+            canary_endpoints=(self.spec.canary.address,),
         )
-        await self._apply(desired, f"shift {weight}% → {self._spec.canary.version}")
+        await self._apply(desired, f"shift {weight}% → {self.spec.canary.version}")
 
     async def _apply(self, desired: RouterState, summary: str) -> None:
         state = await workflow.execute_activity(
             SET_TRAFFIC,
-            SetTrafficInput(router=self._spec.router, desired=desired),
+            SetTrafficInput(router=self.spec.router, desired=desired),
             result_type=RouterState,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=QUICK_RETRIES,
@@ -256,23 +280,23 @@ class CanaryDeployment:
         expected = RouterState(
             canary_weight=stage.weight,
             stable_endpoints=stable,
-            canary_endpoints=(self._spec.canary.address,),
+            canary_endpoints=(self.spec.canary.address,),
         )
         return workflow.start_activity(
             WATCH_HEALTH,
             WatchHealthInput(
-                service=self._spec.service,
+                service=self.spec.service,
                 stage=stage.name,
-                router=self._spec.router,
+                router=self.spec.router,
                 expected=expected,
-                analysis=self._spec.analysis,
+                analysis=self.spec.analysis,
             ),
             result_type=WatchHealthResult,
             start_to_close_timeout=timedelta(days=30),
-            heartbeat_timeout=heartbeat_timeout(self._spec.analysis.interval),
+            heartbeat_timeout=heartbeat_timeout(self.spec.analysis.interval),
             retry_policy=WATCH_RETRIES,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=f"watch health at {stage.weight}% every {_short(self._spec.analysis.interval)}",
+            summary=f"watch health at {stage.weight}% every {_short(self.spec.analysis.interval)}",
         )
 
     async def _stop_watcher(self, watcher: asyncio.Task[WatchHealthResult]) -> None:
@@ -400,13 +424,13 @@ class CanaryDeployment:
     def status(self) -> DeploymentStatus:
         stage = self._current_stage()
         return DeploymentStatus(
-            service=self._spec.service,
-            stable_version=self._spec.stable.version,
-            canary_version=self._spec.canary.version,
+            service=self.spec.service,
+            stable_version=self.spec.stable.version,
+            canary_version=self.spec.canary.version,
             phase=self._phase,
             stage=stage.name if stage else None,
             stage_index=self._stage_index,
-            stages=len(self._spec.stages),
+            stages=len(self.spec.stages),
             canary_weight=self._weight,
             paused=self._paused,
             pending_promote=self._pending_promote,
@@ -445,7 +469,7 @@ class CanaryDeployment:
     # -- visibility --------------------------------------------------------------------
 
     def _current_stage(self) -> Stage | None:
-        return self._spec.stages[self._stage_index] if self._stage_index is not None else None
+        return self.spec.stages[self._stage_index] if self._stage_index is not None else None
 
     def _set_phase(self, phase: Phase) -> None:
         self._phase = phase
@@ -456,8 +480,8 @@ class CanaryDeployment:
         self._phase = outcome
         self._publish(outcome)
         return DeploymentResult(
-            service=self._spec.service,
-            canary_version=self._spec.canary.version,
+            service=self.spec.service,
+            canary_version=self.spec.canary.version,
             outcome=outcome,
             reason=reason,
             canary_weight=self._weight,
@@ -471,16 +495,16 @@ class CanaryDeployment:
         published = (self._phase, self._weight, outcome)
         if published != self._published:
             updates = [
-                visibility.DEPLOY_SERVICE.value_set(self._spec.service),
+                visibility.DEPLOY_SERVICE.value_set(self.spec.service),
                 visibility.DEPLOY_PHASE.value_set(self._phase),
                 visibility.DEPLOY_CANARY_WEIGHT.value_set(self._weight),
-                visibility.DEPLOY_CANARY_VERSION.value_set(self._spec.canary.version),
+                visibility.DEPLOY_CANARY_VERSION.value_set(self.spec.canary.version),
             ]
             if outcome is not None:
                 updates.append(visibility.DEPLOY_OUTCOME.value_set(outcome))
             workflow.upsert_search_attributes(updates)
             self._published = published
-        workflow.set_current_details(render_details(self._spec, self.status()))
+        workflow.set_current_details(render_details(self.spec, self.status()))
 
 
 def _cause(err: BaseException) -> str:
