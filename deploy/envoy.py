@@ -8,6 +8,7 @@ changes weights and upstream addresses without restarting Envoy. See docs/router
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,39 @@ def _live(url: str) -> Callable[[], bool]:
             return False
 
     return check
+
+
+@dataclass
+class Envoy:
+    """One Envoy and its config directory; `restart` loses the admin runtime, as a crash does."""
+
+    directory: Path
+    listen_port: int
+    admin_port: int
+    log_dir: Path
+    process: Process | None = None
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listen_port}/"
+
+    @property
+    def endpoints_dir(self) -> Path:
+        return self.directory / "endpoints"
+
+    def start(self, stable: str, canary: str) -> None:
+        """Write the bootstrap (stable and canary upstreams, 0% canary) and start Envoy."""
+        write_bootstrap(self.directory, self.listen_port, self.admin_port, stable, canary)
+        self.process = start_envoy(self.directory, self.listen_port, self.admin_port, self.log_dir)
+
+    def restart(self) -> None:
+        self.stop()
+        self.process = start_envoy(self.directory, self.listen_port, self.admin_port, self.log_dir)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()

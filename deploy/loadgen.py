@@ -13,9 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
-import os
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -24,11 +22,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from deploy.processes import Process, start, wait_until
+from deploy.processes import Process, start_module, wait_until
 
 MAX_DURATION_S = 3600.0
 MAX_RPS = 2000.0
-REPO_ROOT = Path(__file__).resolve().parent.parent
 STARTED = "loadgen: started"
 
 
@@ -200,10 +197,7 @@ def start_loadgen(url: str, rps: float, log_dir: Path, duration: float = MAX_DUR
         raise ValueError(problem)
     log = log_dir / "loadgen.log"
     offset = log.stat().st_size if log.exists() else 0
-    argv = [
-        sys.executable,
-        "-m",
-        "deploy.loadgen",
+    args = [
         "--url",
         url,
         "--rps",
@@ -211,8 +205,7 @@ def start_loadgen(url: str, rps: float, log_dir: Path, duration: float = MAX_DUR
         "--duration",
         str(duration),
     ]
-    pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    process = start("loadgen", argv, log_dir, env={"PYTHONPATH": pythonpath})
+    process = start_module("loadgen", "deploy.loadgen", args, log_dir)
 
     def started() -> bool:
         with log.open("rb") as f:

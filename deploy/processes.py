@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 VENV_BIN = Path(sys.executable).parent
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -89,6 +90,15 @@ def start(
             env={**os.environ, **(env or {})},
         )
     return Process(name, popen, log)
+
+
+def start_module(
+    name: str, module: str, args: Sequence[str], log_dir: Path, env: dict[str, str] | None = None
+) -> Process:
+    """Start `python -m module args` with this interpreter, the repository importable."""
+    pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    argv = [sys.executable, "-m", module, *args]
+    return start(name, argv, log_dir, env={**(env or {}), "PYTHONPATH": pythonpath})
 
 
 def wait_until(ready: Callable[[], bool], process: Process, timeout: float = 30.0) -> None:

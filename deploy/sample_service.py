@@ -15,7 +15,6 @@ import json
 import os
 import random
 import signal
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -28,7 +27,6 @@ from urllib.parse import parse_qs, urlsplit
 if TYPE_CHECKING:
     from deploy.processes import Process
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 JITTER = 0.1  # each delayed response waits delay_ms * uniform(1, 1 + JITTER)
 
 
@@ -203,12 +201,9 @@ def start_sample_service(
     version: str, port: int, log_dir: Path, error_rate: float = 0.0, delay_ms: float = 0
 ) -> Process:
     """Start the service as a child process (log in `log_dir`); return once /healthz answers."""
-    from deploy.processes import http_ok, start, wait_until
+    from deploy.processes import http_ok, start_module, wait_until
 
-    argv = [
-        sys.executable,
-        "-m",
-        "deploy.sample_service",
+    args = [
         "--port",
         str(port),
         "--version",
@@ -218,8 +213,7 @@ def start_sample_service(
         "--delay-ms",
         str(delay_ms),
     ]
-    pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    process = start(f"sample-{version}", argv, log_dir, env={"PYTHONPATH": pythonpath})
+    process = start_module(f"sample-{version}", "deploy.sample_service", args, log_dir)
     try:
         wait_until(http_ok(f"http://127.0.0.1:{port}/healthz"), process, timeout=15)
     except BaseException:

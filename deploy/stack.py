@@ -5,49 +5,17 @@ Used by `make demo` and the end-to-end tests. Every process it starts, it stops 
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from deploy.envoy import start_envoy, write_bootstrap
+from deploy.envoy import Envoy
 from deploy.loadgen import start_loadgen
-from deploy.processes import Process, free_port, start
-from deploy.sample_service import REPO_ROOT, start_sample_service
+from deploy.processes import Process, free_port, start_module
+from deploy.sample_service import start_sample_service
 from deploy.temporal_server import start_dev_server
 from sluicegate.spec import DeploymentSpec, parse_spec
-
-
-@dataclass
-class Envoy:
-    """One Envoy with its config directory; `restart` loses its admin runtime, as a crash does."""
-
-    directory: Path
-    listen_port: int
-    admin_port: int
-    log_dir: Path
-    process: Process | None = None
-
-    @property
-    def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.listen_port}/"
-
-    def start(self, stable: str) -> None:
-        write_bootstrap(self.directory, self.listen_port, self.admin_port, stable, stable)
-        self.process = start_envoy(self.directory, self.listen_port, self.admin_port, self.log_dir)
-
-    def restart(self) -> None:
-        self.stop()
-        self.process = start_envoy(self.directory, self.listen_port, self.admin_port, self.log_dir)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
 
 
 @dataclass
@@ -86,7 +54,7 @@ class LocalStack:
 
     def envoy(self, name: str, stable: Service) -> Envoy:
         envoy = Envoy(self.state_dir / f"envoy-{name}", free_port(), free_port(), self.log_dir)
-        envoy.start(stable.address)
+        envoy.start(stable=stable.address, canary=stable.address)
         self.envoys.append(envoy)
         return envoy
 
@@ -94,12 +62,8 @@ class LocalStack:
         return self._own(start_loadgen(envoy.url, rps, self.log_dir))
 
     def worker(self, temporal_address: str, task_queue: str) -> Process:
-        env = {
-            "SLUICEGATE_TEMPORAL_ADDRESS": temporal_address,
-            "SLUICEGATE_TASK_QUEUE": task_queue,
-            "PYTHONPATH": str(REPO_ROOT),
-        }
-        return self._own(start("worker", [sys.executable, "-m", "workers.main"], self.log_dir, env))
+        env = {"SLUICEGATE_TEMPORAL_ADDRESS": temporal_address, "SLUICEGATE_TASK_QUEUE": task_queue}
+        return self._own(start_module("worker", "workers.main", [], self.log_dir, env))
 
     def close(self) -> None:
         for envoy in reversed(self.envoys):
@@ -132,7 +96,7 @@ def canary_spec(
             "router": {
                 "type": "envoy",
                 "admin_url": envoy.admin_url,
-                "endpoints_dir": str((envoy.directory / "endpoints").resolve()),
+                "endpoints_dir": str(envoy.endpoints_dir.resolve()),
             },
             "analysis": {
                 "source": {"type": "envoy", "admin_url": envoy.admin_url},

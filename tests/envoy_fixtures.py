@@ -13,15 +13,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
-from deploy.envoy import start_envoy, write_bootstrap
-from deploy.processes import Process, free_port
+from deploy.envoy import Envoy
+from deploy.processes import free_port
 
 
 class Upstream:
@@ -68,32 +67,8 @@ class Upstream:
         self.server.server_close()
 
 
-@dataclass
-class EnvoyStack:
-    """One running Envoy in front of two upstreams, with its config directory."""
-
-    dir: Path
-    listen_port: int
-    admin_port: int
-    log_dir: Path
-    process: Process
-
-    @property
-    def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.listen_port}/"
-
-    @property
-    def endpoints_dir(self) -> Path:
-        return self.dir / "endpoints"
-
-    def restart(self) -> None:
-        """Stop Envoy and start it again on the same config (the admin runtime is lost)."""
-        self.process.stop()
-        self.process = start_envoy(self.dir, self.listen_port, self.admin_port, self.log_dir)
+class EnvoyStack(Envoy):
+    """A running Envoy in front of the test upstreams, with helpers to drive it."""
 
     async def send(self, count: int) -> Counter[str]:
         """Send `count` GETs through Envoy one after another; count `<status> <body>`."""
@@ -122,18 +97,7 @@ def upstreams() -> Iterator[dict[str, Upstream]]:
 @pytest.fixture
 def envoy(tmp_path: Path, upstreams: dict[str, Upstream]) -> Iterator[EnvoyStack]:
     """Envoy with stable → the `stable` upstream and canary → the `canary` upstream."""
-    listen_port, admin_port = free_port(), free_port()
-    config = tmp_path / "envoy"
-    write_bootstrap(
-        config, listen_port, admin_port, upstreams["stable"].address, upstreams["canary"].address
-    )
-    log_dir = tmp_path / "logs"
-    stack = EnvoyStack(
-        config,
-        listen_port,
-        admin_port,
-        log_dir,
-        start_envoy(config, listen_port, admin_port, log_dir),
-    )
+    stack = EnvoyStack(tmp_path / "envoy", free_port(), free_port(), tmp_path / "logs")
+    stack.start(stable=upstreams["stable"].address, canary=upstreams["canary"].address)
     yield stack
-    stack.process.stop()
+    stack.stop()

@@ -18,8 +18,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from deploy.loadgen import loopback_problem, start_loadgen
-from deploy.processes import free_port, venv_binary
-from deploy.sample_service import REPO_ROOT, set_fault, start_sample_service
+from deploy.processes import REPO_ROOT, free_port, venv_binary
+from deploy.sample_service import set_fault, start_sample_service
 from deploy.temporal_server import start_dev_server
 from sluicegate.visibility import SEARCH_ATTRIBUTES, search_attribute_flags
 from workers.search_attributes import ensure_search_attributes
