@@ -277,3 +277,24 @@ async def test_an_invalid_spec_fails_the_workflow_naming_each_bad_field(
     assert "service: must be 1-63 characters" in message
     assert "stages.1: stage 'b': give a bake time, a manual_gate, or both" in message
     assert acts.applied == []
+
+
+async def test_pause_keeps_the_bake_time_already_served(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    env = time_skipping_env
+    acts = ScriptedActivities()
+    async with deployment(env, task_queue, acts, unique_spec(task_queue)) as handle:
+        await wait_for(handle, lambda s: s.phase == "progressing")
+        await env.sleep(timedelta(minutes=10))  # 10 of the canary stage's 30 minutes
+        await handle.execute_update(CanaryDeployment.pause_update, ControlInput())
+        await wait_for(handle, lambda s: s.phase == "paused")
+        await env.sleep(timedelta(hours=1))
+        await handle.execute_update(CanaryDeployment.resume_update, ControlInput())
+        await wait_for(handle, lambda s: s.phase == "progressing")
+        await env.sleep(timedelta(minutes=19))
+        assert (await handle.query(CanaryDeployment.status)).stage == "canary"
+        await env.sleep(timedelta(minutes=2))
+        await wait_for(handle, lambda s: s.stage == "pilot")
+        await handle.signal(CanaryDeployment.abort_signal, ControlInput(by="test"))
+        assert (await handle.result()).outcome == "rolled_back"

@@ -183,29 +183,26 @@ class CanaryDeployment:
         """Wait out the bake time; pause freezes it, promote ends it, a stop raises."""
         remaining = stage.bake
         while remaining > timedelta(0):
-            started = workflow.now()
-            try:
-                await workflow.wait_condition(
-                    lambda: self._interrupted(watcher) or self._paused,
-                    timeout=None if self._paused else remaining,
-                    timeout_summary=f"bake {_short(remaining)} at {stage.weight}%",
-                )
-            except TimeoutError:
-                return
-            if not self._paused:
-                remaining -= workflow.now() - started
-            self._check_stops(watcher)
-            if self._pending_promote is not None:
-                return
             if self._paused:
                 self._set_phase("paused")
                 await workflow.wait_condition(
                     lambda: self._interrupted(watcher) or not self._paused
                 )
-                self._check_stops(watcher)
                 self._set_phase("progressing")
-                if self._pending_promote is not None:
+            else:
+                started = workflow.now()
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._interrupted(watcher) or self._paused,
+                        timeout=remaining,
+                        timeout_summary=f"bake {_short(remaining)} at {stage.weight}%",
+                    )
+                except TimeoutError:
                     return
+                remaining -= workflow.now() - started
+            self._check_stops(watcher)
+            if self._pending_promote is not None:
+                return
 
     async def _promote(self) -> None:
         self._set_phase("promoting")
