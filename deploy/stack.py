@@ -34,8 +34,7 @@ class LocalStack:
     """Owns the processes it starts; `close` stops them all, newest first."""
 
     state_dir: Path
-    processes: list[Process] = field(default_factory=list)
-    envoys: list[Envoy] = field(default_factory=list)
+    processes: list[Process | Envoy] = field(default_factory=list)
 
     @property
     def log_dir(self) -> Path:
@@ -55,7 +54,7 @@ class LocalStack:
     def envoy(self, name: str, stable: Service) -> Envoy:
         envoy = Envoy(self.state_dir / f"envoy-{name}", free_port(), free_port(), self.log_dir)
         envoy.start(stable=stable.address, canary=stable.address)
-        self.envoys.append(envoy)
+        self.processes.append(envoy)
         return envoy
 
     def load(self, envoy: Envoy, rps: float) -> Process:
@@ -66,9 +65,7 @@ class LocalStack:
         return self._own(start_module("worker", "workers.main", [], self.log_dir, env))
 
     def close(self) -> None:
-        for envoy in reversed(self.envoys):
-            envoy.stop()
-        for process in reversed(self.processes):
+        for process in reversed(self.processes):  # load stops before Envoy, Envoy before services
             process.stop()
 
     def _own(self, process: Process) -> Process:

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from sluicegate.errors import SpecError
     from sluicegate.spec import DeploymentSpec, Stage, parse_spec
-    from workflows.details import render_details
+    from workflows.details import render_details, short_duration
     from workflows.state import (
         FINISHED,
         Action,
@@ -195,7 +195,7 @@ class CanaryDeployment:
                     await workflow.wait_condition(
                         lambda: self._interrupted(watcher) or self._paused,
                         timeout=remaining,
-                        timeout_summary=f"bake {_short(remaining)} at {stage.weight}%",
+                        timeout_summary=f"bake {short_duration(remaining)} at {stage.weight}%",
                     )
                 except TimeoutError:
                     return
@@ -273,6 +273,7 @@ class CanaryDeployment:
         self._publish()
 
     def _start_watcher(self, stage: Stage) -> asyncio.Task[WatchHealthResult]:
+        interval = self.spec.analysis.interval
         stable = self._backup.state.stable_endpoints if self._backup else ()
         expected = RouterState(
             canary_weight=stage.weight,
@@ -290,10 +291,10 @@ class CanaryDeployment:
             ),
             result_type=WatchHealthResult,
             start_to_close_timeout=timedelta(days=30),
-            heartbeat_timeout=heartbeat_timeout(self.spec.analysis.interval),
+            heartbeat_timeout=heartbeat_timeout(interval),
             retry_policy=WATCH_RETRIES,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=f"watch health at {stage.weight}% every {_short(self.spec.analysis.interval)}",
+            summary=f"watch health at {stage.weight}% every {short_duration(interval)}",
         )
 
     async def _stop_watcher(self, watcher: asyncio.Task[WatchHealthResult]) -> None:
@@ -508,12 +509,3 @@ def _cause(err: BaseException) -> str:
     while err.__cause__ is not None:
         err = err.__cause__
     return str(err)
-
-
-def _short(duration: timedelta) -> str:
-    seconds = duration.total_seconds()
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds / 3600:g}h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{seconds / 60:g}m"
-    return f"{seconds:g}s"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sluicegate.spec import DeploymentSpec
 from workflows.state import DeploymentStatus
 
@@ -17,7 +19,7 @@ def render_details(spec: DeploymentSpec, status: DeploymentStatus) -> str:
     ]
     for index, stage in enumerate(spec.stages):
         lines.append(
-            f"| {stage.name} | {stage.weight}% | {stage.bake} | "
+            f"| {stage.name} | {stage.weight}% | {short_duration(stage.bake)} | "
             f"{'manual' if stage.manual_gate else '-'} | {_stage_state(index, status)} |"
         )
     if status.latest_check is not None:
@@ -29,6 +31,16 @@ def render_details(spec: DeploymentSpec, status: DeploymentStatus) -> str:
     if status.reason:
         lines += ["", f"Reason: {status.reason}"]
     return "\n".join(lines)
+
+
+def short_duration(duration: timedelta) -> str:
+    """30m, 2h, 1.5s: the way operators say durations."""
+    seconds = duration.total_seconds()
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
 
 
 def _stage_state(index: int, status: DeploymentStatus) -> str:
