@@ -147,7 +147,7 @@ class _Watch:
         expected = self.request.expected
         try:
             actual = await self.router.read_state()
-            if actual == expected:
+            if actual.matches(expected):
                 return None
             await self.router.apply(expected)
         except SluicegateError as err:

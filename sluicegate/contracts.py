@@ -31,6 +31,14 @@ class RouterState(_Model):
     stable_endpoints: tuple[str, ...]
     canary_endpoints: tuple[str, ...]
 
+    def matches(self, other: RouterState) -> bool:
+        """Same routing; the order of endpoints within an arm does not matter."""
+        return (
+            self.canary_weight == other.canary_weight
+            and sorted(self.stable_endpoints) == sorted(other.stable_endpoints)
+            and sorted(self.canary_endpoints) == sorted(other.canary_endpoints)
+        )
+
     def describe(self) -> str:
         return (
             f"{100 - self.canary_weight}% stable {','.join(self.stable_endpoints) or '-'}, "
@@ -77,7 +85,10 @@ class CheckReport(_Model):
 
 
 class WatchHealthResult(_Model):
-    """Why watching stopped. A watcher that saw nothing alarming may just end (`healthy`)."""
+    """Why watching stopped: a breach, or lasting lack of data.
+
+    The real watcher never ends `healthy`; a stand-in that does simply stops watching.
+    """
 
     status: Literal["healthy", "breach", "inconclusive"]
     checks: int

@@ -1,4 +1,4 @@
-"""Start deployments and reach running ones: shared by the CLI, chat-ops, demo and tests."""
+"""Start deployments, reach running ones and follow them: one place for every front end."""
 
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
     .venv/bin/python -m tests.record_histories
 
-Run it only when a deliberate, `workflow.patched`-guarded change needs new recordings
-next to the old ones; never overwrite a history to make a replay test pass.
+It records only the histories that are missing: a history already kept is never
+overwritten, because replaying old histories is what catches an unguarded change. After a
+deliberate, `workflow.patched`-guarded change, add a recording under a new name.
 """
 
 from __future__ import annotations
@@ -63,8 +64,17 @@ async def main() -> None:
     try:
         await ensure_search_attributes(env.client)
         HISTORIES.mkdir(exist_ok=True)
-        await promoted_with_controls(env.client, HISTORIES / "promoted_with_controls.json")
-        await rolled_back_on_breach(env.client, HISTORIES / "rolled_back_on_breach.json")
+        recorders = {
+            "promoted_with_controls.json": promoted_with_controls,
+            "rolled_back_on_breach.json": rolled_back_on_breach,
+        }
+        for name, record in recorders.items():
+            path = HISTORIES / name
+            if path.exists():
+                print(f"kept {path}")
+            else:
+                await record(env.client, path)
+                print(f"recorded {path}")
     finally:
         await env.shutdown()
 

@@ -234,6 +234,7 @@ async def test_failed_backup_moves_no_traffic(
         result = await handle.result()
     assert result.outcome == "rolled_back"
     assert "backup failed, no traffic moved" in result.reason
+    assert result.canary_weight is None  # the router was left exactly as found
     assert acts.applied == [] and acts.rollbacks == 0
 
 
@@ -297,4 +298,47 @@ async def test_pause_keeps_the_bake_time_already_served(
         await env.sleep(timedelta(minutes=2))
         await wait_for(handle, lambda s: s.stage == "pilot")
         await handle.signal(CanaryDeployment.abort_signal, ControlInput(by="test"))
+        assert (await handle.result()).outcome == "rolled_back"
+
+
+async def test_a_cancel_during_a_failing_rollback_does_not_abandon_it(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities(breach_in_stage="canary", rollback_failures=7)
+    async with deployment(time_skipping_env, task_queue, acts, unique_spec(task_queue)) as handle:
+        await wait_for(handle, lambda s: s.phase == "failed")
+        await handle.cancel()
+        result = await handle.result()
+    assert result.outcome == "rolled_back"
+    assert acts.state.canary_weight == 0 and acts.rollbacks == 8
+
+
+async def test_an_abort_before_the_first_shift_moves_no_traffic(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities()
+    async with build_worker(time_skipping_env.client, task_queue, activities=acts.activities()):
+        spec = unique_spec(task_queue)
+        handle = await time_skipping_env.client.start_workflow(
+            CanaryDeployment.run,
+            spec,
+            id=spec.workflow_id,
+            task_queue=task_queue,
+            start_signal="abort",
+            start_signal_args=[ControlInput(by="early", reason="changed my mind")],
+        )
+        result = await handle.result()
+    assert result.reason == "aborted by early: changed my mind"
+    assert acts.weights == []
+
+
+async def test_updates_work_without_input(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities(hold_in_stage="canary")
+    async with deployment(time_skipping_env, task_queue, acts, unique_spec(task_queue)) as handle:
+        await wait_for(handle, lambda s: s.phase == "progressing")
+        status = await handle.execute_update("pause", result_type=DeploymentStatus)
+        assert status.paused and status.controls[-1].by == "unknown"
+        await handle.execute_update("abort", result_type=DeploymentStatus)
         assert (await handle.result()).outcome == "rolled_back"

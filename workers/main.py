@@ -10,11 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.deployment import ACTIVITIES
 from sluicegate.settings import Settings
+from sluicegate.visibility import SEARCH_ATTRIBUTES
 from workers.client import connect
+from workers.search_attributes import ensure_search_attributes
 from workflows.canary import CanaryDeployment
 
 # Heartbeats reach the server at least this often, so a cancelled watcher stops promptly.
@@ -42,6 +45,15 @@ def build_worker(
 
 async def run(settings: Settings) -> None:
     client = await connect(settings)
+    try:
+        await ensure_search_attributes(client)
+    except RPCError as err:  # e.g. no operator permission: the cluster's admin must add them
+        logging.warning(
+            "could not register search attributes (%s); deployments will fail to start until "
+            "they exist: %s",
+            err.message,
+            ", ".join(f"{key.name} ({key.indexed_value_type.name})" for key in SEARCH_ATTRIBUTES),
+        )
     worker = build_worker(client, settings.task_queue, settings.max_watched_deployments)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -5,6 +5,7 @@ promote to 100% or restore the backup. Deterministic orchestration only: activit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -159,6 +160,7 @@ class CanaryDeployment:
     async def _progress(self) -> None:
         """Run the stages in order; raises _Stop when the deployment must roll back."""
         for index, stage in enumerate(self.spec.stages):
+            self._check_abort()
             self._stage_index = index
             self._set_phase("progressing")
             await self._shift(stage.weight)
@@ -227,10 +229,16 @@ class CanaryDeployment:
         if evidence is not None:
             self._latest_check = evidence
         self._set_phase("rolling_back")
+        restored = await self._restore_backup(reason)
+        self._weight = restored.canary_weight
+        return self._finish("rolled_back", reason)
+
+    async def _restore_backup(self, reason: str) -> RouterState:
+        """Restore the backup until it works. Never abandoned, not even when cancelled."""
         assert self._backup is not None
         while True:
             try:
-                restored = await workflow.execute_activity(
+                result = await workflow.execute_activity(
                     ROLLBACK,
                     RollbackInput(router=self.spec.router, backup=self._backup),
                     result_type=RollbackResult,
@@ -238,16 +246,17 @@ class CanaryDeployment:
                     retry_policy=ROLLBACK_RETRIES,
                     summary=f"restore backup: 100% {self.spec.stable.version}",
                 )
-                break
-            except ActivityError as err:
+                self._reason = reason
+                return result.state
+            except (ActivityError, asyncio.CancelledError) as err:
+                if is_cancelled_exception(err):
+                    continue  # a cancel that lands mid-rollback: roll back all the same
                 # P0: traffic may still reach a bad canary. Keep trying, loudly.
                 self._reason = f"{reason}; ROLLBACK FAILING, retrying: {_cause(err)}"
                 self._set_phase("failed")
-                await workflow.sleep(ROLLBACK_RETRY_PAUSE, summary="retry rollback")
+                with contextlib.suppress(asyncio.CancelledError):
+                    await workflow.sleep(ROLLBACK_RETRY_PAUSE, summary="retry rollback")
                 self._set_phase("rolling_back")
-        self._weight = restored.state.canary_weight
-        self._reason = reason
-        return self._finish("rolled_back", reason)
 
     # -- activities --------------------------------------------------------------------
 
@@ -319,10 +328,13 @@ class CanaryDeployment:
             or self._watch_alarm(watcher) is not None
         )
 
-    def _check_stops(self, watcher: asyncio.Task[WatchHealthResult]) -> None:
+    def _check_abort(self) -> None:
         if self._abort is not None:
             reason = self._abort.reason or "no reason given"
             raise _Stop(f"aborted by {self._abort.by}: {reason}", self._latest_check)
+
+    def _check_stops(self, watcher: asyncio.Task[WatchHealthResult]) -> None:
+        self._check_abort()
         alarm = self._watch_alarm(watcher)
         if alarm is not None:
             raise alarm
@@ -383,39 +395,39 @@ class CanaryDeployment:
         self._control("resume", request or ControlInput())
 
     @workflow.update(name="promote")
-    def promote_update(self, request: PromoteInput) -> DeploymentStatus:
-        self._control("promote", request)
+    def promote_update(self, request: PromoteInput | None = None) -> DeploymentStatus:
+        self._control("promote", request or PromoteInput())
         return self.status()
 
     @promote_update.validator
-    def _validate_promote(self, request: PromoteInput) -> None:
+    def _validate_promote(self, request: PromoteInput | None = None) -> None:
         self._validate("promote")
 
     @workflow.update(name="abort")
-    def abort_update(self, request: ControlInput) -> DeploymentStatus:
-        self._control("abort", request)
+    def abort_update(self, request: ControlInput | None = None) -> DeploymentStatus:
+        self._control("abort", request or ControlInput())
         return self.status()
 
     @abort_update.validator
-    def _validate_abort(self, request: ControlInput) -> None:
+    def _validate_abort(self, request: ControlInput | None = None) -> None:
         self._validate("abort")
 
     @workflow.update(name="pause")
-    def pause_update(self, request: ControlInput) -> DeploymentStatus:
-        self._control("pause", request)
+    def pause_update(self, request: ControlInput | None = None) -> DeploymentStatus:
+        self._control("pause", request or ControlInput())
         return self.status()
 
     @pause_update.validator
-    def _validate_pause(self, request: ControlInput) -> None:
+    def _validate_pause(self, request: ControlInput | None = None) -> None:
         self._validate("pause")
 
     @workflow.update(name="resume")
-    def resume_update(self, request: ControlInput) -> DeploymentStatus:
-        self._control("resume", request)
+    def resume_update(self, request: ControlInput | None = None) -> DeploymentStatus:
+        self._control("resume", request or ControlInput())
         return self.status()
 
     @resume_update.validator
-    def _validate_resume(self, request: ControlInput) -> None:
+    def _validate_resume(self, request: ControlInput | None = None) -> None:
         self._validate("resume")
 
     @workflow.query(name="status")
@@ -482,7 +494,7 @@ class CanaryDeployment:
             canary_version=self.spec.canary.version,
             outcome=outcome,
             reason=reason,
-            canary_weight=self._weight,
+            canary_weight=self._weight if self._backup else None,
             evidence=self._latest_check,
             backup_path=self._backup.path if self._backup else None,
             controls=tuple(self._controls),

@@ -75,7 +75,9 @@ class DeploymentResult(_Model):
     canary_version: str
     outcome: Outcome
     reason: str
-    canary_weight: int
+    canary_weight: int | None = Field(
+        description="canary share left behind; None if no traffic was ever moved"
+    )
     evidence: CheckReport | None
     backup_path: str | None
     controls: tuple[ControlRecord, ...]

@@ -75,15 +75,6 @@ def _address(socket_address: dict[str, Any]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _same(a: RouterState, b: RouterState) -> bool:
-    """Equal states; the order of endpoints within an arm does not matter."""
-    return (
-        a.canary_weight == b.canary_weight
-        and sorted(a.stable_endpoints) == sorted(b.stable_endpoints)
-        and sorted(a.canary_endpoints) == sorted(b.canary_endpoints)
-    )
-
-
 class EnvoyRouterClient:
     """Router for one Envoy, steered through its admin API and EDS files."""
 
@@ -113,7 +104,7 @@ class EnvoyRouterClient:
             if desired.canary_weight > current.canary_weight:
                 await self._set_weight(client, desired.canary_weight)
             after = await self._read(client)
-        if not _same(after, desired):
+        if not after.matches(desired):
             raise RouterUnavailable(
                 f"Envoy at {self.spec.admin_url} reads back {after.describe()} "
                 f"after applying {desired.describe()}"
