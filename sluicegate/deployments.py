@@ -71,3 +71,39 @@ def _plan(spec: DeploymentSpec) -> str:
 def _stage_plan(stage: Stage) -> str:
     gate = ", then a manual gate" if stage.manual_gate else ""
     return f"{stage.name} {stage.weight}% for {short_duration(stage.bake)}{gate}"
+
+
+async def live_check(client: Client, workflow_id: str) -> CheckReport | None:
+    """The health watcher's latest check, read from its heartbeat (as the Web UI shows it)."""
+    description = await client.get_workflow_handle(workflow_id).describe()
+    for pending in description.raw_description.pending_activities:
+        details = pending.heartbeat_details.payloads
+        if pending.activity_type.name == WATCH_HEALTH and details:
+            [report] = await client.data_converter.decode(details, [CheckReport])
+            return report
+    return None
+
+
+async def follow(
+    client: Client, workflow_id: str, poll: timedelta = timedelta(milliseconds=250)
+) -> AsyncIterator[DeploymentStatus | CheckReport]:
+    """Yield each new status (phase, stage or weight changed) and each new live check."""
+    handle = client.get_workflow_handle_for(CanaryDeployment.run, workflow_id)
+    shown_status: tuple[object, ...] | None = None
+    shown_check: CheckReport | None = None
+    while True:
+        try:
+            status = await handle.query(CanaryDeployment.status)
+        except WorkflowQueryFailedError:
+            return
+        key = (status.phase, status.stage, status.canary_weight, status.paused)
+        if key != shown_status:
+            shown_status = key
+            yield status
+        if status.phase in FINISHED:
+            return
+        check = await live_check(client, workflow_id)
+        if check is not None and check != shown_check:
+            shown_check = check
+            yield check
+        await asyncio.sleep(poll.total_seconds())
