@@ -3,7 +3,7 @@
     python -m bench.breach_to_safety   # canary failure -> Envoy at 0% canary, seconds
     python -m bench.history_length     # history events of one default-plan deployment
 
-Shared here: a `Site` (one Envoy, two sample builds, steady load), polling, event names.
+Shared here: polling, event names and the load generator's summary.
 """
 
 from __future__ import annotations
@@ -16,41 +16,17 @@ from pathlib import Path
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
-from deploy.stack import LocalStack, Service, canary_spec
-from sluicegate.spec import DeploymentSpec
-
 STATE_ROOT = Path(__file__).resolve().parent.parent / ".state"
-LOAD_RPS = 300
 
 
-class Site:
-    """One service's routing: its own Envoy, builds v1 and v2, steady load through Envoy."""
-
-    def __init__(self, stack: LocalStack, name: str) -> None:
-        self.v1 = stack.service("v1")
-        self.v2 = stack.service("v2")
-        self.envoy = stack.envoy(name, self.v1)
-        self.load = stack.load(self.envoy, LOAD_RPS)
-        self.backups = stack.state_dir / "backups"
-
-    def spec(
-        self, service: str, stable: Service, canary: Service, **overrides: object
-    ) -> DeploymentSpec:
-        """A spec deploying `canary` over `stable`, checks needing 10 canary requests."""
-        return canary_spec(
-            service,
-            self.envoy,
-            stable,
-            canary,
-            backup_dir=self.backups,
-            min_requests=10,
-            **overrides,  # type: ignore[arg-type]
-        )
-
-    def stop(self) -> None:
-        """Stop the load and Envoy (the stack stops the services)."""
-        self.load.stop()
-        self.envoy.stop()
+def load_summary(log_tail: str) -> str:
+    """`N requests/s completed ... (M were 500)` from the load generator's closing line."""
+    lines = [line for line in log_tail.splitlines() if line.startswith("loadgen: sent=")]
+    if not lines:
+        return "load not reported"
+    fields = dict(part.split("=", 1) for part in lines[-1].split()[1:] if "=" in part)
+    rate = int(fields["completed"]) / float(fields["elapsed"].rstrip("s"))
+    return f"{rate:.0f} requests/s completed through Envoy ({fields.get('500', '0')} were 500)"
 
 
 async def until(

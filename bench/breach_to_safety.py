@@ -20,16 +20,18 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
-from temporalio.client import Client, WorkflowHandle
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client
 
 from activities.routers.envoy import DEFAULT_RUNTIME_KEY
-from bench import STATE_ROOT, Site, event_name, event_seconds, until
+from bench import STATE_ROOT, event_name, event_seconds, load_summary, until
 from deploy.sample_service import set_fault
-from deploy.stack import LocalStack
+from deploy.stack import LocalStack, Site
 from sluicegate.contracts import ROLLBACK
 from sluicegate.deployments import live_check, start_deployment
 from sluicegate.settings import Settings
@@ -52,11 +54,13 @@ class Run:
 
     scenario: str
     number: int
-    phase: float  # random wait after the third check was seen, as a fraction of the interval
+    wait: float  # random wait after check 3 was seen, before the fault (fraction of interval)
     check: float  # fault -> the breaching check's sample
     rolling_back: float  # fault -> rollback scheduled (the workflow's phase is rolling_back)
     safe: float  # fault -> Envoy reads 0% canary
     breached: tuple[str, ...]
+    window_requests: int  # canary requests in the breaching check's window
+    events: int  # length of the rolled-back deployment's history
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -89,6 +93,7 @@ async def run(args: argparse.Namespace) -> int:
                         say(_row(one))
                 finally:
                     site.stop()
+                    say(f"{scenario}: load {load_summary(site.load.tail(5))}")
     finally:
         stack.close()
     return 0 if summarize(runs, args.interval) else 1
@@ -104,41 +109,45 @@ async def measure(
 ) -> Run:
     """Deploy, wait for steady checks, inject the fault, time the way back to 0%."""
     stages = [{"name": "canary", "weight": WEIGHT, "bake": "PT10M"}]
-    spec = site.spec(
-        f"bench-{scenario}-{number}", site.v1, site.v2, stages=stages, interval=interval
-    )
+    spec = site.spec(service=f"bench-{scenario}-{number}", stages=stages, interval=interval)
     handle = await start_deployment(client, spec, TASK_QUEUE)
 
     async def watching() -> bool:
         status = await handle.query(CanaryDeployment.status)
         check = await live_check(client, handle.id)
-        return (
-            status.canary_weight == WEIGHT
-            and (check is not None)
-            and (check.number >= CHECKS_BEFORE_FAULT)
-        )
+        checks = check.number if check is not None else 0
+        return status.canary_weight == WEIGHT and checks >= CHECKS_BEFORE_FAULT
 
     await until(watching, f"{handle.id} at {WEIGHT}% with {CHECKS_BEFORE_FAULT} checks")
-    phase = rng.random()
-    await asyncio.sleep(phase * interval.total_seconds())
+    wait = rng.random()
+    await asyncio.sleep(wait * interval.total_seconds())
     error_rate, delay_ms = SCENARIOS[scenario]
-    await asyncio.to_thread(set_fault, site.v2.port, error_rate, delay_ms)
+    await asyncio.to_thread(set_fault, site.canary.port, error_rate, delay_ms)
     fault_at = time.time()
     safe_at = await zero_percent_at(site.envoy.admin_url)
     try:
         result = await handle.result()
     finally:
-        await asyncio.to_thread(set_fault, site.v2.port, 0.0, 0.0)
+        await asyncio.to_thread(set_fault, site.canary.port, 0.0, 0.0)
     if result.outcome != "rolled_back" or result.evidence is None:
         raise RuntimeError(f"{handle.id} ended {result.outcome}: {result.reason}")
+    events = (await handle.fetch_history()).events
+    rolling_back_at = rollback_scheduled_at(events)
+    if rolling_back_at < fault_at:
+        raise RuntimeError(f"{handle.id} rolled back before the fault: {result.reason}")
     return Run(
         scenario=scenario,
         number=number,
-        phase=phase,
+        wait=wait,
         check=result.evidence.at.timestamp() - fault_at,
-        rolling_back=await rollback_scheduled_at(handle) - fault_at,
+        rolling_back=rolling_back_at - fault_at,
         safe=safe_at - fault_at,
         breached=tuple(m.metric for m in result.evidence.verdict.breaches),
+        window_requests=max(
+            (m.requests for m in result.evidence.verdict.results if m.window == "check"),
+            default=0,
+        ),
+        events=len(events),
     )
 
 
@@ -154,15 +163,15 @@ async def zero_percent_at(admin_url: str, timeout: float = 60) -> float:
     raise TimeoutError(f"Envoy at {admin_url} still sends traffic to the canary after {timeout} s")
 
 
-async def rollback_scheduled_at(handle: WorkflowHandle[CanaryDeployment, object]) -> float:
+def rollback_scheduled_at(events: Sequence[HistoryEvent]) -> float:
     """When the workflow scheduled its rollback: the same task that set `rolling_back`."""
-    for event in (await handle.fetch_history()).events:
+    for event in events:
         attributes = event.activity_task_scheduled_event_attributes
         if event_name(event) == "ActivityTaskScheduled" and (
             attributes.activity_type.name == ROLLBACK
         ):
             return event_seconds(event)
-    raise RuntimeError(f"{handle.id}: no rollback in the history")
+    raise RuntimeError("no rollback in the history")
 
 
 def summarize(runs: list[Run], interval: float) -> bool:
@@ -205,9 +214,10 @@ def p95(values: list[float]) -> float:
 
 def _row(r: Run) -> str:
     return (
-        f"{r.scenario:<8} run {r.number:>2}: fault at +{r.phase:.2f} interval -> "
+        f"{r.scenario:<8} run {r.number:>2}: fault +{r.wait:.2f} interval -> "
         f"check {r.check:6.3f} s, rolling_back {r.rolling_back:6.3f} s, "
-        f"Envoy 0% {r.safe:6.3f} s  ({', '.join(r.breached)})"
+        f"Envoy 0% {r.safe:6.3f} s  ({', '.join(r.breached)}; "
+        f"{r.window_requests} canary requests in that check; {r.events} events)"
     )
 
 

@@ -10,11 +10,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from activities.routers import router_for
 from deploy.envoy import Envoy
 from deploy.loadgen import start_loadgen
 from deploy.processes import Process, free_port, start_module
 from deploy.sample_service import start_sample_service
 from deploy.temporal_server import start_dev_server
+from sluicegate.contracts import RouterState
 from sluicegate.spec import DeploymentSpec, parse_spec
 
 
@@ -71,6 +73,44 @@ class LocalStack:
     def _own(self, process: Process) -> Process:
         self.processes.append(process)
         return process
+
+
+class Site:
+    """One service's routing: its own Envoy, a stable (v1) and a canary (v2) build, steady load."""
+
+    def __init__(self, stack: LocalStack, name: str, rps: float = 300) -> None:
+        self.name = name
+        self.stable = stack.service("v1")
+        self.canary = stack.service("v2")
+        self.envoy = stack.envoy(name, self.stable)
+        self.load = stack.load(self.envoy, rps)
+        self.backups = stack.state_dir / "backups"
+
+    def spec(
+        self,
+        *,
+        service: str | None = None,
+        stable: Service | None = None,
+        canary: Service | None = None,
+        **overrides: Any,
+    ) -> DeploymentSpec:
+        """A spec for this site (by default v1 → v2); checks need 10 canary requests."""
+        return canary_spec(
+            service or self.name,
+            self.envoy,
+            stable or self.stable,
+            canary or self.canary,
+            backup_dir=self.backups,
+            **{"min_requests": 10, **overrides},
+        )
+
+    async def router_state(self) -> RouterState:
+        return await router_for(self.spec().router).read_state()
+
+    def stop(self) -> None:
+        """Stop the load, then Envoy (the stack stops the services)."""
+        self.load.stop()
+        self.envoy.stop()
 
 
 def canary_spec(

@@ -10,14 +10,12 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from activities.routers import router_for
 from deploy.processes import venv_binary
 from deploy.sample_service import set_fault
-from deploy.stack import LocalStack, canary_spec
+from deploy.stack import LocalStack, Site
 from sluicegate.contracts import RouterState
 from sluicegate.deployments import start_deployment
 from sluicegate.settings import Settings
-from sluicegate.spec import DeploymentSpec
 from workers.client import connect
 from workers.main import build_worker
 from workflows.canary import CanaryDeployment
@@ -25,32 +23,6 @@ from workflows.state import ControlInput, DeploymentStatus, PromoteInput
 
 pytestmark = pytest.mark.e2e
 TASK_QUEUE = "e2e"
-
-
-class Site:
-    """One service's routing: its own Envoy, a stable and a canary build, steady load."""
-
-    def __init__(self, stack: LocalStack, name: str) -> None:
-        self.name = name
-        self.stable = stack.service("v1")
-        self.canary = stack.service("v2")
-        self.envoy = stack.envoy(name, self.stable)
-        self.load = stack.load(self.envoy, rps=300)
-        self.backups = stack.state_dir / "backups"
-
-    def spec(self, **overrides: object) -> DeploymentSpec:
-        return canary_spec(
-            self.name,
-            self.envoy,
-            self.stable,
-            self.canary,
-            backup_dir=self.backups,
-            min_requests=10,
-            **overrides,  # type: ignore[arg-type]
-        )
-
-    async def router_state(self) -> RouterState:
-        return await router_for(self.spec().router).read_state()
 
 
 @pytest.fixture(scope="session")
@@ -76,8 +48,7 @@ def site(stack: LocalStack, request: pytest.FixtureRequest) -> Iterator[Site]:
     try:
         yield site
     finally:
-        site.load.stop()
-        site.envoy.stop()
+        site.stop()
 
 
 async def eventually(check: Callable[[], object], what: str, attempts: int = 600) -> None:

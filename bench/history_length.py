@@ -1,0 +1,220 @@
+"""History length: how many events one deployment with the default plan writes.
+
+    python -m bench.history_length [--scales 600 300]
+
+(a) The time-skipping test server runs the real default plan (5% / 25% / 50% for 30 / 60 /
+    120 min, checks every 10 s, then 100%) with the scripted activities of tests/scripted.py,
+    promoted and rolled back in its last stage.
+(b) The dev server, real activities, Envoy and load run the same stage weights with the
+    bakes divided by each scale and a check every second, to show that the count does not
+    grow with bake time or checks: those live inside the long-running watch activity,
+    whose heartbeats write no events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from bench import STATE_ROOT, event_name, event_seconds, load_summary
+from deploy.processes import venv_binary
+from deploy.stack import LocalStack, Site
+from sluicegate.contracts import CheckReport
+from sluicegate.deployments import follow, start_deployment
+from sluicegate.settings import Settings
+from sluicegate.spec import DEFAULT_STAGES, DeploymentSpec
+from tests.scripted import ScriptedActivities, make_spec
+from workers.client import DATA_CONVERTER, connect
+from workers.main import build_worker
+from workers.search_attributes import ensure_search_attributes
+from workflows.state import DeploymentStatus
+
+STATE_DIR = STATE_ROOT / "bench-history"
+TARGET = 500
+
+
+@dataclass
+class Measured:
+    """One deployment: how it ran and its history's events by type."""
+
+    method: str
+    plan: str
+    outcome: str
+    checks: str
+    took: timedelta
+    events: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return sum(self.events.values())
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.history_length", description=__doc__)
+    parser.add_argument(
+        "--scales",
+        type=int,
+        nargs="+",
+        default=[600, 300],
+        help="divide the default bakes by each of these on the real stack (default 600 300)",
+    )
+    return parser.parse_args(argv)
+
+
+async def on_time_skipping() -> list[Measured]:
+    """The default plan on the time-skipping server, scripted activities."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=DATA_CONVERTER,
+        test_server_existing_path=venv_binary("temporal-test-server"),
+    )
+    measured = []
+    try:
+        await ensure_search_attributes(env.client)
+        cases = [
+            ("promoted", ScriptedActivities()),
+            ("breach at 50%", ScriptedActivities(breach_in_stage=DEFAULT_STAGES[-1].name)),
+        ]
+        for label, acts in cases:
+            task_queue = f"bench-{uuid.uuid4().hex[:8]}"
+            spec = make_spec(service=f"bench-history-{task_queue}")
+            async with build_worker(env.client, task_queue, activities=acts.activities()):
+                handle = await start_deployment(env.client, spec, task_queue)
+                result = await handle.result()
+            history = await handle.fetch_history()
+            measured.append(
+                Measured(
+                    method="time-skipping, scripted",
+                    plan=f"default plan, {label}",
+                    outcome=result.outcome,
+                    checks="n/a (scripted)",
+                    took=_took(history.events),
+                    events=Counter(event_name(e) for e in history.events),
+                )
+            )
+    finally:
+        await env.shutdown()
+    return measured
+
+
+async def on_real_stack(scales: list[int]) -> list[Measured]:
+    """The default stage weights with scaled-down bakes on the dev server and real Envoy."""
+    shutil.rmtree(STATE_DIR, ignore_errors=True)
+    stack = LocalStack(STATE_DIR)
+    measured = []
+    try:
+        address, _ = stack.temporal()
+        client = await connect(Settings(temporal_address=address))
+        site = Site(stack, "bench-history")
+        task_queue = "bench-history"
+        async with build_worker(client, task_queue):
+            for number, scale in enumerate(scales):
+                stages = [
+                    {"name": s.name, "weight": s.weight, "bake": s.bake / scale}
+                    for s in DEFAULT_STAGES
+                ]
+                # After a promotion the canary build is the stable one: swap roles each run.
+                stable, canary = (
+                    (site.stable, site.canary) if number % 2 == 0 else (site.canary, site.stable)
+                )
+                spec = site.spec(
+                    service=f"bench-history-{scale}",
+                    stable=stable,
+                    canary=canary,
+                    stages=stages,
+                    interval=timedelta(seconds=1),
+                )
+                measured.append(await _deploy(client, spec, task_queue, scale))
+        site.stop()
+        say(f"real stack: load {load_summary(site.load.tail(5))}")
+    finally:
+        stack.close()
+    return measured
+
+
+async def _deploy(client: Client, spec: DeploymentSpec, task_queue: str, scale: int) -> Measured:
+    """Run one deployment to its end, counting the checks each stage's watcher made."""
+    handle = await start_deployment(client, spec, task_queue)
+    checks = {s.name: 0 for s in spec.stages}
+    stage: str | None = None
+    async for event in follow(client, handle.id, poll=timedelta(milliseconds=200)):
+        if isinstance(event, DeploymentStatus):
+            stage = event.stage
+        elif isinstance(event, CheckReport) and stage is not None:
+            checks[stage] = max(checks.get(stage, 0), event.number)
+    result = await handle.result()
+    history = await handle.fetch_history()
+    return Measured(
+        method="dev server, real activities",
+        plan=f"default weights, bakes / {scale}",
+        outcome=result.outcome,
+        checks=f">= {sum(checks.values())} ({'/'.join(str(n) for n in checks.values())})",
+        took=_took(history.events),
+        events=Counter(event_name(e) for e in history.events),
+    )
+
+
+def report(measured: list[Measured]) -> bool:
+    """Print totals and the per-type breakdown; True if every run is within the target."""
+    say(
+        f"\n{'#':>2}  {'method':<27} {'plan':<30} {'took':>9}  {'outcome':<11} "
+        f"{'checks':<16} events"
+    )
+    for number, m in enumerate(measured, 1):
+        say(
+            f"{number:>2}  {m.method:<27} {m.plan:<30} {_duration(m.took):>9}  {m.outcome:<11} "
+            f"{m.checks:<16} {m.total}"
+        )
+    say("\nEvents by type (columns are the runs above):")
+    types = sorted(set().union(*(m.events for m in measured)))
+    width = max(len(t) for t in types)
+    say(f"{'':<{width}}  " + " ".join(f"{n:>4}" for n in range(1, len(measured) + 1)))
+    for name in types:
+        say(f"{name:<{width}}  " + " ".join(f"{m.events[name]:>4}" for m in measured))
+    say(f"{'total':<{width}}  " + " ".join(f"{m.total:>4}" for m in measured))
+    worst = max(m.total for m in measured)
+    ok = worst <= TARGET
+    say(f"\nTarget: <= {TARGET} events per deployment; most seen {worst}: {_verdict(ok)}")
+    return ok
+
+
+def _took(events: Sequence[HistoryEvent]) -> timedelta:
+    """Workflow time from its first event to its last (server clock, skipped or not)."""
+    return timedelta(seconds=event_seconds(events[-1]) - event_seconds(events[0]))
+
+
+def _duration(duration: timedelta) -> str:
+    seconds = duration.total_seconds()
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds:.1f} s"
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+async def run(args: argparse.Namespace) -> int:
+    measured = await on_time_skipping()
+    measured += await on_real_stack(args.scales)
+    return 0 if report(measured) else 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(asyncio.run(run(parse_args(argv))))
+
+
+if __name__ == "__main__":
+    main()
