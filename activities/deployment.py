@@ -18,6 +18,7 @@ from sluicegate.analysis import judge
 from sluicegate.analysis.samples import Sample
 from sluicegate.contracts import (
     BACKUP,
+    HEALTH_REPORT,
     ROLLBACK,
     SET_TRAFFIC,
     WATCH_HEALTH,
@@ -90,6 +91,8 @@ class _Watch:
         self.failed = 0
         self.inconclusive_in_a_row = 0
         self.latest: CheckReport | None = None
+        self.reported_healthy = False
+        self.reported_drift = False
 
     async def run(self) -> WatchHealthResult:
         policy = self.request.analysis
@@ -114,6 +117,8 @@ class _Watch:
             previous = current
             if (result := self._conclude(report)) is not None:
                 return result
+            if self._notable(report):
+                await self._report(report)
 
     def _conclude(self, report: CheckReport) -> WatchHealthResult | None:
         """Return a result when the policy says to stop; None to keep watching."""
@@ -129,6 +134,25 @@ class _Watch:
         if self.inconclusive_in_a_row > policy.inconclusive_checks_tolerated:
             return self._result("inconclusive", report)
         return None
+
+    def _notable(self, report: CheckReport) -> bool:
+        """The first healthy check, each tolerated breach, the first drift: once per stage
+        or per tolerated failure, so the workflow's history grows with the plan, not time."""
+        if report.verdict.status == "healthy" and not self.reported_healthy:
+            self.reported_healthy = True
+            return True
+        if report.drift is not None and not self.reported_drift:
+            self.reported_drift = True
+            return True
+        return report.verdict.status == "breach"
+
+    async def _report(self, report: CheckReport) -> None:
+        """Tell the workflow, for its Web UI details; live checks are in the heartbeat."""
+        workflow_id = activity.info().workflow_id
+        try:
+            await activity.client().get_workflow_handle(workflow_id).signal(HEALTH_REPORT, report)
+        except Exception as err:  # display only: never let it stop the watching
+            activity.logger.warning("could not report check %d: %s", report.number, err)
 
     def _result(self, status: str, report: CheckReport) -> WatchHealthResult:
         return WatchHealthResult.model_validate(

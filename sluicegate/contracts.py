@@ -18,6 +18,7 @@ BACKUP = "backup"
 SET_TRAFFIC = "set_traffic"
 WATCH_HEALTH = "watch_health"
 ROLLBACK = "rollback"
+HEALTH_REPORT = "health_report"  # signal: a watcher's notable check, for display only
 
 
 class _Model(BaseModel):

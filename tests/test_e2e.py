@@ -164,6 +164,12 @@ async def test_manual_gate_promoted_by_update(temporal: tuple[str, Client], site
         return (await status_of(client, handle.id)).phase == "awaiting_approval"
 
     await eventually(waiting, "the deployment waits at its manual gate")
+
+    async def reported_healthy() -> bool:
+        check = (await status_of(client, handle.id)).latest_check
+        return check is not None and check.verdict.status == "healthy"
+
+    await eventually(reported_healthy, "the watcher reports a healthy check to the workflow")
     status = await handle.execute_update(
         CanaryDeployment.promote_update, PromoteInput(by="release-manager")
     )

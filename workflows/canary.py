@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from sluicegate import visibility
     from sluicegate.contracts import (
         BACKUP,
+        HEALTH_REPORT,
         ROLLBACK,
         SET_TRAFFIC,
         WATCH_HEALTH,
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.details import render_details, short_duration
     from workflows.state import (
         FINISHED,
+        WATCHING,
         Action,
         ControlInput,
         ControlRecord,
@@ -429,6 +431,13 @@ class CanaryDeployment:
     @resume_update.validator
     def _validate_resume(self, request: ControlInput | None = None) -> None:
         self._validate("resume")
+
+    @workflow.signal(name=HEALTH_REPORT)
+    def health_report(self, report: CheckReport) -> None:
+        """A watcher's notable check: shown in the status and the Web UI, never acted on."""
+        if self._phase in WATCHING:
+            self._latest_check = report
+            self._publish()
 
     @workflow.query(name="status")
     def status(self) -> DeploymentStatus:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sluicegate.spec import DeploymentSpec
-from workflows.state import DeploymentStatus
+from workflows.state import WATCHING, DeploymentStatus
 
 
 def render_details(spec: DeploymentSpec, status: DeploymentStatus) -> str:
@@ -22,11 +22,14 @@ def render_details(spec: DeploymentSpec, status: DeploymentStatus) -> str:
             f"| {stage.name} | {stage.weight}% | {short_duration(stage.bake)} | "
             f"{'manual' if stage.manual_gate else '-'} | {_stage_state(index, status)} |"
         )
+    if status.phase in WATCHING:
+        lines += ["", "Live checks: the `watch_health` heartbeat, under Pending Activities."]
     if status.latest_check is not None:
         check = status.latest_check
         lines += [
             "",
-            f"Latest check #{check.number}: {check.verdict.status}: {check.verdict.describe()}",
+            f"Latest reported check #{check.number}: "
+            f"{check.verdict.status}: {check.verdict.describe()}",
         ]
     if status.reason:
         lines += ["", f"Reason: {status.reason}"]

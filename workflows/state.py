@@ -25,6 +25,7 @@ Outcome = Literal["promoted", "rolled_back"]
 Action = Literal["promote", "abort", "pause", "resume"]
 
 FINISHED: frozenset[Phase] = frozenset({"promoted", "rolled_back"})
+WATCHING: frozenset[Phase] = frozenset({"progressing", "paused", "awaiting_approval"})
 
 
 class _Model(BaseModel):
