@@ -16,12 +16,12 @@ import ipaddress
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
+from deploy.arguments import number_in
 from deploy.processes import Process, start_module, wait_until
 
 MAX_DURATION_S = 3600.0
@@ -53,21 +53,6 @@ def loopback_problem(url: str) -> str | None:
     )
 
 
-def bounded_float(low: float, high: float) -> Callable[[str], float]:
-    """An argparse type: a number with low < value <= high."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not low < value <= high:
-            raise argparse.ArgumentTypeError(f"must be > {low:g} and <= {high:g}, got {text}")
-        return value
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m deploy.loadgen",
@@ -78,13 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--rps",
-        type=bounded_float(0, MAX_RPS),
+        type=number_in(float, 0, MAX_RPS, low_inclusive=False),
         required=True,
         help=f"Requests per second to send (0 < rps <= {MAX_RPS:g}).",
     )
     parser.add_argument(
         "--duration",
-        type=bounded_float(0, MAX_DURATION_S),
+        type=number_in(float, 0, MAX_DURATION_S, low_inclusive=False),
         default=MAX_DURATION_S,
         help=f"Seconds to run before exiting (max and default {MAX_DURATION_S:g}); "
         "SIGTERM or SIGINT stops earlier.",
@@ -97,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--timeout",
-        type=bounded_float(0, 60),
+        type=number_in(float, 0, 60, low_inclusive=False),
         default=5.0,
         help="Per-request timeout in seconds (max 60). Default 5.",
     )

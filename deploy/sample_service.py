@@ -24,6 +24,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from deploy.arguments import number_in
+
 if TYPE_CHECKING:
     from deploy.processes import Process
 
@@ -36,36 +38,9 @@ class Faults:
     delay_ms: float = 0.0
 
 
-def parse_error_rate(text: str) -> float:
-    """A probability in 0..1 (argparse type and /fault parameter)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def parse_delay_ms(text: str) -> float:
-    """A non-negative number of milliseconds (argparse type and /fault parameter)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 600_000:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (and at most 600000 ms), got {text}")
-    return value
-
-
-def parse_port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 65535, got {text}")
-    return value
+parse_error_rate = number_in(float, 0, 1)  # a probability; also the /fault parameter
+parse_delay_ms = number_in(float, 0, 600_000)  # milliseconds; also the /fault parameter
+parse_port = number_in(int, 1, 65535)
 
 
 class SampleServer(ThreadingHTTPServer):

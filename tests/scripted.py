@@ -111,9 +111,9 @@ class ScriptedActivities:
         return RollbackResult(state=self.state)
 
 
-def make_spec(service: str = "checkout", **overrides: object) -> DeploymentSpec:
-    """A valid spec using the default plan; override any top-level field."""
-    data: dict[str, object] = {
+def spec_data(service: str = "checkout") -> dict[str, Any]:
+    """The smallest valid spec as plain data (the default plan applies)."""
+    return {
         "service": service,
         "stable": {"version": "v1", "address": STABLE},
         "canary": {"version": "v2", "address": "127.0.0.1:18081"},
@@ -124,5 +124,8 @@ def make_spec(service: str = "checkout", **overrides: object) -> DeploymentSpec:
         },
         "analysis": {"source": {"type": "envoy", "admin_url": "http://127.0.0.1:19901"}},
     }
-    data.update(overrides)
-    return parse_spec(data)
+
+
+def make_spec(service: str = "checkout", **overrides: object) -> DeploymentSpec:
+    """A valid spec using the default plan; override any top-level field."""
+    return parse_spec({**spec_data(service), **overrides})

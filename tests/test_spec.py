@@ -12,19 +12,9 @@ import pytest
 
 from sluicegate.errors import SpecError
 from sluicegate.spec import DeploymentSpec, MetricCheck, load_spec, parse_spec
-from tests.scripted import make_spec
+from tests.scripted import make_spec, spec_data
 
-MINIMAL: dict[str, Any] = {
-    "service": "checkout",
-    "stable": {"version": "v1", "address": "127.0.0.1:18080"},
-    "canary": {"version": "v2", "address": "127.0.0.1:18081"},
-    "router": {
-        "type": "envoy",
-        "admin_url": "http://127.0.0.1:19901",
-        "endpoints_dir": "/tmp/eds",
-    },
-    "analysis": {"source": {"type": "envoy", "admin_url": "http://127.0.0.1:19901"}},
-}
+MINIMAL: dict[str, Any] = spec_data()
 
 MINIMAL_YAML = """\
 service: checkout
@@ -33,7 +23,7 @@ canary: {version: v2, address: "127.0.0.1:18081"}
 router:
   type: envoy
   admin_url: http://127.0.0.1:19901
-  endpoints_dir: /tmp/eds
+  endpoints_dir: /nonexistent
 analysis:
   source: {type: envoy, admin_url: "http://127.0.0.1:19901"}
 """
