@@ -91,7 +91,7 @@ class _Watch:
         self.failed = 0
         self.inconclusive_in_a_row = 0
         self.latest: CheckReport | None = None
-        self.reported_healthy = False
+        self.reported_status: str | None = None
         self.reported_drift = False
 
     async def run(self) -> WatchHealthResult:
@@ -107,6 +107,7 @@ class _Watch:
             if stage_start.canary is None:
                 stage_start = current
             report = CheckReport(
+                stage=self.request.stage,
                 at=current.at,
                 number=self.checks,
                 verdict=judge(stage_start, previous, current, policy),
@@ -136,15 +137,17 @@ class _Watch:
         return None
 
     def _notable(self, report: CheckReport) -> bool:
-        """The first healthy check, each tolerated breach, the first drift: once per stage
-        or per tolerated failure, so the workflow's history grows with the plan, not time."""
-        if report.verdict.status == "healthy" and not self.reported_healthy:
-            self.reported_healthy = True
+        """Judged health changed (the first healthy check, a tolerated breach, a recovery),
+        or the stage's first drift. The workflow waits for a healthy report before it
+        moves on; the count is bounded by the policy, so the history grows with the plan."""
+        status = report.verdict.status
+        if status != "inconclusive" and status != self.reported_status:
+            self.reported_status = status
             return True
         if report.drift is not None and not self.reported_drift:
             self.reported_drift = True
             return True
-        return report.verdict.status == "breach"
+        return False
 
     async def _report(self, report: CheckReport) -> None:
         """Tell the workflow, for its Web UI details; live checks are in the heartbeat."""

@@ -83,6 +83,8 @@ class CheckReport(_Model):
     number: int
     verdict: Verdict
     drift: str | None = Field(default=None, description="set when the router had drifted")
+    # Fields added after a release need defaults: recorded histories must still decode.
+    stage: str = Field(default="", description="the stage whose watcher made the check")
 
 
 class WatchHealthResult(_Model):

@@ -94,7 +94,9 @@ class ScriptedActivities:
     async def watch_health(self, request: WatchHealthInput) -> WatchHealthResult:
         self.watched.append(request.stage)
         if request.stage == self.breach_in_stage:
-            report = CheckReport(at=datetime.now(UTC), number=3, verdict=BREACH)
+            report = CheckReport(
+                stage=request.stage, at=datetime.now(UTC), number=3, verdict=BREACH
+            )
             return WatchHealthResult(status="breach", checks=3, failed_checks=1, last=report)
         if request.stage == self.hold_in_stage:
             while True:  # until cancelled; blocks time skipping, so only for gate tests

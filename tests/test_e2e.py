@@ -71,7 +71,8 @@ async def test_healthy_canary_is_promoted_and_envoy_serves_it(
     temporal: tuple[str, Client], site: Site
 ) -> None:
     _, client = temporal
-    handle = await start_deployment(client, site.spec(), TASK_QUEUE)
+    # One slow check on a busy CI machine must not fail a test of the promotion path.
+    handle = await start_deployment(client, site.spec(failed_checks_tolerated=1), TASK_QUEUE)
     result = await handle.result()
     assert result.outcome == "promoted", result.reason
     state = await site.router_state()
@@ -158,7 +159,8 @@ async def test_started_and_aborted_with_the_temporal_cli(
 async def test_manual_gate_promoted_by_update(temporal: tuple[str, Client], site: Site) -> None:
     _, client = temporal
     stages = [{"name": "review", "weight": 10, "manual_gate": True}]
-    handle = await start_deployment(client, site.spec(stages=stages), TASK_QUEUE)
+    spec = site.spec(stages=stages, failed_checks_tolerated=1)
+    handle = await start_deployment(client, spec, TASK_QUEUE)
 
     async def waiting() -> bool:
         return (await status_of(client, handle.id)).phase == "awaiting_approval"

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
+from sluicegate.analysis.verdict import Verdict
+from sluicegate.contracts import CheckReport
 from sluicegate.deployments import DeploymentAlreadyRunning, start_deployment
 from sluicegate.spec import DEFAULT_STAGES, DeploymentSpec
 from tests.scripted import OLD_CANARY, STABLE, ScriptedActivities, make_spec
@@ -342,3 +344,34 @@ async def test_updates_work_without_input(
         assert status.paused and status.controls[-1].by == "unknown"
         await handle.execute_update("abort", result_type=DeploymentStatus)
         assert (await handle.result()).outcome == "rolled_back"
+
+
+async def test_a_stage_moves_on_only_after_a_healthy_check(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities(hold_in_stage="only")  # a watcher that has judged nothing yet
+    spec = unique_spec(task_queue, stages=[{"name": "only", "weight": 10, "bake": "PT1S"}])
+    async with deployment(time_skipping_env, task_queue, acts, spec) as handle:
+
+        async def bake_over() -> bool:
+            history = await handle.fetch_history()
+            return any(e.HasField("timer_fired_event_attributes") for e in history.events)
+
+        for _ in range(400):
+            if await bake_over():
+                break
+            await asyncio.sleep(0.025)
+        else:
+            raise AssertionError("the bake timer never fired")
+        status = await handle.query(CanaryDeployment.status)
+        assert (status.phase, status.stage, acts.weights) == ("progressing", "only", [10])
+        healthy = CheckReport(
+            stage="only",
+            at=datetime.now(UTC),
+            number=1,
+            verdict=Verdict(status="healthy", results=()),
+        )
+        await handle.signal(CanaryDeployment.health_report, healthy)
+        result = await handle.result()
+    assert result.outcome == "promoted"
+    assert acts.weights == [10, 100, 100, 0]

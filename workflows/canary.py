@@ -104,6 +104,7 @@ class CanaryDeployment:
         self._pending_promote: ControlRecord | None = None
         self._abort: ControlRecord | None = None
         self._latest_check: CheckReport | None = None
+        self._stage_health: str | None = None  # latest judged verdict reported this stage
         self._reason: str | None = None
         self._controls: list[ControlRecord] = []
         self._backup: BackupRecord | None = None
@@ -164,6 +165,7 @@ class CanaryDeployment:
         for index, stage in enumerate(self.spec.stages):
             self._check_abort()
             self._stage_index = index
+            self._stage_health = None
             self._set_phase("progressing")
             await self._shift(stage.weight)
             await self._hold(stage)
@@ -176,10 +178,17 @@ class CanaryDeployment:
         watcher = self._start_watcher(stage)
         try:
             await self._bake(stage, watcher)
-            if stage.manual_gate and self._pending_promote is None:
+            if self._pending_promote is not None:
+                return
+            if stage.manual_gate:
                 self._set_phase("awaiting_approval")
                 await workflow.wait_condition(lambda: self._interrupted(watcher))
-                self._check_stops(watcher)
+            else:
+                # No data is never healthy: move on only after the latest judged check was.
+                await workflow.wait_condition(
+                    lambda: self._judged_healthy(watcher) or self._interrupted(watcher)
+                )
+            self._check_stops(watcher)
         finally:
             await self._stop_watcher(watcher)
 
@@ -330,6 +339,12 @@ class CanaryDeployment:
             or self._watch_alarm(watcher) is not None
         )
 
+    def _judged_healthy(self, watcher: asyncio.Task[WatchHealthResult]) -> bool:
+        if self._stage_health == "healthy":
+            return True
+        ended_healthy = watcher.done() and not watcher.cancelled() and not watcher.exception()
+        return ended_healthy and watcher.result().status == "healthy"
+
     def _check_abort(self) -> None:
         if self._abort is not None:
             reason = self._abort.reason or "no reason given"
@@ -434,9 +449,13 @@ class CanaryDeployment:
 
     @workflow.signal(name=HEALTH_REPORT)
     def health_report(self, report: CheckReport) -> None:
-        """A watcher's notable check: shown in the status and the Web UI, never acted on."""
-        if self._phase in WATCHING:
+        """A watcher's judged health changed: shown in the status and Web UI details, and a
+        stage moves on by itself only once its latest judged check was healthy."""
+        stage = self._current_stage()
+        if self._phase in WATCHING and stage is not None and report.stage == stage.name:
             self._latest_check = report
+            if report.verdict.status != "inconclusive":
+                self._stage_health = report.verdict.status
             self._publish()
 
     @workflow.query(name="status")
