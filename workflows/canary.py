@@ -184,9 +184,13 @@ class CanaryDeployment:
                 self._set_phase("awaiting_approval")
                 await workflow.wait_condition(lambda: self._interrupted(watcher))
             else:
-                # No data is never healthy: move on only after the latest judged check was.
+                # No data is never healthy: move on only after the latest judged check was
+                # (and not while paused).
                 await workflow.wait_condition(
-                    lambda: self._judged_healthy(watcher) or self._interrupted(watcher)
+                    lambda: (
+                        (self._judged_healthy(watcher) and not self._paused)
+                        or self._interrupted(watcher)
+                    )
                 )
             self._check_stops(watcher)
         finally:
