@@ -6,6 +6,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
 from temporalio import activity
 
 from activities.backup_store import state_to_restore, write_backup
@@ -87,10 +88,12 @@ class _Watch:
         self.request = request
         self.router = router
         self.source = source
-        self.checks = 0
-        self.failed = 0
+        # A retried watcher (its worker died) carries on from its last heartbeat: same
+        # check numbers, same failed-check count, so a crash never buys extra tolerance.
+        self.latest = _last_heartbeat()
+        self.checks = self.latest.number if self.latest else 0
+        self.failed = self.latest.failed_checks if self.latest else 0
         self.inconclusive_in_a_row = 0
-        self.latest: CheckReport | None = None
         self.reported_status: str | None = None
         self.reported_drift = False
 
@@ -106,12 +109,16 @@ class _Watch:
             current = await self._sample()
             if stage_start.canary is None:
                 stage_start = current
+            verdict = judge(stage_start, previous, current, policy)
+            if verdict.status == "breach":
+                self.failed += 1
             report = CheckReport(
                 stage=self.request.stage,
                 at=current.at,
                 number=self.checks,
-                verdict=judge(stage_start, previous, current, policy),
+                verdict=verdict,
                 drift=drift,
+                failed_checks=self.failed,
             )
             self.latest = report
             activity.heartbeat(report)
@@ -128,8 +135,6 @@ class _Watch:
         self.inconclusive_in_a_row = (
             self.inconclusive_in_a_row + 1 if status == "inconclusive" else 0
         )
-        if status == "breach":
-            self.failed += 1
         if self.failed > policy.failed_checks_tolerated:
             return self._result("breach", report)
         if self.inconclusive_in_a_row > policy.inconclusive_checks_tolerated:
@@ -189,6 +194,17 @@ class _Watch:
         while (left := deadline - time.monotonic()) > 0:
             activity.heartbeat(*([self.latest] if self.latest else []))
             await asyncio.sleep(min(left, HEARTBEAT_EVERY))
+
+
+def _last_heartbeat() -> CheckReport | None:
+    """The check a previous attempt of this watcher last heartbeated, if any."""
+    details = activity.info().heartbeat_details
+    if not details:
+        return None
+    try:
+        return CheckReport.model_validate(details[0])
+    except ValidationError:
+        return None
 
 
 ACTIVITIES = [backup, set_traffic, watch_health, rollback]

@@ -85,6 +85,7 @@ class CheckReport(_Model):
     drift: str | None = Field(default=None, description="set when the router had drifted")
     # Fields added after a release need defaults: recorded histories must still decode.
     stage: str = Field(default="", description="the stage whose watcher made the check")
+    failed_checks: int = Field(default=0, description="breaching checks so far this stage")
 
 
 class WatchHealthResult(_Model):

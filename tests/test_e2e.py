@@ -14,7 +14,7 @@ from deploy.processes import venv_binary
 from deploy.sample_service import set_fault
 from deploy.stack import LocalStack, Site
 from sluicegate.contracts import RouterState
-from sluicegate.deployments import start_deployment
+from sluicegate.deployments import live_check, start_deployment
 from sluicegate.settings import Settings
 from workers.client import connect
 from workers.main import build_worker
@@ -196,3 +196,35 @@ async def test_envoy_restart_is_noticed_as_drift_and_repaired(
     await eventually(weight_is_30, "the watcher re-applies 30% after the restart")
     await handle.signal(CanaryDeployment.abort_signal, ControlInput(by="test"))
     assert (await handle.result()).outcome == "rolled_back"
+
+
+async def test_a_deployment_survives_its_worker_being_killed(
+    stack: LocalStack, temporal: tuple[str, Client], site: Site
+) -> None:
+    address, client = temporal
+    task_queue = "e2e-crash"  # served only by the worker processes below
+    worker = stack.worker(address, task_queue)
+    stages = [
+        {"name": "canary", "weight": 5, "bake": "PT2S"},
+        {"name": "pilot", "weight": 25, "bake": "PT20S"},
+    ]
+    spec = site.spec(stages=stages, failed_checks_tolerated=1)
+    handle = await start_deployment(client, spec, task_queue)
+
+    async def watched_at_25() -> bool:
+        check = await live_check(client, handle.id)
+        return check is not None and check.stage == "pilot"
+
+    await eventually(watched_at_25, "the pilot stage's watcher heartbeats", attempts=1200)
+    worker.kill()  # SIGKILL: no clean shutdown, the watcher's heartbeats stop mid-stage
+    stack.worker(address, task_queue)
+    result = await handle.result()
+    assert result.outcome == "promoted", result.reason
+    assert (await site.router_state()).stable_endpoints == (site.canary.address,)
+    history = await handle.fetch_history()
+    retried = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+    assert max(retried) >= 2  # the pilot watcher was picked up again after the crash

@@ -1,0 +1,91 @@
+"""The health watcher as one activity, against real Envoy: drift repair and crash resume."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import httpx
+from temporalio.testing import ActivityEnvironment
+
+from activities.deployment import watch_health
+from sluicegate.analysis.verdict import Verdict
+from sluicegate.contracts import CheckReport, RouterState, WatchHealthInput
+from sluicegate.spec import AnalysisSpec, EnvoyRouter, EnvoyStats
+
+if TYPE_CHECKING:
+    from tests.envoy_fixtures import EnvoyStack, Upstream
+
+pytest_plugins = ["tests.envoy_fixtures"]
+
+
+async def steady_load(url: str, stop: asyncio.Event) -> None:
+    """Requests through Envoy, one after another, until `stop` is set."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        while not stop.is_set():
+            await client.get(url)
+
+
+async def test_a_retried_watcher_keeps_its_failed_check_count(
+    envoy: EnvoyStack, upstreams: dict[str, Upstream]
+) -> None:
+    upstreams["canary"].status = 500
+    request = WatchHealthInput(
+        service="checkout",
+        stage="pilot",
+        router=EnvoyRouter(admin_url=envoy.admin_url, endpoints_dir=str(envoy.endpoints_dir)),
+        # Envoy starts at 0%: the watcher finds the drift and applies 50% itself.
+        expected=RouterState(
+            canary_weight=50,
+            stable_endpoints=(upstreams["stable"].address,),
+            canary_endpoints=(upstreams["canary"].address,),
+        ),
+        analysis=AnalysisSpec(
+            source=EnvoyStats(admin_url=envoy.admin_url),
+            interval=timedelta(milliseconds=300),
+            min_requests=3,
+            failed_checks_tolerated=1,
+        ),
+    )
+    # The previous attempt, on a worker that died, had used up the one tolerated failure.
+    before_crash = CheckReport(
+        stage="pilot",
+        at=datetime.now(UTC),
+        number=7,
+        verdict=Verdict(status="breach", results=()),
+        failed_checks=1,
+    )
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(
+        env.info, heartbeat_details=[before_crash.model_dump(mode="json")]
+    )
+    heartbeats: list[object] = []
+    env.on_heartbeat = lambda *details: heartbeats.extend(details)
+    stop = asyncio.Event()
+    load = asyncio.create_task(steady_load(envoy.url, stop))
+    try:
+        result = await env.run(watch_health, request)
+    finally:
+        stop.set()
+        await load
+    assert result.status == "breach"
+    assert result.last is not None
+    assert (result.checks, result.failed_checks) == (result.last.number, 2)
+    assert result.checks > 7  # numbering went on from the last heartbeat
+    new_breaches = [
+        r
+        for r in heartbeats
+        if isinstance(r, CheckReport) and r.number > 7 and r.verdict.status == "breach"
+    ]
+    assert len(new_breaches) == 1  # the tolerance was already used before the crash
+    breached = {m.metric for m in result.last.verdict.breaches}
+    assert "error_rate" in breached
+    assert (await envoy_weight(envoy)) == 50  # the drift was repaired by the watcher
+
+
+async def envoy_weight(envoy: EnvoyStack) -> int:
+    async with httpx.AsyncClient(timeout=5) as client:
+        runtime = (await client.get(f"{envoy.admin_url}/runtime")).json()
+    return int(runtime["entries"]["sluicegate.canary_weight"]["final_value"])
