@@ -375,3 +375,19 @@ async def test_a_stage_moves_on_only_after_a_healthy_check(
         result = await handle.result()
     assert result.outcome == "promoted"
     assert acts.weights == [10, 100, 100, 0]
+
+
+async def test_malformed_control_input_never_breaks_the_deployment(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities(hold_in_stage="canary")
+    async with deployment(time_skipping_env, task_queue, acts, unique_spec(task_queue)) as handle:
+        await wait_for(handle, lambda s: s.phase == "progressing")
+        await handle.signal("abort", "just a string")  # what a hurried CLI user might send
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update("pause", {"by": "x", "paused": "yes"})
+        status = await handle.query(CanaryDeployment.status)
+        assert (status.phase, status.paused, status.controls) == ("progressing", False, ())
+        await handle.signal(CanaryDeployment.abort_signal, ControlInput(by="ops", reason="ok"))
+        result = await handle.result()
+    assert result.outcome == "rolled_back" and result.reason == "aborted by ops: ok"
