@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import ipaddress
 import signal
 import time
@@ -116,7 +115,7 @@ class LoadGenerator:
                 if now >= deadline:
                     break
                 if next_at > now:
-                    await self.wait(min(next_at, deadline) - now)
+                    await asyncio.sleep(min(next_at, deadline) - now)  # stop is checked above
                     continue
                 await self.slots.acquire()
                 self.sent += 1
@@ -130,11 +129,6 @@ class LoadGenerator:
             for task in list(in_flight):
                 task.cancel()
         return time.monotonic() - began
-
-    async def wait(self, seconds: float) -> None:
-        """Sleep up to `seconds`, waking early if asked to stop."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), seconds)
 
     async def one_request(self, client: httpx.AsyncClient) -> None:
         try:
