@@ -143,8 +143,7 @@ def _spec(
 def _describe(event: DeploymentStatus | CheckReport) -> str:
     if isinstance(event, CheckReport):
         drift = f"  DRIFT: {event.drift}" if event.drift else ""
-        verdict = event.verdict
-        return f"      check #{event.number}: {verdict.status}: {verdict.describe()}{drift}"
+        return f"      check #{event.number:<3} {event.verdict.brief()}{drift}"
     stage = f" stage {event.stage}" if event.stage else ""
     paused = " (paused)" if event.paused else ""
     return f"  {event.phase}{stage}: canary at {event.canary_weight}%{paused}"

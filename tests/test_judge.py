@@ -251,3 +251,20 @@ def test_min_bound_on_the_check_window() -> None:
     breach = judge(start, previous, sample(arm(1100, errors=3)), policy)
     assert breach.status == "breach"
     assert breach.results[0].value == pytest.approx(0.97)
+
+
+def test_brief_shows_the_comparison_that_holds() -> None:
+    def result(value: float | None, status: str) -> MetricResult:
+        return MetricResult(
+            metric="error_rate",
+            window="check",
+            value=value,
+            bound=0.01,
+            direction="max",
+            requests=30,
+            status=status,  # type: ignore[arg-type]
+        )
+
+    assert result(0.0, "healthy").brief() == "error_rate 0 <= 0.01"
+    assert result(0.133, "breach").brief() == "error_rate 0.133 > 0.01"
+    assert result(None, "inconclusive").brief() == "error_rate ? 0.01"

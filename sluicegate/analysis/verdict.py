@@ -30,6 +30,14 @@ class MetricResult(BaseModel):
             f"{self.requests} canary requests this {self.window})"
         )
 
+    def brief(self) -> str:
+        """`latency_p99_ms 299 > 200`: the comparison that holds, `?` without data."""
+        if self.value is None:
+            return f"{self.metric} ? {self.bound:g}"
+        holds = {"max": ("<=", ">"), "min": (">=", "<")}[self.direction]
+        sign = holds[0] if self.status == "healthy" else holds[1]
+        return f"{self.metric} {self.value:.3g} {sign} {self.bound:g}"
+
 
 class Verdict(BaseModel):
     """`breach` if any metric breached, else `inconclusive` if any lacked data, else healthy."""
@@ -46,3 +54,9 @@ class Verdict(BaseModel):
     def describe(self) -> str:
         """The breaching metrics if any, else all of them."""
         return "; ".join(r.describe() for r in self.breaches or self.results)
+
+    def brief(self) -> str:
+        """One short line: every metric against its bound, and the check's canary requests."""
+        requests = min((r.requests for r in self.results if r.window == "check"), default=0)
+        metrics = ", ".join(r.brief() for r in self.results)
+        return f"{self.status:<12} {metrics} ({requests} canary requests)"
