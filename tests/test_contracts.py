@@ -15,6 +15,7 @@ from activities.metrics import METRIC_SOURCES, metric_source_for
 from activities.routers import ROUTERS, router_for
 from activities.routers.base import Router
 from sluicegate.contracts import RouterState
+from sluicegate.errors import SpecError
 from sluicegate.spec import EnvoyRouter, EnvoyStats
 
 if TYPE_CHECKING:
@@ -41,6 +42,19 @@ SOURCE_HARNESSES: dict[str, Callable[[EnvoyStack], MetricSource]] = {"envoy": en
 def test_every_registered_type_has_a_harness() -> None:
     assert set(ROUTERS) == set(ROUTER_HARNESSES)
     assert set(METRIC_SOURCES) == set(SOURCE_HARNESSES)
+
+
+@pytest.mark.parametrize(
+    ("factory", "kind"), [(router_for, "haproxy"), (metric_source_for, "prometheus")]
+)
+def test_an_unknown_type_is_refused_never_a_fallback(
+    factory: Callable[[object], object], kind: str
+) -> None:
+    class Other:
+        type = kind
+
+    with pytest.raises(SpecError, match=kind):
+        factory(Other())
 
 
 @pytest.mark.parametrize("kind", sorted(ROUTERS))

@@ -15,7 +15,7 @@ from activities.routers.envoy import EnvoyRouterClient
 from deploy.processes import free_port
 from sluicegate.analysis.samples import ArmCounters, Sample
 from sluicegate.contracts import RouterState
-from sluicegate.errors import MetricsUnavailable, SpecError
+from sluicegate.errors import MetricsUnavailable
 from sluicegate.spec import EnvoyRouter, EnvoyStats
 
 if TYPE_CHECKING:
@@ -134,11 +134,3 @@ async def test_unreachable_admin_is_metrics_unavailable():
 def test_registry_builds_the_envoy_stats_source():
     spec = EnvoyStats(admin_url="http://127.0.0.1:9901")
     assert isinstance(metric_source_for(spec), EnvoyStatsSource)
-
-
-def test_registry_refuses_unknown_types():
-    class Other:
-        type = "prometheus"
-
-    with pytest.raises(SpecError, match="prometheus"):
-        metric_source_for(Other())  # type: ignore[arg-type]
