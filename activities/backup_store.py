@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from sluicegate.contracts import BackupRecord, RouterState
+from sluicegate.contracts import BackupEntry, BackupRecord, RouterState
 from sluicegate.errors import SluicegateError
 
 STATE_FILE = "router-state.json"
@@ -48,14 +48,18 @@ def write_backup(
 
 def read_backup(record: BackupRecord) -> RouterState:
     """The backed-up state from disk, verified against the recorded checksum."""
-    path = Path(record.path) / STATE_FILE
+    return _read_verified(Path(record.path), record.sha256)
+
+
+def _read_verified(folder: Path, sha256: str) -> RouterState:
+    path = folder / STATE_FILE
     try:
         payload = path.read_bytes()
     except OSError as err:
         raise BackupUnreadable(f"cannot read backup {path}: {err.strerror}") from None
     digest = hashlib.sha256(payload).hexdigest()
-    if digest != record.sha256:
-        raise BackupUnreadable(f"backup {path} has sha256 {digest}, expected {record.sha256}")
+    if digest != sha256:
+        raise BackupUnreadable(f"backup {path} has sha256 {digest}, expected {sha256}")
     try:
         return RouterState.model_validate_json(payload)
     except ValidationError as err:
@@ -69,6 +73,44 @@ def state_to_restore(record: BackupRecord) -> RouterState:
     except BackupUnreadable as err:
         log.warning("%s; restoring the copy recorded in the workflow history", err)
         return record.state
+
+
+def list_backups(directory: str, service: str) -> list[BackupEntry]:
+    """Every backup of `service`, newest first, each verified against its manifest."""
+    folder = Path(directory) / service
+    if not folder.is_dir():
+        return []
+    entries = [_entry(path) for path in folder.iterdir() if path.is_dir()]
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return sorted(entries, key=lambda entry: entry.created_at or oldest, reverse=True)
+
+
+def check_writable(directory: str, service: str) -> Path:
+    """Create the service's backup folder and prove a file can be written there."""
+    folder = Path(directory) / service
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe.")
+    os.close(fd)
+    os.unlink(probe)
+    return folder
+
+
+def _entry(folder: Path) -> BackupEntry:
+    base = {"id": folder.name, "path": str(folder)}
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+        created_at = datetime.fromisoformat(manifest["created_at"])
+        digest = manifest["files"][STATE_FILE]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        problem = f"manifest unreadable: {err}"
+        return BackupEntry(**base, created_at=None, sha256=None, verified=False, problem=problem)
+    try:
+        state = _read_verified(folder, digest)
+    except BackupUnreadable as err:
+        return BackupEntry(
+            **base, created_at=created_at, sha256=digest, verified=False, problem=str(err)
+        )
+    return BackupEntry(**base, created_at=created_at, sha256=digest, verified=True, state=state)
 
 
 def _write_atomically(path: Path, payload: bytes) -> None:

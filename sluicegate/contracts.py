@@ -12,13 +12,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluicegate.analysis.verdict import Verdict
-from sluicegate.spec import AnalysisSpec, BackupSpec, RouterSpec
+from sluicegate.spec import AnalysisSpec, BackupSpec, DeploymentSpec, RouterSpec
 
 BACKUP = "backup"
 SET_TRAFFIC = "set_traffic"
 WATCH_HEALTH = "watch_health"
 ROLLBACK = "rollback"
 HEALTH_REPORT = "health_report"  # signal: a watcher's notable check, for display only
+SNAPSHOT = "snapshot"
+LIST_BACKUPS = "list_backups"
+PREFLIGHT = "preflight"
 
 
 class _Model(BaseModel):
@@ -107,6 +110,71 @@ class RollbackInput(_Model):
 
 class RollbackResult(_Model):
     state: RouterState
+
+
+class SnapshotInput(_Model):
+    """Back up the routing as it is now, whatever it is (for `sluice backup`, and before a
+    restore so that the restore can itself be undone)."""
+
+    service: str
+    label: str = Field(default="", description="names the backup; the workflow sets its run id")
+    router: RouterSpec
+    backup: BackupSpec
+
+
+class BackupEntry(_Model):
+    """One backup in the store, checked against its recorded sha256."""
+
+    id: str
+    path: str
+    created_at: datetime | None
+    sha256: str | None
+    verified: bool
+    problem: str | None = Field(default=None, description="why it does not verify")
+    state: RouterState | None = None
+
+    def record(self) -> BackupRecord:
+        """The record a restore needs; only a verified backup has one."""
+        if not self.verified or self.sha256 is None or self.state is None:
+            raise ValueError(f"backup {self.id} does not verify: {self.problem}")
+        return BackupRecord(path=self.path, sha256=self.sha256, state=self.state)
+
+
+class ListBackupsInput(_Model):
+    service: str
+    backup: BackupSpec
+
+
+class BackupList(_Model):
+    entries: tuple[BackupEntry, ...] = Field(description="newest first")
+
+
+class PreflightInput(_Model):
+    spec: DeploymentSpec
+
+
+class Finding(_Model):
+    """One item of a pre-deployment checklist."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+class PreflightReport(_Model):
+    """What the worker found when it tried the spec's router, metric source and backup store."""
+
+    router: Finding
+    router_state: RouterState | None
+    metrics: Finding
+    backup: Finding
+    canary: Verdict | None = Field(description="one check of the canary over the interval")
+    stable: Verdict | None = Field(description="the same thresholds applied to stable")
+    window_seconds: float
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return (self.router, self.metrics, self.backup)
 
 
 def heartbeat_timeout(interval: timedelta) -> timedelta:

@@ -16,17 +16,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from sluicegate import visibility
 from sluicegate.contracts import WATCH_HEALTH, CheckReport
-from sluicegate.errors import SluicegateError
+from sluicegate.errors import DeploymentAlreadyRunning
 from sluicegate.spec import DeploymentSpec, Stage, workflow_id_for
 from workflows.canary import CanaryDeployment
 from workflows.details import short_duration
 from workflows.state import FINISHED, DeploymentResult, DeploymentStatus
-
-
-class DeploymentAlreadyRunning(SluicegateError):
-    """A deployment of this service is in progress; one at a time per service."""
-
-    retryable = False
 
 
 async def start_deployment(

@@ -3,6 +3,8 @@
 - `SpecError`: the input is wrong; retrying cannot help (non-retryable).
 - `RouterMisconfigured`: the router does not look like the spec says; fix it, then retry.
 - `RouterUnavailable`, `MetricsUnavailable`: a dependency is down; retrying may help.
+- For front ends (CLI, chat-ops): `DeploymentAlreadyRunning`, `DeploymentNotFound`,
+  `ControlRefused` (the workflow said no, with its reason) and `NoWorker`.
 
 "No data" is not an error: a metric source returns a sample with no counters and the
 judge calls it inconclusive. `activities.errors.to_application_error` is the one place
@@ -40,3 +42,27 @@ class RouterUnavailable(SluicegateError):
 
 class MetricsUnavailable(SluicegateError):
     """The metric source cannot be reached; retry (or count the check as no data)."""
+
+
+class DeploymentAlreadyRunning(SluicegateError):
+    """A deployment of this service is in progress; one at a time per service."""
+
+    retryable = False
+
+
+class DeploymentNotFound(SluicegateError):
+    """No deployment of this service has ever run (or its history has expired)."""
+
+    retryable = False
+
+
+class ControlRefused(SluicegateError):
+    """The deployment refused a control, or there is nothing running to control."""
+
+    retryable = False
+
+
+class NoWorker(SluicegateError):
+    """No worker polls the task queue, so the request would wait for one."""
+
+    retryable = False

@@ -1,19 +1,98 @@
-"""Where Sluicegate finds Temporal; read from SLUICEGATE_* environment variables."""
+"""Where Sluicegate finds Temporal: SLUICEGATE_* environment variables over an optional
+TOML file (SLUICEGATE_CONFIG, else ~/.config/sluicegate/config.toml), over the defaults.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import os
+from pathlib import Path
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from sluicegate.errors import SluicegateError
+
+CONFIG_ENV = "SLUICEGATE_CONFIG"
+DEFAULT_CONFIG = Path("~/.config/sluicegate/config.toml")
+
+
+class SettingsError(SluicegateError):
+    """A setting is missing, malformed or points at something unreadable."""
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SLUICEGATE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SLUICEGATE_", extra="forbid")
 
     temporal_address: str = Field(
-        default="127.0.0.1:7233", description="Temporal frontend host:port"
+        default="127.0.0.1:7233", min_length=1, description="Temporal frontend host:port"
     )
-    namespace: str = "default"
-    task_queue: str = "sluicegate"
+    namespace: str = Field(default="default", min_length=1)
+    task_queue: str = Field(default="sluicegate", min_length=1)
+    api_key: str | None = Field(default=None, description="Temporal Cloud API key (implies TLS)")
+    tls: bool = Field(default=False, description="use TLS with the system's trusted CAs")
+    tls_cert: Path | None = Field(default=None, description="client certificate (PEM), for mTLS")
+    tls_key: Path | None = Field(default=None, description="client private key (PEM), for mTLS")
+    tls_ca: Path | None = Field(default=None, description="CA that signed the server (PEM)")
+    tls_server_name: str | None = Field(default=None, description="override the TLS SNI name")
     max_watched_deployments: int = Field(
         default=100, ge=1, description="health watchers one worker runs at once"
     )
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both for mTLS, or neither")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return (
+            self.tls or self.api_key is not None or self.tls_cert is not None or bool(self.tls_ca)
+        )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
+        return (init_settings, env_settings, toml)
+
+
+def config_path() -> Path:
+    """The TOML file settings are read from (it need not exist)."""
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG).expanduser()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from overrides, the environment and the TOML file; one clear error if bad."""
+    path = config_path()
+    if CONFIG_ENV in os.environ and not path.is_file():
+        raise SettingsError(f"{CONFIG_ENV}={path}: no such file")
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as err:
+        problems = "; ".join(
+            _problem(error["loc"], error["type"], error["msg"]) for error in err.errors()
+        )
+        raise SettingsError(f"bad setting: {problems} (settings file {path})") from None
+    except ValueError as err:  # e.g. the TOML file does not parse
+        raise SettingsError(f"cannot read settings file {path}: {err}") from None
+
+
+def _problem(location: tuple[int | str, ...], kind: str, message: str) -> str:
+    if not location:
+        return message.removeprefix("Value error, ")
+    name = str(location[0])
+    if kind == "extra_forbidden":
+        return f"unknown setting {name!r}; known: {', '.join(Settings.model_fields)}"
+    return f"{name} (env SLUICEGATE_{name.upper()}): {message}"

@@ -214,11 +214,8 @@ class DeploymentSpec(_Model):
     @field_validator("service")
     @classmethod
     def _service_name(cls, value: str) -> str:
-        if not _SERVICE.match(value):
-            raise ValueError(
-                "must be 1-63 characters of a-z, 0-9, '-', '_' or '.', "
-                f"starting and ending with a letter or digit, got {value!r}"
-            )
+        if problem := service_name_problem(value):
+            raise ValueError(problem)
         return value
 
     @field_validator("stages")
@@ -253,6 +250,16 @@ class DeploymentSpec(_Model):
     @property
     def workflow_id(self) -> str:
         return workflow_id_for(self.service)
+
+
+def service_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a service name, or None if it can."""
+    if _SERVICE.match(name):
+        return None
+    return (
+        "must be 1-63 characters of a-z, 0-9, '-', '_' or '.', "
+        f"starting and ending with a letter or digit, got {name!r}"
+    )
 
 
 def workflow_id_for(service: str) -> str:

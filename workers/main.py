@@ -14,11 +14,14 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.deployment import ACTIVITIES
+from activities.operations import OPERATOR_ACTIVITIES
 from sluicegate.settings import Settings
 from sluicegate.visibility import SEARCH_ATTRIBUTES
 from workers.client import connect
 from workers.search_attributes import ensure_search_attributes
 from workflows.canary import CanaryDeployment
+from workflows.operations import OPERATOR_WORKFLOWS
+from workflows.restore import RestoreRelease
 
 # Heartbeats reach the server at least this often, so a cancelled watcher stops promptly.
 HEARTBEAT_THROTTLE = timedelta(seconds=1)
@@ -28,13 +31,13 @@ def build_worker(
     client: Client,
     task_queue: str,
     max_watched_deployments: int = 100,
-    activities: Sequence[Callable[..., Any]] = ACTIVITIES,
+    activities: Sequence[Callable[..., Any]] = (*ACTIVITIES, *OPERATOR_ACTIVITIES),
 ) -> Worker:
     """A worker for the deployment workflow and its activities (tests may swap those)."""
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[CanaryDeployment],
+        workflows=[CanaryDeployment, RestoreRelease, *OPERATOR_WORKFLOWS],
         activities=activities,
         # Each running deployment holds one slot with its watcher, plus short-lived ones.
         max_concurrent_activities=max_watched_deployments * 2,

@@ -5,7 +5,6 @@ promote to 100% or restore the backup. Deterministic orchestration only: activit
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -18,14 +17,11 @@ with workflow.unsafe.imports_passed_through():
     from sluicegate.contracts import (
         BACKUP,
         HEALTH_REPORT,
-        ROLLBACK,
         SET_TRAFFIC,
         WATCH_HEALTH,
         BackupInput,
         BackupRecord,
         CheckReport,
-        RollbackInput,
-        RollbackResult,
         RouterState,
         SetTrafficInput,
         WatchHealthInput,
@@ -35,10 +31,12 @@ with workflow.unsafe.imports_passed_through():
     from sluicegate.errors import SpecError
     from sluicegate.spec import DeploymentSpec, Stage, parse_spec
     from workflows.details import render_details, short_duration
+    from workflows.restore import restore_until_done, root_cause
     from workflows.state import (
         FINISHED,
         WATCHING,
         Action,
+        BakeClock,
         ControlInput,
         ControlRecord,
         DeploymentResult,
@@ -60,12 +58,6 @@ WATCH_RETRIES = RetryPolicy(
     maximum_attempts=5,
     non_retryable_error_types=NON_RETRYABLE,
 )
-ROLLBACK_RETRIES = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    maximum_interval=timedelta(seconds=5),
-    maximum_attempts=5,
-)
-ROLLBACK_RETRY_PAUSE = timedelta(seconds=30)
 
 
 # Typed callers pass a DeploymentSpec; `temporal workflow start --input-file` passes JSON.
@@ -109,6 +101,7 @@ class CanaryDeployment:
         self._controls: list[ControlRecord] = []
         self._backup: BackupRecord | None = None
         self._published: tuple[Phase, int, Outcome | None] | None = None
+        self._bake_clock: BakeClock | None = None
 
     @workflow.run
     async def run(self, spec: SpecInput) -> DeploymentResult:
@@ -118,7 +111,8 @@ class CanaryDeployment:
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise
-            return self._finish("rolled_back", f"backup failed, no traffic moved: {_cause(err)}")
+            reason = f"backup failed, no traffic moved: {root_cause(err)}"
+            return self._finish("rolled_back", reason)
         try:
             await self._progress()
             await self._promote()
@@ -129,7 +123,7 @@ class CanaryDeployment:
             if is_cancelled_exception(err):
                 await self._roll_back("deployment cancelled", None)
                 raise
-            return await self._roll_back(f"unrecoverable error: {_cause(err)}", None)
+            return await self._roll_back(f"unrecoverable error: {root_cause(err)}", None)
         except asyncio.CancelledError:
             await self._roll_back("deployment cancelled", None)
             raise
@@ -198,9 +192,16 @@ class CanaryDeployment:
 
     async def _bake(self, stage: Stage, watcher: asyncio.Task[WatchHealthResult]) -> None:
         """Wait out the bake time; pause freezes it, promote ends it, a stop raises."""
+        try:
+            await self._bake_loop(stage, watcher)
+        finally:
+            self._bake_clock = None
+
+    async def _bake_loop(self, stage: Stage, watcher: asyncio.Task[WatchHealthResult]) -> None:
         remaining = stage.bake
         while remaining > timedelta(0):
             if self._paused:
+                self._bake_clock = BakeClock(total=stage.bake, left=remaining, ends_at=None)
                 self._set_phase("paused")
                 await workflow.wait_condition(
                     lambda: self._interrupted(watcher) or not self._paused
@@ -208,6 +209,9 @@ class CanaryDeployment:
                 self._set_phase("progressing")
             else:
                 started = workflow.now()
+                self._bake_clock = BakeClock(
+                    total=stage.bake, left=remaining, ends_at=started + remaining
+                )
                 try:
                     await workflow.wait_condition(
                         lambda: self._interrupted(watcher) or self._paused,
@@ -251,27 +255,22 @@ class CanaryDeployment:
     async def _restore_backup(self, reason: str) -> RouterState:
         """Restore the backup until it works. Never abandoned, not even when cancelled."""
         assert self._backup is not None
-        while True:
-            try:
-                result = await workflow.execute_activity(
-                    ROLLBACK,
-                    RollbackInput(router=self.spec.router, backup=self._backup),
-                    result_type=RollbackResult,
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=ROLLBACK_RETRIES,
-                    summary=f"restore backup: 100% {self.spec.stable.version}",
-                )
-                self._reason = reason
-                return result.state
-            except (ActivityError, asyncio.CancelledError) as err:
-                if is_cancelled_exception(err):
-                    continue  # a cancel that lands mid-rollback: roll back all the same
-                # P0: traffic may still reach a bad canary. Keep trying, loudly.
-                self._reason = f"{reason}; ROLLBACK FAILING, retrying: {_cause(err)}"
-                self._set_phase("failed")
-                with contextlib.suppress(asyncio.CancelledError):
-                    await workflow.sleep(ROLLBACK_RETRY_PAUSE, summary="retry rollback")
+
+        def on_trouble(problem: str | None) -> None:
+            if problem is None:
                 self._set_phase("rolling_back")
+                return
+            self._reason = f"{reason}; ROLLBACK FAILING, retrying: {problem}"
+            self._set_phase("failed")
+
+        state = await restore_until_done(
+            self.spec.router,
+            self._backup,
+            f"restore backup: 100% {self.spec.stable.version}",
+            on_trouble,
+        )
+        self._reason = reason
+        return state
 
     # -- activities --------------------------------------------------------------------
 
@@ -368,7 +367,7 @@ class CanaryDeployment:
         if error is not None:
             if is_cancelled_exception(error):
                 return None
-            return _Stop(f"health watch failed: {_cause(error)}", self._latest_check)
+            return _Stop(f"health watch failed: {root_cause(error)}", self._latest_check)
         result = watcher.result()
         if result.status == "healthy":
             return None
@@ -479,6 +478,7 @@ class CanaryDeployment:
             latest_check=self._latest_check,
             reason=self._reason,
             controls=tuple(self._controls),
+            bake=self._bake_clock,
         )
 
     def _validate(self, action: Action) -> None:
@@ -547,9 +547,3 @@ class CanaryDeployment:
             workflow.upsert_search_attributes(updates)
             self._published = published
         workflow.set_current_details(render_details(self.spec, self.status()))
-
-
-def _cause(err: BaseException) -> str:
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return str(err)

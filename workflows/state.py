@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sluicegate.contracts import CheckReport
+from sluicegate.contracts import BackupRecord, CheckReport, RouterState
+from sluicegate.spec import BackupSpec, RouterSpec
 
 Phase = Literal[
     "validating",
@@ -51,6 +52,14 @@ class ControlRecord(_Model):
     full: bool = False
 
 
+class BakeClock(_Model):
+    """The current stage's bake: its length and what is left (frozen while paused)."""
+
+    total: timedelta
+    left: timedelta = Field(description="left when the deployment last changed")
+    ends_at: datetime | None = Field(description="when the bake ends; None while paused")
+
+
 class DeploymentStatus(_Model):
     """Answer of the `status` query and of every update."""
 
@@ -67,6 +76,7 @@ class DeploymentStatus(_Model):
     latest_check: CheckReport | None
     reason: str | None
     controls: tuple[ControlRecord, ...]
+    bake: BakeClock | None = Field(default=None, description="set while a stage bakes")
 
 
 class DeploymentResult(_Model):
@@ -82,3 +92,24 @@ class DeploymentResult(_Model):
     evidence: CheckReport | None
     backup_path: str | None
     controls: tuple[ControlRecord, ...]
+
+
+class RestoreInput(_Model):
+    """Put `service`'s routing back to `backup`, first backing up what it replaces."""
+
+    service: str
+    router: RouterSpec
+    backup_store: BackupSpec = Field(description="where the undo backup goes")
+    backup_id: str
+    backup: BackupRecord
+    by: str = Field(default="unknown", max_length=200)
+    reason: str = Field(default="", max_length=2000)
+
+
+class RestoreResult(_Model):
+    service: str
+    backup_id: str
+    state: RouterState = Field(description="the routing read back after the restore")
+    undo: BackupRecord = Field(description="the routing as it was before; restore it to undo")
+    by: str
+    reason: str

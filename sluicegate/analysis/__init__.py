@@ -1,6 +1,6 @@
 """Pure canary analysis: measurements and a policy in, a verdict with its evidence out."""
 
-from sluicegate.analysis.threshold import judge
+from sluicegate.analysis.threshold import judge, judge_once
 from sluicegate.analysis.verdict import MetricResult, Verdict
 
-__all__ = ["MetricResult", "Verdict", "judge"]
+__all__ = ["MetricResult", "Verdict", "judge", "judge_once"]

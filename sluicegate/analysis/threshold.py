@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from sluicegate.analysis.samples import ArmCounters, Sample
 from sluicegate.analysis.verdict import MetricResult, Status, Verdict
 from sluicegate.spec import AnalysisSpec, MetricCheck
 
+Arm = Literal["stable", "canary"]
 _QUANTILES = {"latency_p50_ms": 0.50, "latency_p90_ms": 0.90, "latency_p99_ms": 0.99}
 
 
@@ -21,10 +24,18 @@ def judge(stage_start: Sample, previous: Sample, current: Sample, policy: Analys
     return Verdict(status=_overall(results), results=results)
 
 
-def _window(start: Sample, end: Sample) -> ArmCounters | None:
-    if end.canary is None or start.canary is None:
+def judge_once(start: Sample, end: Sample, policy: AnalysisSpec, arm: Arm = "canary") -> Verdict:
+    """One check of `arm` over one window (stage rules too): `sluice health` and preflight."""
+    window = _window(start, end, arm)
+    results = tuple(_check(rule, window, policy.min_requests) for rule in policy.metrics)
+    return Verdict(status=_overall(results), results=results)
+
+
+def _window(start: Sample, end: Sample, arm: Arm = "canary") -> ArmCounters | None:
+    first, last = getattr(start, arm), getattr(end, arm)
+    if first is None or last is None:
         return None
-    return end.canary.since(start.canary)
+    return last.since(first)
 
 
 def _check(rule: MetricCheck, arm: ArmCounters | None, min_requests: int) -> MetricResult:

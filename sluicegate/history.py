@@ -1,0 +1,213 @@
+"""Past and running deployments, as Temporal visibility and each workflow's history tell them.
+
+Works for deployments started any way (sluice, `temporal workflow start`, chat-ops): the
+versions come from the workflow's input, who started it from the start event's identity,
+the outcome and the controls from its result.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client, WorkflowExecution
+from temporalio.service import RPCError, RPCStatusCode
+
+from sluicegate import visibility
+from sluicegate.contracts import BACKUP, BackupRecord
+from sluicegate.errors import DeploymentNotFound, SluicegateError, SpecError
+from sluicegate.spec import (
+    BackupSpec,
+    DeploymentSpec,
+    RouterSpec,
+    parse_spec,
+    service_name_problem,
+    workflow_id_for,
+)
+from workflows.state import ControlRecord, DeploymentResult, RestoreInput, RestoreResult
+
+DEPLOYMENT = "CanaryDeployment"
+RESTORE = "RestoreRelease"
+
+
+class DeploymentRecord(BaseModel):
+    """One deployment (or restore) of a service, as `sluice status` and `history` show it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow_id: str
+    run_id: str
+    kind: str
+    service: str
+    stable_version: str | None
+    canary_version: str | None
+    status: str
+    phase: str | None
+    canary_weight: int | None
+    outcome: str | None
+    reason: str | None
+    started_at: datetime
+    closed_at: datetime | None
+    started_by: str | None
+    controls: tuple[ControlRecord, ...] = ()
+
+    @property
+    def duration(self) -> timedelta | None:
+        return self.closed_at - self.started_at if self.closed_at else None
+
+
+class ServiceRouting(BaseModel):
+    """Where a service's router and backup store are, as its latest deployment says."""
+
+    model_config = ConfigDict(frozen=True)
+
+    router: RouterSpec
+    backup: BackupSpec
+    source: str
+
+
+def checked_service(name: str) -> str:
+    """`name` if it is a valid service name, else a SpecError naming the argument."""
+    if problem := service_name_problem(name):
+        raise SpecError([f"SERVICE: {problem}"])
+    return name
+
+
+async def list_deployments(
+    client: Client, service: str | None = None, *, running: bool = False, limit: int = 20
+) -> list[DeploymentRecord]:
+    """Deployments and restores, newest first, each read from its own history."""
+    clauses = [f'WorkflowType IN ("{DEPLOYMENT}", "{RESTORE}")']
+    if service is not None:
+        clauses.append(f'{visibility.DEPLOY_SERVICE.name} = "{checked_service(service)}"')
+    if running:
+        clauses.append('ExecutionStatus = "Running"')
+    query = " AND ".join(clauses)
+    return [
+        await _record(client, execution)
+        async for execution in client.list_workflows(query, limit=limit)
+    ]
+
+
+async def _record(client: Client, execution: WorkflowExecution) -> DeploymentRecord:
+    history = await client.get_workflow_handle(
+        execution.id, run_id=execution.run_id
+    ).fetch_history()
+    events = history.events
+    started = events[0].workflow_execution_started_event_attributes
+    attributes = execution.typed_search_attributes
+    fields: dict[str, Any] = {
+        "workflow_id": execution.id,
+        "run_id": execution.run_id,
+        "kind": execution.workflow_type,
+        "service": attributes.get(visibility.DEPLOY_SERVICE) or "?",
+        "stable_version": None,
+        "canary_version": attributes.get(visibility.DEPLOY_CANARY_VERSION),
+        "status": execution.status.name.title().replace("_", "") if execution.status else "?",
+        "phase": attributes.get(visibility.DEPLOY_PHASE),
+        "canary_weight": attributes.get(visibility.DEPLOY_CANARY_WEIGHT),
+        "outcome": attributes.get(visibility.DEPLOY_OUTCOME),
+        "reason": None,
+        "started_at": execution.start_time,
+        "closed_at": execution.close_time,
+        "started_by": started.identity or None,
+    }
+    fields.update(await _from_input(client, execution.workflow_type, started.input.payloads))
+    fields.update(await _from_end(client, execution.workflow_type, events[-1]))
+    return DeploymentRecord(**fields)
+
+
+async def _from_input(client: Client, kind: str, payloads: Any) -> dict[str, Any]:
+    if not payloads:
+        return {}
+    if kind == RESTORE:
+        [request] = await client.data_converter.decode(payloads, [RestoreInput])
+        return {"service": request.service, "reason": request.reason}
+    [data] = await client.data_converter.decode(payloads, [dict])
+    try:
+        spec = parse_spec(data)
+    except SpecError:
+        return {"reason": "invalid spec"}
+    return {
+        "service": spec.service,
+        "stable_version": spec.stable.version,
+        "canary_version": spec.canary.version,
+    }
+
+
+async def _from_end(client: Client, kind: str, event: HistoryEvent) -> dict[str, Any]:
+    """Outcome, reason and controls from the closing event, if the workflow has closed."""
+    if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+        payloads = event.workflow_execution_completed_event_attributes.result.payloads
+        if kind == RESTORE:
+            [restored] = await client.data_converter.decode(payloads, [RestoreResult])
+            return {"outcome": "restored", "reason": f"restored backup {restored.backup_id}"}
+        [result] = await client.data_converter.decode(payloads, [DeploymentResult])
+        return {"outcome": result.outcome, "reason": result.reason, "controls": result.controls}
+    if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+        failure = event.workflow_execution_failed_event_attributes.failure
+        return {"outcome": "failed", "reason": failure.message}
+    if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
+        reason = event.workflow_execution_terminated_event_attributes.reason
+        return {"outcome": "terminated", "reason": reason or "terminated"}
+    if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED:
+        return {"outcome": "cancelled"}
+    if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT:
+        return {"outcome": "timed_out"}
+    return {}
+
+
+async def latest(client: Client, service: str) -> DeploymentRecord:
+    """The service's latest deployment or restore (the one holding its workflow id)."""
+    handle = client.get_workflow_handle(workflow_id_for(checked_service(service)))
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise DeploymentNotFound(
+                f"no deployment of {service!r} found (workflow {handle.id}); "
+                "`sluice history` lists the services that have deployments"
+            ) from None
+        raise
+    return await _record(client, description)
+
+
+async def routing_of(client: Client, service: str) -> ServiceRouting:
+    """The router and backup store the service's latest deployment or restore used."""
+    record = await latest(client, service)
+    history = await client.get_workflow_handle(
+        record.workflow_id, run_id=record.run_id
+    ).fetch_history()
+    payloads = history.events[0].workflow_execution_started_event_attributes.input.payloads
+    source = f"{record.kind} {record.workflow_id} (run {record.run_id})"
+    if record.kind == RESTORE:
+        [request] = await client.data_converter.decode(payloads, [RestoreInput])
+        return ServiceRouting(router=request.router, backup=request.backup_store, source=source)
+    [data] = await client.data_converter.decode(payloads, [dict])
+    spec: DeploymentSpec = parse_spec(data)
+    return ServiceRouting(router=spec.router, backup=spec.backup, source=source)
+
+
+async def backup_taken_by(client: Client, record: DeploymentRecord) -> BackupRecord:
+    """The backup a deployment took before moving traffic, as recorded in its history."""
+    history = await client.get_workflow_handle(
+        record.workflow_id, run_id=record.run_id
+    ).fetch_history()
+    scheduled = {
+        event.event_id
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.activity_type.name == BACKUP
+    }
+    for event in history.events:
+        completed = event.activity_task_completed_event_attributes
+        if (
+            event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+            and completed.scheduled_event_id in scheduled
+        ):
+            [backup] = await client.data_converter.decode(completed.result.payloads, [BackupRecord])
+            return backup
+    raise SluicegateError(f"{record.workflow_id} (run {record.run_id}) recorded no backup")

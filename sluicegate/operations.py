@@ -1,0 +1,254 @@
+"""What an operator can do to a service besides starting a deployment: control the running
+one, back up, list and restore its routing, roll back a promoted release, and try a spec
+before deploying. Shared by every front end (CLI, chat-ops); the workflows enforce the rules.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import TypeVar
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from sluicegate import visibility
+from sluicegate.contracts import (
+    BackupEntry,
+    BackupList,
+    BackupRecord,
+    ListBackupsInput,
+    PreflightInput,
+    PreflightReport,
+    SnapshotInput,
+)
+from sluicegate.deployments import deployment_handle
+from sluicegate.errors import (
+    ControlRefused,
+    DeploymentAlreadyRunning,
+    DeploymentNotFound,
+    NoWorker,
+)
+from sluicegate.history import (
+    DEPLOYMENT,
+    ServiceRouting,
+    backup_taken_by,
+    latest,
+    routing_of,
+)
+from sluicegate.spec import DeploymentSpec, workflow_id_for
+from workflows.operations import ListBackups, Preflight, SnapshotRouting
+from workflows.restore import RestoreRelease
+from workflows.state import (
+    Action,
+    ControlInput,
+    DeploymentResult,
+    DeploymentStatus,
+    RestoreInput,
+    RestoreResult,
+)
+
+OPERATION_TIMEOUT = timedelta(minutes=2)
+Request = TypeVar("Request")
+Result = TypeVar("Result")
+
+
+async def ensure_worker(client: Client, task_queue: str) -> None:
+    """Raise NoWorker unless a worker polls `task_queue` (else a request would just wait)."""
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    if not response.pollers:
+        raise NoWorker(
+            f"no worker polls task queue {task_queue!r} in namespace {client.namespace!r}; "
+            "start one with `sluice worker` (same SLUICEGATE_TASK_QUEUE)"
+        )
+
+
+async def control(
+    client: Client, service: str, action: Action, request: ControlInput
+) -> DeploymentStatus:
+    """Send `action` to the running deployment as an update; its validator may refuse."""
+    record = await latest(client, service)
+    if record.status != "Running":
+        raise ControlRefused(
+            f"cannot {action}: nothing running for {service}; its latest deployment "
+            f"ended {record.outcome or record.status.lower()}"
+        )
+    if record.kind != DEPLOYMENT:
+        raise ControlRefused(f"cannot {action}: {service} is being restored from a backup")
+    description = await client.get_workflow_handle(record.workflow_id).describe()
+    await ensure_worker(client, description.task_queue)
+    try:
+        return await deployment_handle(client, service).execute_update(
+            action, request, result_type=DeploymentStatus
+        )
+    except WorkflowUpdateFailedError as err:
+        raise ControlRefused(str(err.cause)) from None
+
+
+async def service_routing(
+    client: Client, service: str, spec: DeploymentSpec | None = None
+) -> ServiceRouting:
+    """The spec's router and store if given, else those of the service's latest deployment."""
+    if spec is None:
+        return await routing_of(client, service)
+    if spec.service != service:
+        raise ControlRefused(f"the spec is for {spec.service!r}, not {service!r}")
+    return ServiceRouting(router=spec.router, backup=spec.backup, source="the spec file")
+
+
+async def snapshot(
+    client: Client, task_queue: str, service: str, spec: DeploymentSpec | None = None
+) -> BackupRecord:
+    """Back up the service's routing as it is now."""
+    routing = await service_routing(client, service, spec)
+    request = SnapshotInput(service=service, router=routing.router, backup=routing.backup)
+    return await _run(client, task_queue, SnapshotRouting.run, request, f"backup-{service}")
+
+
+async def backups(
+    client: Client, task_queue: str, service: str, spec: DeploymentSpec | None = None
+) -> list[BackupEntry]:
+    """The service's backups, newest first, each verified against its sha256."""
+    routing = await service_routing(client, service, spec)
+    request = ListBackupsInput(service=service, backup=routing.backup)
+    listed: BackupList = await _run(
+        client, task_queue, ListBackups.run, request, f"backups-{service}"
+    )
+    return list(listed.entries)
+
+
+async def restore(
+    client: Client,
+    task_queue: str,
+    service: str,
+    backup_id: str,
+    request: ControlInput,
+    spec: DeploymentSpec | None = None,
+) -> RestoreResult:
+    """Restore one verified backup, as a RestoreRelease workflow; waits for it to finish."""
+    routing = await service_routing(client, service, spec)
+    entries = await backups(client, task_queue, service, spec)
+    entry = next((entry for entry in entries if entry.id == backup_id), None)
+    if entry is None:
+        known = ", ".join(entry.id for entry in entries[:5]) or "none"
+        raise DeploymentNotFound(
+            f"no backup {backup_id!r} of {service} (newest: {known}); "
+            f"see `sluice backups {service}`"
+        )
+    if not entry.verified:
+        raise ControlRefused(f"backup {backup_id} does not verify: {entry.problem}")
+    return await _restore(client, task_queue, routing, service, backup_id, entry.record(), request)
+
+
+async def rollback(
+    client: Client, task_queue: str, service: str, request: ControlInput
+) -> DeploymentResult | RestoreResult:
+    """Abort the running deployment; or, after a promotion, restore the release before it."""
+    record = await latest(client, service)
+    if record.status == "Running" and record.kind == DEPLOYMENT:
+        await control(client, service, "abort", request)
+        return await deployment_handle(client, service).result()
+    if record.status == "Running":
+        raise ControlRefused(f"{service} is being restored from a backup; wait for it to finish")
+    if record.kind != DEPLOYMENT or record.outcome != "promoted":
+        raise ControlRefused(
+            f"nothing to roll back: the latest change to {service} "
+            f"({record.kind} {record.run_id}) ended {record.outcome or record.status.lower()}"
+        )
+    backup = await backup_taken_by(client, record)
+    routing = await routing_of(client, service)
+    reason = f"roll back {record.canary_version} (promoted by run {record.run_id})"
+    if request.reason:
+        reason += f": {request.reason}"
+    request = request.model_copy(update={"reason": reason})
+    return await _restore(
+        client, task_queue, routing, service, Path(backup.path).name, backup, request
+    )
+
+
+async def preflight(client: Client, task_queue: str, spec: DeploymentSpec) -> PreflightReport:
+    """Have the worker try the spec's router, metric source and backup store."""
+    timeout = OPERATION_TIMEOUT + spec.analysis.interval
+    return await _run(
+        client,
+        task_queue,
+        Preflight.run,
+        PreflightInput(spec=spec),
+        f"preflight-{spec.service}",
+        timeout,
+    )
+
+
+async def _restore(
+    client: Client,
+    task_queue: str,
+    routing: ServiceRouting,
+    service: str,
+    backup_id: str,
+    backup: BackupRecord,
+    request: ControlInput,
+) -> RestoreResult:
+    await ensure_worker(client, task_queue)
+    restore_input = RestoreInput(
+        service=service,
+        router=routing.router,
+        backup_store=routing.backup,
+        backup_id=backup_id,
+        backup=backup,
+        by=request.by,
+        reason=request.reason,
+    )
+    try:
+        handle = await client.start_workflow(
+            RestoreRelease.run,
+            restore_input,
+            # The deployment id: a restore never overlaps a deployment of the same service.
+            id=workflow_id_for(service),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            static_summary=f"{service}: restore backup {backup_id}",
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(visibility.DEPLOY_SERVICE, service)]
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        raise DeploymentAlreadyRunning(
+            f"a deployment of {service} is running; abort it (`sluice rollback {service}`) "
+            "or wait for it before restoring a backup"
+        ) from None
+    return await handle.result()
+
+
+async def _run(
+    client: Client,
+    task_queue: str,
+    workflow: Callable[[Request], Awaitable[Result]],
+    request: Request,
+    id_prefix: str,
+    timeout: timedelta = OPERATION_TIMEOUT,
+) -> Result:
+    """Run a short operator workflow on a live worker and return its result."""
+    await ensure_worker(client, task_queue)
+    return await client.execute_workflow(
+        workflow,
+        request,
+        id=f"{id_prefix}-{uuid.uuid4().hex[:8]}",
+        task_queue=task_queue,
+        execution_timeout=timeout,
+    )
