@@ -109,11 +109,15 @@ async def deploy(client: Client, spec: DeploymentSpec, ui: str) -> DeploymentRes
 async def _interactive(client: Client, spec: DeploymentSpec, address: str, ui: str) -> None:
     """Leave a deployment waiting at a manual gate for the user to promote or abort."""
     handle = await start_deployment(client, spec, TASK_QUEUE)
+    sluice = f"{venv_binary('sluice')} --address {address} --task-queue {TASK_QUEUE}"
     temporal = f"{venv_binary('temporal')} workflow --address {address} --workflow-id {handle.id}"
     say(f"\n=== {spec.canary.version} waits at 10% for your decision: {ui}/{handle.id}")
-    say("Promote it:")
+    say("Watch it, then promote it or abort it (one command each):")
+    say(f"  {sluice} watch {spec.service}")
+    say(f"  {sluice} promote {spec.service}")
+    say(f'  {sluice} abort {spec.service} --reason "not today"')
+    say("or the same with the temporal CLI:")
     say(f'  {temporal} update execute --name promote --input \'{{"by": "you"}}\'')
-    say("or abort it:")
     say(f'  {temporal} signal --name abort --input \'{{"by": "you", "reason": "not today"}}\'')
     say("Ctrl-C stops the demo and everything it started.")
     async for event in follow(client, handle.id):

@@ -144,7 +144,9 @@ async def _from_end(client: Client, kind: str, event: HistoryEvent) -> dict[str,
         payloads = event.workflow_execution_completed_event_attributes.result.payloads
         if kind == RESTORE:
             [restored] = await client.data_converter.decode(payloads, [RestoreResult])
-            return {"outcome": "restored", "reason": f"restored backup {restored.backup_id}"}
+            why = f": {restored.reason}" if restored.reason else ""
+            reason = f"restored backup {restored.backup_id} for {restored.by}{why}"
+            return {"outcome": "restored", "reason": reason}
         [result] = await client.data_converter.decode(payloads, [DeploymentResult])
         return {"outcome": result.outcome, "reason": result.reason, "controls": result.controls}
     if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     tls_key: Path | None = Field(default=None, description="client private key (PEM), for mTLS")
     tls_ca: Path | None = Field(default=None, description="CA that signed the server (PEM)")
     tls_server_name: str | None = Field(default=None, description="override the TLS SNI name")
+    ui_url: str = Field(
+        default="http://localhost:8233", description="Temporal Web UI, for the links sluice prints"
+    )
     max_watched_deployments: int = Field(
         default=100, ge=1, description="health watchers one worker runs at once"
     )
@@ -48,6 +51,11 @@ class Settings(BaseSettings):
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together: set both for mTLS, or neither")
         return self
+
+    def workflow_link(self, workflow_id: str, run_id: str | None = None) -> str:
+        """The Web UI page of a workflow (of its latest run without `run_id`)."""
+        base = f"{self.ui_url.rstrip('/')}/namespaces/{self.namespace}/workflows/{workflow_id}"
+        return f"{base}/{run_id}/history" if run_id else base
 
     @property
     def uses_tls(self) -> bool:

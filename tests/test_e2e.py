@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,51 +15,22 @@ from deploy.stack import LocalStack, Site
 from sluicegate.contracts import RouterState
 from sluicegate.deployments import live_check, start_deployment
 from sluicegate.settings import Settings
+from tests.waiting import eventually
 from workers.client import connect
 from workers.main import build_worker
 from workflows.canary import CanaryDeployment
 from workflows.state import ControlInput, DeploymentStatus, PromoteInput
 
+pytest_plugins = ["tests.stack_fixtures"]
 pytestmark = pytest.mark.e2e
 TASK_QUEUE = "e2e"
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = LocalStack(tmp_path_factory.mktemp("stack"))
-    try:
-        yield stack
-    finally:
-        stack.close()
-
-
-@pytest.fixture(scope="session")
-async def temporal(stack: LocalStack) -> AsyncIterator[tuple[str, Client]]:
-    address, _ = stack.temporal()
-    client = await connect(Settings(temporal_address=address))
+async def temporal(dev_server: str) -> AsyncIterator[tuple[str, Client]]:
+    client = await connect(Settings(temporal_address=dev_server))
     async with build_worker(client, TASK_QUEUE):
-        yield address, client
-
-
-@pytest.fixture
-def site(stack: LocalStack, request: pytest.FixtureRequest) -> Iterator[Site]:
-    site = Site(stack, request.node.name.removeprefix("test_").replace("_", "-")[:40].strip("-"))
-    try:
-        yield site
-    finally:
-        site.stop()
-
-
-async def eventually(check: Callable[[], object], what: str, attempts: int = 600) -> None:
-    """Await `check()` (sync or async) until it is truthy; fail naming `what`."""
-    for _ in range(attempts):
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
+        yield dev_server, client
 
 
 async def status_of(client: Client, workflow_id: str) -> DeploymentStatus:

@@ -15,7 +15,8 @@ from temporalio.worker import Worker
 
 from activities.deployment import ACTIVITIES
 from activities.operations import OPERATOR_ACTIVITIES
-from sluicegate.settings import Settings
+from sluicegate.errors import SluicegateError
+from sluicegate.settings import Settings, load_settings
 from sluicegate.visibility import SEARCH_ATTRIBUTES
 from workers.client import connect
 from workers.search_attributes import ensure_search_attributes
@@ -67,11 +68,21 @@ async def run(settings: Settings) -> None:
         await stop.wait()
 
 
-def main() -> None:
+def configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(run(Settings()))
+
+
+def main() -> None:
+    """`sluicegate-worker` and `python -m workers.main`; `sluice worker` does the same."""
+    configure_logging()
+    try:
+        settings = load_settings()
+    except SluicegateError as err:
+        logging.error("%s", err)
+        raise SystemExit(2) from None
+    asyncio.run(run(settings))
 
 
 if __name__ == "__main__":

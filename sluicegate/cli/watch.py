@@ -1,0 +1,88 @@
+"""`sluice watch`: follow one deployment until it ends, live in the terminal or as JSON lines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.service import RPCError
+
+from sluicegate.cli.render import control_line, result_line, status_view
+from sluicegate.deployments import deployment_handle, follow, live_check
+from sluicegate.history import DEPLOYMENT, latest
+from workflows.canary import CanaryDeployment
+from workflows.state import DeploymentResult, DeploymentStatus
+
+REFRESH = timedelta(milliseconds=500)
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+def exit_code(result: DeploymentResult) -> int:
+    """0 when promoted, 1 when rolled back."""
+    return 0 if result.outcome == "promoted" else 1
+
+
+async def watch(client: Client, service: str, console: Console) -> int:
+    """Show the deployment live until it ends; its exit code says how it ended."""
+    record = await latest(client, service)
+    handle = deployment_handle(client, service)
+    if record.kind != DEPLOYMENT:
+        console.print(f"{service}: the latest change is a {record.kind}; waiting for it")
+        await client.get_workflow_handle(record.workflow_id).result()
+        console.print(f"{service}: {record.kind} finished")
+        return 0
+    shown_controls = 0
+    with Live(console=console, refresh_per_second=4, transient=True) as live:
+        while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            status = await _status(handle)
+            if status is None:
+                live.update(Text("waiting for a worker to answer the status query…"))
+            else:
+                for control in status.controls[shown_controls:]:
+                    live.console.print(f"[bold]operator[/]: {control_line(control)}")
+                shown_controls = len(status.controls)
+                live.update(status_view(status, await live_check(client, handle.id)))
+            await asyncio.sleep(REFRESH.total_seconds())
+    result = await handle.result()
+    for control in result.controls[shown_controls:]:
+        console.print(f"[bold]operator[/]: {control_line(control)}")
+    console.print(result_line(result))
+    if result.evidence is not None and result.outcome == "rolled_back":
+        evidence = result.evidence
+        console.print(f"evidence: check {evidence.number}: {evidence.verdict.describe()}")
+    return exit_code(result)
+
+
+async def watch_json(client: Client, service: str) -> int:
+    """One JSON object per line: each status change and live check, then the result."""
+    record = await latest(client, service)
+    if record.kind != DEPLOYMENT:
+        await client.get_workflow_handle(record.workflow_id).result()
+        print(json.dumps({"kind": record.kind, "finished": True}), flush=True)
+        return 0
+    async for item in follow(client, record.workflow_id):
+        kind = "status" if isinstance(item, DeploymentStatus) else "check"
+        print(json.dumps({"kind": kind, **item.model_dump(mode="json")}), flush=True)
+    result = await deployment_handle(client, service).result()
+    print(json.dumps({"kind": "result", **result.model_dump(mode="json")}), flush=True)
+    return exit_code(result)
+
+
+async def _status(
+    handle: WorkflowHandle[CanaryDeployment, DeploymentResult],
+) -> DeploymentStatus | None:
+    """The live status, or None when no worker answers in time."""
+    try:
+        return await handle.query(CanaryDeployment.status, rpc_timeout=QUERY_TIMEOUT)
+    except (WorkflowQueryFailedError, RPCError):
+        return None

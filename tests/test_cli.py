@@ -1,0 +1,277 @@
+"""The `sluice` CLI, run as a subprocess against a real dev server, a `sluice worker`,
+Envoy, sample services and load: every command's happy path and its main refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from subprocess import CompletedProcess
+from typing import Any
+
+import pytest
+
+from deploy.processes import Process, free_port, start, venv_binary
+from deploy.stack import LocalStack, Site
+from sluicegate.contracts import RouterState
+from sluicegate.errors import NoWorker
+from sluicegate.operations import ensure_worker
+from sluicegate.settings import Settings
+from tests.waiting import eventually
+from workers.client import connect
+
+pytest_plugins = ["tests.stack_fixtures"]
+pytestmark = pytest.mark.e2e
+TASK_QUEUE = "cli"
+QUICK_STAGES = [
+    {"name": "canary", "weight": 10, "bake": "PT2S"},
+    {"name": "pilot", "weight": 50, "bake": "PT2S"},
+]
+GATED_STAGES = [{"name": "review", "weight": 20, "bake": "PT1S", "manual_gate": True}]
+
+
+class Sluice:
+    """Runs `sluice` with the test's settings; only the environment given here applies."""
+
+    def __init__(self, home: Path, address: str) -> None:
+        self.env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(home),  # no ~/.config/sluicegate from the machine running the tests
+            "COLUMNS": "250",
+            "SLUICEGATE_TEMPORAL_ADDRESS": address,
+            "SLUICEGATE_TASK_QUEUE": TASK_QUEUE,
+        }
+
+    def __call__(self, *args: str, env: dict[str, str] | None = None) -> CompletedProcess[str]:
+        return subprocess.run(
+            [venv_binary("sluice"), *args],
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    def json(self, *args: str) -> Any:
+        done = self(*args, "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def sluice(dev_server: str, tmp_path_factory: pytest.TempPathFactory) -> Sluice:
+    return Sluice(tmp_path_factory.mktemp("home"), dev_server)
+
+
+@pytest.fixture(scope="module")
+async def worker(stack: LocalStack, sluice: Sluice, dev_server: str) -> AsyncIterator[Process]:
+    """`sluice worker` on the test task queue, once it polls."""
+    process = start("sluice-worker", [venv_binary("sluice"), "worker"], stack.log_dir, sluice.env)
+    client = await connect(Settings(temporal_address=dev_server))
+
+    async def polling() -> bool:
+        assert process.alive(), process.tail()
+        try:
+            await ensure_worker(client, TASK_QUEUE)
+        except NoWorker:
+            return False
+        return True
+
+    try:
+        await eventually(polling, "sluice worker polls the task queue")
+        yield process
+    finally:
+        process.stop()
+
+
+def spec_file(site: Site, tmp_path: Path, **overrides: Any) -> Path:
+    path = tmp_path / f"{site.name}.json"
+    overrides.setdefault("stages", QUICK_STAGES)
+    overrides.setdefault("failed_checks_tolerated", 1)  # one slow check on a busy CI box
+    path.write_text(site.spec(**overrides).model_dump_json())
+    return path
+
+
+def assert_exit(done: CompletedProcess[str], code: int, *words: str) -> None:
+    output = done.stdout + done.stderr
+    assert done.returncode == code, f"exit {done.returncode}, wanted {code}:\n{output}"
+    for word in words:
+        assert word in output, f"{word!r} not in:\n{output}"
+
+
+# -- without Temporal ----------------------------------------------------------------------
+
+
+COMMANDS = [
+    "deploy", "watch", "status", "history", "promote", "abort", "pause", "resume",
+    "rollback", "backup", "backups", "restore", "health", "test", "worker", "demo",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_explains_itself_with_an_example(sluice: Sluice, command: str) -> None:
+    assert_exit(sluice(command, "--help"), 0, "Example", "Usage: sluice " + command)
+
+
+def test_an_invalid_spec_is_refused_naming_each_field(sluice: Sluice, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("service: Checkout\nstable: {version: v1}\n")
+    done = sluice("deploy", str(bad), env={"SLUICEGATE_TEMPORAL_ADDRESS": "127.0.0.1:1"})
+    assert_exit(done, 2, "service", "stable.address", "canary", "router")
+    assert "Traceback" not in done.stderr
+
+
+def test_unreachable_temporal_is_one_clear_line(sluice: Sluice) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    done = sluice("status", env={"SLUICEGATE_TEMPORAL_ADDRESS": address})
+    assert_exit(done, 2, f"cannot reach Temporal at {address}")
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_settings_file_names_the_setting(sluice: Sluice, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('temporal_adress = "127.0.0.1:7233"\n')
+    done = sluice("--config", str(config), "status")
+    assert_exit(done, 2, "unknown setting 'temporal_adress'", str(config))
+
+
+def test_an_invalid_service_name_is_refused(sluice: Sluice) -> None:
+    assert_exit(sluice("status", "Not A Service"), 2, "SERVICE", "a-z")
+
+
+# -- against the dev server and a `sluice worker` -----------------------------------------
+
+
+def test_deploy_watch_promotes_and_history_tells_who(
+    sluice: Sluice, worker: Process, site: Site, tmp_path: Path
+) -> None:
+    done = sluice("deploy", str(spec_file(site, tmp_path)), "--watch")
+    assert_exit(done, 0, f"deploy-{site.name}", "/namespaces/default/workflows/", "promoted")
+
+    [record] = sluice.json("history", site.name)
+    assert record["outcome"] == "promoted"
+    assert (record["stable_version"], record["canary_version"]) == ("v1", "v2")
+    assert record["started_by"].startswith("sluice ")
+    assert_exit(sluice("status", site.name), 0, "nothing running", "promoted")
+    assert_exit(sluice("history", site.name), 0, "v1 → v2", "promoted")
+
+
+async def test_rollback_after_promotion_restores_the_previous_release(
+    sluice: Sluice, worker: Process, site: Site, tmp_path: Path
+) -> None:
+    assert_exit(sluice("deploy", str(spec_file(site, tmp_path)), "--watch"), 0, "promoted")
+    assert_exit(
+        sluice("rollback", site.name, "--reason", "v2 breaks reports"),
+        0,
+        "restored backup",
+        f"100% stable {site.stable.address}",
+        "to undo: sluice restore",
+    )
+    after = await site.router_state()
+    assert after == RouterState(
+        canary_weight=0,
+        stable_endpoints=(site.stable.address,),
+        canary_endpoints=after.canary_endpoints,
+    )
+    restore, deployment = sluice.json("history", site.name)
+    assert (restore["kind"], restore["outcome"]) == ("RestoreRelease", "restored")
+    assert "v2 breaks reports" in restore["reason"]
+    assert deployment["outcome"] == "promoted"
+    assert_exit(sluice("rollback", site.name), 3, "nothing to roll back")
+
+
+async def test_controls_from_the_cli_and_their_refusals(
+    sluice: Sluice, worker: Process, site: Site, tmp_path: Path
+) -> None:
+    assert_exit(sluice("deploy", str(spec_file(site, tmp_path, stages=GATED_STAGES))), 0)
+    assert_exit(sluice("resume", site.name), 3, "cannot resume: deployment is not paused")
+
+    running = sluice.json("status")
+    [mine] = [row for row in running if row["service"] == site.name]
+    assert mine["started_by"].startswith("sluice ")
+
+    def at_the_gate() -> bool:
+        return sluice.json("status", site.name)["phase"] == "awaiting_approval"
+
+    await eventually(at_the_gate, "the deployment waits at its manual gate", attempts=200)
+    assert_exit(sluice("abort", site.name, "--reason", "wrong build"), 0, "abort: accepted")
+    assert_exit(sluice("promote", site.name), 3, "cannot promote")
+    assert_exit(sluice("watch", site.name), 1, "rolled_back", "aborted by", "wrong build")
+    assert_exit(sluice("pause", site.name), 3, "nothing running")
+
+
+async def test_pause_and_resume_hold_the_bake(
+    sluice: Sluice, worker: Process, site: Site, tmp_path: Path
+) -> None:
+    stages = [{"name": "canary", "weight": 10, "bake": "PT1H"}]
+    assert_exit(sluice("deploy", str(spec_file(site, tmp_path, stages=stages))), 0)
+
+    async def baking() -> bool:
+        return sluice.json("status", site.name)["bake"] is not None
+
+    await eventually(baking, "the canary stage is baking", attempts=200)
+    assert_exit(sluice("pause", site.name, "-r", "batch job"), 0, "pause: accepted")
+
+    def paused() -> bool:
+        status = sluice.json("status", site.name)
+        return status["phase"] == "paused" and status["bake"]["ends_at"] is None
+
+    await eventually(paused, "the bake clock stops while paused", attempts=100)
+    assert_exit(sluice("resume", site.name), 0, "resume: accepted")
+    assert_exit(sluice("promote", site.name, "--full", "-r", "ship it"), 0, "promote: accepted")
+    done = sluice("watch", site.name)
+    assert_exit(done, 0, "promoted", "pause by", "batch job", "promote --full by", "ship it")
+
+
+def test_unknown_service_and_nothing_running(sluice: Sluice, worker: Process) -> None:
+    for command in (["promote"], ["abort", "-r", "x"], ["status"], ["watch"], ["rollback"]):
+        assert_exit(sluice(*command, "never-deployed"), 4, "no deployment of 'never-deployed'")
+    assert_exit(sluice("history", "never-deployed"), 4)
+
+
+def test_backup_list_and_restore(
+    sluice: Sluice, worker: Process, site: Site, tmp_path: Path
+) -> None:
+    spec = str(spec_file(site, tmp_path))
+    taken = sluice.json("backup", site.name, "--spec", spec)
+    backup_id = Path(taken["path"]).name
+    [listed] = sluice.json("backups", site.name, "--spec", spec)
+    assert (listed["id"], listed["sha256"], listed["verified"]) == (
+        backup_id,
+        taken["sha256"],
+        True,
+    )
+    assert_exit(sluice("backups", site.name, "--spec", spec), 0, backup_id, "yes")
+
+    done = sluice("restore", site.name, backup_id, "--spec", spec, "-r", "drill")
+    assert_exit(done, 0, f"restored backup {backup_id}", "to undo")
+    assert_exit(sluice("restore", site.name, "no-such-backup", "--spec", spec), 4, "no backup")
+    assert len(sluice.json("backups", site.name, "--spec", spec)) == 2  # the undo backup
+
+
+def test_health_and_pre_deployment_test(
+    sluice: Sluice, worker: Process, site: Site, tmp_path: Path
+) -> None:
+    spec = str(spec_file(site, tmp_path))
+    health = sluice.json("health", spec)
+    assert health["stable"]["status"] == "healthy"
+    assert health["overall"] in ("healthy", "inconclusive")  # the canary has no traffic yet
+    assert_exit(sluice("health", spec), 0, "error_rate", "latency_p99_ms", "≤ 200")
+
+    assert_exit(sluice("test", spec), 0, "ready to deploy", "stable served")
+
+    broken = tmp_path / "broken.json"
+    data = json.loads(Path(spec).read_text())
+    data["router"]["admin_url"] = f"http://127.0.0.1:{free_port()}"
+    broken.write_text(json.dumps(data))
+    assert_exit(sluice("test", str(broken)), 1, "failed: router")
+    done = sluice("test", spec, env={"SLUICEGATE_TASK_QUEUE": "nobody-polls-this"})
+    assert_exit(done, 1, "failed: worker", "not checked")
+
+
+def test_no_worker_is_one_clear_line(sluice: Sluice, site: Site, tmp_path: Path) -> None:
+    spec = str(spec_file(site, tmp_path))
+    done = sluice("backups", site.name, "--spec", spec, env={"SLUICEGATE_TASK_QUEUE": "idle"})
+    assert_exit(done, 2, "no worker polls task queue 'idle'")
