@@ -14,7 +14,7 @@ from typing import TypeVar
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -214,15 +214,24 @@ async def _restore(
         by=request.by,
         reason=request.reason,
     )
+    handle = await start_restore(client, task_queue, restore_input)
+    return await handle.result()
+
+
+async def start_restore(
+    client: Client, task_queue: str, request: RestoreInput
+) -> WorkflowHandle[RestoreRelease, RestoreResult]:
+    """Start RestoreRelease; refused while a deployment of the service runs."""
+    service = request.service
     try:
-        handle = await client.start_workflow(
+        return await client.start_workflow(
             RestoreRelease.run,
-            restore_input,
+            request,
             # The deployment id: a restore never overlaps a deployment of the same service.
             id=workflow_id_for(service),
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            static_summary=f"{service}: restore backup {backup_id}",
+            static_summary=f"{service}: restore backup {request.backup_id}",
             search_attributes=TypedSearchAttributes(
                 [SearchAttributePair(visibility.DEPLOY_SERVICE, service)]
             ),
@@ -232,7 +241,6 @@ async def _restore(
             f"a deployment of {service} is running; abort it (`sluice rollback {service}`) "
             "or wait for it before restoring a backup"
         ) from None
-    return await handle.result()
 
 
 async def _run(

@@ -17,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from deploy.processes import venv_binary
 from sluicegate.deployments import start_deployment
+from sluicegate.operations import start_restore
 from tests.scripted import ScriptedActivities, make_spec
 from workers.client import DATA_CONVERTER
 from workers.main import build_worker
@@ -47,6 +48,17 @@ async def rolled_back_on_breach(client: Client, path: Path) -> None:
         path.write_text((await handle.fetch_history()).to_json())
 
 
+async def restored_backup(client: Client, path: Path) -> None:
+    """RestoreRelease whose first round of restore attempts fails."""
+    from tests.test_restore_workflow import PROMOTED, restore_input
+
+    acts = ScriptedActivities(state=PROMOTED, rollback_failures=5)
+    async with build_worker(client, "record-restore", activities=acts.activities()):
+        handle = await start_restore(client, "record-restore", restore_input("recorded-restore"))
+        await handle.result()
+        path.write_text((await handle.fetch_history()).to_json())
+
+
 async def _wait_phase(handle: object, phase: str) -> None:
     for _ in range(400):
         if (await handle.query(CanaryDeployment.status)).phase == phase:  # type: ignore[attr-defined]
@@ -67,6 +79,7 @@ async def main() -> None:
         recorders = {
             "promoted_with_controls.json": promoted_with_controls,
             "rolled_back_on_breach.json": rolled_back_on_breach,
+            "restored_backup.json": restored_backup,
         }
         for name, record in recorders.items():
             path = HISTORIES / name

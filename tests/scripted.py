@@ -21,6 +21,7 @@ from sluicegate.contracts import (
     BACKUP,
     ROLLBACK,
     SET_TRAFFIC,
+    SNAPSHOT,
     WATCH_HEALTH,
     BackupInput,
     BackupRecord,
@@ -29,6 +30,7 @@ from sluicegate.contracts import (
     RollbackResult,
     RouterState,
     SetTrafficInput,
+    SnapshotInput,
     WatchHealthInput,
     WatchHealthResult,
 )
@@ -68,13 +70,14 @@ class ScriptedActivities:
     applied: list[RouterState] = field(default_factory=list)
     watched: list[str] = field(default_factory=list)
     rollbacks: int = 0
+    snapshots: list[RouterState] = field(default_factory=list)
 
     @property
     def weights(self) -> list[int]:
         return [s.canary_weight for s in self.applied]
 
     def activities(self) -> list[Callable[..., Any]]:
-        return [self.backup, self.set_traffic, self.watch_health, self.rollback]
+        return [self.backup, self.set_traffic, self.watch_health, self.rollback, self.snapshot]
 
     @activity.defn(name=BACKUP)
     async def backup(self, request: BackupInput) -> BackupRecord:
@@ -103,6 +106,11 @@ class ScriptedActivities:
                 activity.heartbeat()
                 await asyncio.sleep(0.1)
         return WatchHealthResult(status="healthy", checks=0, failed_checks=0)
+
+    @activity.defn(name=SNAPSHOT)
+    async def snapshot(self, request: SnapshotInput) -> BackupRecord:
+        self.snapshots.append(self.state)
+        return BackupRecord(path=f"memory/{request.label}", sha256="1" * 64, state=self.state)
 
     @activity.defn(name=ROLLBACK)
     async def rollback(self, request: RollbackInput) -> RollbackResult:

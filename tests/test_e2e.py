@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -86,43 +87,60 @@ async def test_injected_errors_are_rolled_back_to_zero_percent(
     )
 
 
-def temporal_cli(address: str, *args: str) -> str:
-    """Run the real `temporal` CLI binary against the test server; returns its stdout."""
+async def temporal_cli(address: str, *args: str, ok: bool = True) -> str:
+    """Run the real `temporal` CLI binary against the dev server; returns stdout + stderr.
+
+    In a thread: the worker of these tests runs on this event loop and must answer."""
     argv = [venv_binary("temporal"), "workflow", *args, "--address", address]
-    return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=30).stdout
+    done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=30)
+    output = done.stdout + done.stderr
+    assert (done.returncode == 0) == ok, f"exit {done.returncode}:\n{output}"
+    return output
 
 
-async def test_started_and_aborted_with_the_temporal_cli(
+async def test_the_temporal_cli_path_as_the_readme_gives_it(
     temporal: tuple[str, Client], site: Site, tmp_path: Path
 ) -> None:
+    """Start, pause, query, resume, find and abort with nothing but the `temporal` CLI."""
     address, client = temporal
     spec = site.spec(stages=[{"name": "canary", "weight": 20, "bake": "PT10M"}])
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(spec.model_dump_json())
-    temporal_cli(
-        address,
-        "start",
-        "--type",
-        "CanaryDeployment",
-        "--task-queue",
-        TASK_QUEUE,
-        "--workflow-id",
-        spec.workflow_id,
-        "--input-file",
-        str(spec_file),
-    )
+    wid = ("--workflow-id", spec.workflow_id)
+    await temporal_cli(
+        address, "start", "--type", "CanaryDeployment", "--task-queue", TASK_QUEUE, *wid,
+        "--input-file", str(spec_file),
+    )  # fmt: skip
 
     async def shifted() -> bool:
         return (await site.router_state()).canary_weight == 20
 
     await eventually(shifted, "Envoy sends 20% to the canary")
+    pause = '{"by": "oncall", "reason": "lunch"}'
+    await temporal_cli(address, "signal", *wid, "--name", "pause", "--input", pause)
+
+    async def paused() -> bool:
+        query = await temporal_cli(address, "query", *wid, "--name", "status", "--output", "json")
+        return '"phase": "paused"' in query.replace('":"', '": "')
+
+    await eventually(paused, "the status query says paused", attempts=100)
+    resume = ("update", "execute", *wid, "--name", "resume", "--input", '{"by": "oncall"}')
+    assert "paused:false" in await temporal_cli(address, *resume)  # the update answers the status
+    refused = await temporal_cli(address, *resume, ok=False)
+    assert "cannot resume: deployment is not paused" in refused
+    listed = await temporal_cli(address, "list", "--query", f'DeployService = "{spec.service}"')
+    assert spec.workflow_id in listed and "Running" in listed
+
     abort = '{"by": "oncall", "reason": "dashboards look odd"}'
-    temporal_cli(
-        address, "signal", "--workflow-id", spec.workflow_id, "--name", "abort", "--input", abort
-    )
+    await temporal_cli(address, "signal", *wid, "--name", "abort", "--input", abort)
     result = await client.get_workflow_handle_for(CanaryDeployment.run, spec.workflow_id).result()
     assert result.outcome == "rolled_back"
     assert result.reason == "aborted by oncall: dashboards look odd"
+    assert [(c.action, c.by) for c in result.controls] == [
+        ("pause", "oncall"),
+        ("resume", "oncall"),
+        ("abort", "oncall"),
+    ]
     assert (await site.router_state()).canary_weight == 0
 
 

@@ -7,6 +7,7 @@ import getpass
 import json
 import os
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -177,13 +178,20 @@ def entry() -> None:
     """The `sluice` command: every known error becomes one line and its exit code."""
     try:
         app()
+        code: int = Exit.OK
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else Exit.ERROR if done.code else Exit.OK
     except (SluicegateError, RPCError) as err:
         code, label = classify(err)
         message = f"Temporal said: {err.message}" if isinstance(err, RPCError) else str(err)
         errors.print(f"{label}: {message}", highlight=False, soft_wrap=True)
-        raise SystemExit(code) from None
     except KeyboardInterrupt:
-        raise SystemExit(130) from None
+        code = 130
+    # Skip interpreter teardown: the SDK's native threads can abort it (exit 134) after
+    # the work is done, which would turn a correct exit code into a crash.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def print_json(data: Any) -> None:
