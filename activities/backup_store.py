@@ -100,6 +100,8 @@ def _entry(folder: Path) -> BackupEntry:
     try:
         manifest = json.loads((folder / MANIFEST_FILE).read_text())
         created_at = datetime.fromisoformat(manifest["created_at"])
+        if created_at.tzinfo is None:  # a hand-written manifest: read its time as UTC
+            created_at = created_at.replace(tzinfo=UTC)
         digest = manifest["files"][STATE_FILE]
     except (OSError, ValueError, KeyError, TypeError) as err:
         problem = f"manifest unreadable: {err}"

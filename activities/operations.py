@@ -40,7 +40,8 @@ HEARTBEAT_EVERY = 1.0  # seconds, while preflight waits out its sampling window
 async def snapshot(request: SnapshotInput) -> BackupRecord:
     """Back up the routing exactly as it is now, verified by reading the files back."""
     state = await router_for(request.router).read_state()
-    return backup_store.write_backup(request.backup.directory, request.service, request.label, state)
+    directory = request.backup.directory
+    return backup_store.write_backup(directory, request.service, request.label, state)
 
 
 @activity.defn(name=LIST_BACKUPS)

@@ -59,9 +59,7 @@ class Settings(BaseSettings):
 
     @property
     def uses_tls(self) -> bool:
-        return (
-            self.tls or self.api_key is not None or self.tls_cert is not None or bool(self.tls_ca)
-        )
+        return any((self.tls, self.api_key, self.tls_cert, self.tls_ca, self.tls_server_name))
 
     @classmethod
     def settings_customise_sources(

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sluicegate.analysis import MetricResult, Verdict, judge
+from sluicegate.analysis import MetricResult, Verdict, judge, judge_once
 from sluicegate.analysis.samples import ArmCounters, Sample
-from sluicegate.analysis.threshold import quantile
+from sluicegate.analysis.threshold import Arm, quantile
 from sluicegate.spec import AnalysisSpec, EnvoyStats, MetricCheck
 
 INF = math.inf
@@ -192,6 +192,95 @@ def test_since_subtracts_counters_and_buckets() -> None:
 def test_since_a_larger_earlier_sample_is_everything(earlier: ArmCounters) -> None:
     current = arm(1000, errors=5, slow=900)
     assert current.since(earlier) == current
+
+
+# --- judge_once --------------------------------------------------------------------------
+
+
+def pair(stable: ArmCounters | None, canary: ArmCounters | None, seconds: int = 0) -> Sample:
+    """A sample with both arms given."""
+    return Sample(at=T0 + timedelta(seconds=seconds), stable=stable, canary=canary)
+
+
+def test_judge_once_judges_check_and_stage_rules_over_the_one_window() -> None:
+    # 1000 clean requests before the window, then 100 with 5 errors: over the window both
+    # the error rate (check rule) and availability (stage rule) see only those 100.
+    start = pair(arm(10_000), arm(1000))
+    end = pair(arm(20_000), arm(1100, errors=5), 10)
+
+    verdict = judge_once(start, end, POLICY)
+
+    results = by_metric(verdict)
+    assert verdict.status == "breach"
+    assert results["error_rate"].value == pytest.approx(0.05)
+    assert results["error_rate"].requests == 100
+    assert results["error_rate"].status == "breach"
+    assert results["availability"].value == pytest.approx(0.95)
+    assert results["availability"].requests == 100
+    assert results["availability"].window == "stage"
+    assert results["availability"].status == "breach"
+    assert results["latency_p99_ms"].status == "healthy"
+
+
+def test_judge_once_healthy_canary() -> None:
+    verdict = judge_once(pair(arm(0), arm(0)), pair(arm(500), arm(500), 10), POLICY)
+
+    assert verdict.status == "healthy"
+    assert [r.requests for r in verdict.results] == [500, 500, 500]
+
+
+def test_judge_once_judges_stable_independently_of_the_canary() -> None:
+    # The canary is clean; stable had 3 errors and 5 slow requests in its last 100.
+    start = pair(arm(1000), arm(0))
+    end = pair(arm(1100, errors=3, slow=5), arm(400), 10)
+
+    stable = judge_once(start, end, POLICY, arm="stable")
+    canary = judge_once(start, end, POLICY, arm="canary")
+
+    stable_results = by_metric(stable)
+    assert stable.status == "breach"
+    assert stable_results["error_rate"].value == pytest.approx(0.03)
+    assert stable_results["error_rate"].requests == 100
+    assert stable_results["latency_p99_ms"].value == pytest.approx(420.0)
+    assert stable_results["availability"].value == pytest.approx(0.97)
+    assert canary.status == "healthy"
+    assert {r.requests for r in canary.results} == {400}
+
+
+def test_judge_once_stable_is_judged_without_any_canary() -> None:
+    verdict = judge_once(pair(arm(0), None), pair(arm(1000), None, 10), POLICY, arm="stable")
+
+    assert verdict.status == "healthy"
+    assert {r.requests for r in verdict.results} == {1000}
+
+
+@pytest.mark.parametrize("judged", ["stable", "canary"])
+@pytest.mark.parametrize("missing", ["start", "end"])
+def test_judge_once_arm_missing_in_either_sample_is_inconclusive(judged: Arm, missing: str) -> None:
+    """The other arm's breaching traffic must not stand in for the missing one."""
+
+    def build(which: str, seconds: int) -> Sample:
+        counters = arm(0) if which == "start" else arm(1000, errors=500)
+        arms: dict[str, ArmCounters | None] = {"stable": counters, "canary": counters}
+        if which == missing:
+            arms[judged] = None
+        return pair(arms["stable"], arms["canary"], seconds)
+
+    verdict = judge_once(build("start", 0), build("end", 10), POLICY, arm=judged)
+
+    assert verdict.status == "inconclusive"
+    for result in verdict.results:
+        assert result.status == "inconclusive"
+        assert result.value is None
+        assert result.requests == 0
+
+
+def test_judge_once_too_few_requests_is_inconclusive() -> None:
+    policy = POLICY.model_copy(update={"min_requests": 100})
+    verdict = judge_once(pair(arm(0), arm(0)), pair(arm(0), arm(99, errors=99), 10), policy)
+
+    assert verdict.status == "inconclusive"
+    assert {r.requests for r in verdict.results} == {99}
 
 
 # --- quantile ----------------------------------------------------------------------------

@@ -1,0 +1,194 @@
+"""How the CLI words things: durations, one-line statuses and controls, the preflight's
+overall verdict and the bake bar. Pure helpers, rendered to plain text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from rich.console import Console, RenderableType
+
+from sluicegate.analysis.verdict import MetricResult, Status, Verdict
+from sluicegate.cli.render import ago, bake_bar, control_line, human, overall, status_line
+from sluicegate.contracts import Finding, PreflightReport
+from workflows.state import BakeClock, ControlRecord, DeploymentStatus
+
+NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def status(**changes: object) -> DeploymentStatus:
+    base: dict[str, object] = {
+        "service": "checkout",
+        "stable_version": "v1",
+        "canary_version": "v2",
+        "phase": "progressing",
+        "stage": "pilot",
+        "stage_index": 1,
+        "stages": 3,
+        "canary_weight": 25,
+        "paused": False,
+        "pending_promote": None,
+        "latest_check": None,
+        "reason": None,
+        "controls": (),
+    }
+    return DeploymentStatus.model_validate({**base, **changes})
+
+
+def control(**changes: object) -> ControlRecord:
+    base: dict[str, object] = {"action": "promote", "by": "alice", "reason": "", "at": NOW}
+    return ControlRecord.model_validate({**base, **changes})
+
+
+def verdict(status: Status) -> Verdict:
+    result = MetricResult(
+        metric="error_rate",
+        window="check",
+        value=None if status == "inconclusive" else 0.5,
+        bound=0.01,
+        direction="max",
+        requests=100,
+        status=status,
+    )
+    return Verdict(status=status, results=(result,))
+
+
+def report(canary: Verdict | None, stable: Verdict | None) -> PreflightReport:
+    ok = Finding(name="ok", ok=True, detail="fine")
+    return PreflightReport(
+        router=ok,
+        router_state=None,
+        metrics=ok,
+        backup=ok,
+        canary=canary,
+        stable=stable,
+        window_seconds=5.0,
+    )
+
+
+def text_of(renderable: RenderableType) -> str:
+    console = Console(record=True, width=120)
+    console.print(renderable)
+    return console.export_text()
+
+
+# --- durations ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("duration", "expected"),
+    [
+        (timedelta(0), "0s"),
+        (timedelta(seconds=45), "45s"),
+        (timedelta(seconds=59.9), "59s"),
+        (timedelta(minutes=1), "1m"),
+        (timedelta(minutes=20, seconds=34), "20m 34s"),
+        (timedelta(hours=1), "1h"),
+        (timedelta(hours=3, minutes=5, seconds=9), "3h 5m"),
+        (timedelta(days=1, hours=2), "1d 2h"),
+        (timedelta(seconds=-5), "0s"),
+    ],
+)
+def test_human(duration: timedelta, expected: str) -> None:
+    assert human(duration) == expected
+
+
+def test_ago_counts_back_from_now() -> None:
+    assert ago(NOW - timedelta(minutes=3), now=NOW) == "3m ago"
+    assert ago(NOW - timedelta(days=5, hours=1), now=NOW) == "5d 1h ago"
+
+
+def test_ago_without_a_moment() -> None:
+    assert ago(None, now=NOW) == "-"
+
+
+# --- one-line summaries ------------------------------------------------------------------
+
+
+def test_status_line_shows_the_stage_and_weight() -> None:
+    assert status_line(status()) == ("checkout v1 → v2: progressing, stage pilot (2/3), canary 25%")
+
+
+def test_status_line_without_a_stage() -> None:
+    line = status_line(status(phase="backing_up", stage=None, stage_index=None, canary_weight=0))
+    assert line == "checkout v1 → v2: backing_up, canary 0%"
+
+
+@pytest.mark.parametrize(
+    ("phase", "paused", "shown"),
+    [
+        ("progressing", False, "progressing"),
+        ("paused", True, "paused"),
+        ("paused", False, "resuming"),
+        ("progressing", True, "pausing"),
+        ("awaiting_approval", True, "awaiting_approval"),
+    ],
+)
+def test_status_line_shows_a_control_taking_effect(phase: str, paused: bool, shown: str) -> None:
+    line = status_line(status(phase=phase, paused=paused))
+    assert line == f"checkout v1 → v2: {shown}, stage pilot (2/3), canary 25%"
+
+
+def test_control_line_full_promotion_with_a_reason() -> None:
+    line = control_line(control(full=True, reason="looks good"))
+    assert line == "promote --full by alice: looks good"
+
+
+def test_control_line_without_a_reason() -> None:
+    assert control_line(control(action="abort", by="bob")) == "abort by bob"
+    assert control_line(control()) == "promote by alice"
+
+
+# --- the preflight's overall verdict -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("canary", "stable", "expected"),
+    [
+        ("healthy", "healthy", "healthy"),
+        ("breach", "healthy", "breach"),
+        ("healthy", "breach", "breach"),
+        ("inconclusive", "breach", "breach"),
+        ("inconclusive", "healthy", "inconclusive"),
+        ("healthy", "inconclusive", "healthy"),
+        ("healthy", None, "healthy"),
+        (None, "healthy", "inconclusive"),
+        (None, None, "inconclusive"),
+    ],
+)
+def test_overall(canary: Status | None, stable: Status | None, expected: str) -> None:
+    built = report(
+        verdict(canary) if canary else None,
+        verdict(stable) if stable else None,
+    )
+    assert overall(built) == expected
+
+
+# --- the bake bar ------------------------------------------------------------------------
+
+
+def test_bake_bar_while_baking_shows_the_time_left() -> None:
+    bake = BakeClock(
+        total=timedelta(minutes=30),
+        left=timedelta(minutes=30),
+        ends_at=NOW + timedelta(minutes=20, seconds=34),
+    )
+
+    text = text_of(bake_bar(bake, now=NOW))
+
+    assert "bake: 20m 34s left of 30m" in text
+    assert "paused" not in text
+
+
+def test_bake_bar_after_the_end_shows_nothing_left() -> None:
+    bake = BakeClock(total=timedelta(minutes=30), left=timedelta(0), ends_at=NOW)
+
+    assert "bake: 0s left of 30m" in text_of(bake_bar(bake, now=NOW + timedelta(minutes=5)))
+
+
+def test_bake_bar_while_paused_shows_the_frozen_time_left() -> None:
+    bake = BakeClock(total=timedelta(hours=1), left=timedelta(minutes=12), ends_at=None)
+
+    text = text_of(bake_bar(bake, now=NOW))
+
+    assert "bake paused: 12m left of 1h" in text
