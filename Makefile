@@ -16,7 +16,7 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 demo: venv
-	$(BIN)/python -m deploy.demo $(ARGS)
+	$(BIN)/sluice demo $(ARGS)
 
 test: venv
 	$(BIN)/ruff check .

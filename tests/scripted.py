@@ -35,6 +35,7 @@ from sluicegate.contracts import (
     WatchHealthResult,
 )
 from sluicegate.spec import DeploymentSpec, parse_spec
+from workflows.state import DeploymentStatus
 
 STABLE = "127.0.0.1:18080"
 OLD_CANARY = "127.0.0.1:18079"
@@ -139,3 +140,23 @@ def spec_data(service: str = "checkout") -> dict[str, Any]:
 def make_spec(service: str = "checkout", **overrides: object) -> DeploymentSpec:
     """A valid spec using the default plan; override any top-level field."""
     return parse_spec({**spec_data(service), **overrides})
+
+
+def a_status(**changes: object) -> DeploymentStatus:
+    """A status of a deployment at 25% in stage pilot (2/3); override any field."""
+    base: dict[str, object] = {
+        "service": "checkout",
+        "stable_version": "v1",
+        "canary_version": "v2",
+        "phase": "progressing",
+        "stage": "pilot",
+        "stage_index": 1,
+        "stages": 3,
+        "canary_weight": 25,
+        "paused": False,
+        "pending_promote": None,
+        "latest_check": None,
+        "reason": None,
+        "controls": (),
+    }
+    return DeploymentStatus.model_validate({**base, **changes})

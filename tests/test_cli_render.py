@@ -11,28 +11,10 @@ from rich.console import Console, RenderableType
 from sluicegate.analysis.verdict import MetricResult, Status, Verdict
 from sluicegate.cli.render import ago, bake_bar, control_line, human, overall, status_line
 from sluicegate.contracts import Finding, PreflightReport
-from workflows.state import BakeClock, ControlRecord, DeploymentStatus
+from tests.scripted import a_status
+from workflows.state import BakeClock, ControlRecord
 
 NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
-
-
-def status(**changes: object) -> DeploymentStatus:
-    base: dict[str, object] = {
-        "service": "checkout",
-        "stable_version": "v1",
-        "canary_version": "v2",
-        "phase": "progressing",
-        "stage": "pilot",
-        "stage_index": 1,
-        "stages": 3,
-        "canary_weight": 25,
-        "paused": False,
-        "pending_promote": None,
-        "latest_check": None,
-        "reason": None,
-        "controls": (),
-    }
-    return DeploymentStatus.model_validate({**base, **changes})
 
 
 def control(**changes: object) -> ControlRecord:
@@ -106,11 +88,13 @@ def test_ago_without_a_moment() -> None:
 
 
 def test_status_line_shows_the_stage_and_weight() -> None:
-    assert status_line(status()) == ("checkout v1 → v2: progressing, stage pilot (2/3), canary 25%")
+    assert status_line(a_status()) == (
+        "checkout v1 → v2: progressing, stage pilot (2/3), canary 25%"
+    )
 
 
 def test_status_line_without_a_stage() -> None:
-    line = status_line(status(phase="backing_up", stage=None, stage_index=None, canary_weight=0))
+    line = status_line(a_status(phase="backing_up", stage=None, stage_index=None, canary_weight=0))
     assert line == "checkout v1 → v2: backing_up, canary 0%"
 
 
@@ -125,7 +109,7 @@ def test_status_line_without_a_stage() -> None:
     ],
 )
 def test_status_line_shows_a_control_taking_effect(phase: str, paused: bool, shown: str) -> None:
-    line = status_line(status(phase=phase, paused=paused))
+    line = status_line(a_status(phase=phase, paused=paused))
     assert line == f"checkout v1 → v2: {shown}, stage pilot (2/3), canary 25%"
 
 

@@ -1,19 +1,18 @@
-"""`make demo` itself, run once, so the main job can never rot."""
+"""`make demo` itself (`sluice demo`), run once, so the main job can never rot."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
-from deploy.processes import free_port
+from deploy.processes import free_port, venv_binary
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def test_demo_promotes_a_healthy_canary_and_rolls_back_a_faulty_one(tmp_path: Path) -> None:
-    argv = [sys.executable, "-m", "deploy.demo", "--once"]
+    argv = [venv_binary("sluice"), "demo", "--once"]
     argv += ["--state-dir", str(tmp_path / "demo"), "--ui-port", str(free_port())]
     demo = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

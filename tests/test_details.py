@@ -6,32 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 from sluicegate.analysis.verdict import Verdict
 from sluicegate.contracts import CheckReport
-from tests.scripted import make_spec
+from tests.scripted import a_status, make_spec
 from workflows.details import render_details, short_duration
-from workflows.state import DeploymentStatus
-
-
-def status(**changes: object) -> DeploymentStatus:
-    base: dict[str, object] = {
-        "service": "checkout",
-        "stable_version": "v1",
-        "canary_version": "v2",
-        "phase": "progressing",
-        "stage": "pilot",
-        "stage_index": 1,
-        "stages": 3,
-        "canary_weight": 25,
-        "paused": False,
-        "pending_promote": None,
-        "latest_check": None,
-        "reason": None,
-        "controls": (),
-    }
-    return DeploymentStatus.model_validate({**base, **changes})
 
 
 def test_the_table_marks_done_current_and_pending_stages() -> None:
-    text = render_details(make_spec(), status())
+    text = render_details(make_spec(), a_status())
     assert "**checkout**: v1 → v2 · phase **progressing** · canary at **25%**" in text
     assert "| canary | 5% | 30m | - | done |" in text
     assert "| pilot | 25% | 1h | - | progressing |" in text
@@ -44,7 +24,7 @@ def test_latest_check_and_reason_are_shown() -> None:
         stage="pilot", at=datetime.now(UTC), number=4, verdict=Verdict(status="healthy", results=())
     )
     text = render_details(
-        make_spec(), status(phase="rolling_back", latest_check=check, reason="aborted by ops")
+        make_spec(), a_status(phase="rolling_back", latest_check=check, reason="aborted by ops")
     )
     assert "Latest reported check #4: healthy" in text
     assert "Reason: aborted by ops" in text

@@ -13,7 +13,8 @@ from sluicegate.operations import start_restore
 from sluicegate.spec import BackupSpec
 from tests.scripted import STABLE, ScriptedActivities, make_spec
 from workers.main import build_worker
-from workflows.state import RestoreInput, RestoreResult
+from workflows.canary import CanaryDeployment
+from workflows.state import ControlInput, RestoreInput, RestoreResult
 
 PROMOTED = RouterState(canary_weight=0, stable_endpoints=("10.0.0.2:80",), canary_endpoints=())
 BEFORE = RouterState(canary_weight=0, stable_endpoints=(STABLE,), canary_endpoints=())
@@ -67,9 +68,11 @@ async def test_refused_while_a_deployment_of_the_service_runs(
 ) -> None:
     client = time_skipping_env.client
     service = f"svc-{task_queue}"
-    handle = await start_deployment(client, make_spec(service), task_queue)  # no worker: waits
-    try:
+    acts = ScriptedActivities()
+    async with build_worker(client, task_queue, activities=acts.activities()):
+        handle = await start_deployment(client, make_spec(service), task_queue)
         with pytest.raises(DeploymentAlreadyRunning, match="abort it"):
             await start_restore(client, task_queue, restore_input(service))
-    finally:
-        await handle.terminate("test over")
+        # End it the normal way: terminating on the time-skipping server stalls later tests.
+        await handle.signal(CanaryDeployment.abort_signal, ControlInput(by="test"))
+        assert (await handle.result()).outcome == "rolled_back"

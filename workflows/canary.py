@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -32,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from sluicegate.spec import DeploymentSpec, Stage, parse_spec
     from workflows.details import render_details, short_duration
     from workflows.restore import restore_until_done, root_cause
+    from workflows.retries import QUICK_RETRIES, WATCH_RETRIES
     from workflows.state import (
         FINISHED,
         WATCHING,
@@ -45,20 +45,6 @@ with workflow.unsafe.imports_passed_through():
         Phase,
         PromoteInput,
     )
-
-NON_RETRYABLE = ["SpecError", "RouterMisconfigured"]
-QUICK_RETRIES = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    maximum_interval=timedelta(seconds=5),
-    maximum_attempts=10,
-    non_retryable_error_types=NON_RETRYABLE,
-)
-WATCH_RETRIES = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_attempts=5,
-    non_retryable_error_types=NON_RETRYABLE,
-)
-
 
 # Typed callers pass a DeploymentSpec; `temporal workflow start --input-file` passes JSON.
 # Either way it is validated here, so a bad spec fails the workflow naming every bad field

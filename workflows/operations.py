@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from sluicegate.contracts import (
@@ -21,13 +20,7 @@ with workflow.unsafe.imports_passed_through():
         PreflightReport,
         SnapshotInput,
     )
-
-QUICK = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    maximum_interval=timedelta(seconds=2),
-    maximum_attempts=3,
-    non_retryable_error_types=["SpecError", "RouterMisconfigured"],
-)
+    from workflows.retries import QUICK_RETRIES
 
 
 @workflow.defn(name="SnapshotRouting")
@@ -39,7 +32,7 @@ class SnapshotRouting:
             request.model_copy(update={"label": workflow.info().run_id}),
             result_type=BackupRecord,
             start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=QUICK,
+            retry_policy=QUICK_RETRIES,
             summary=f"back up {request.service}'s routing",
         )
 
@@ -53,7 +46,7 @@ class ListBackups:
             request,
             result_type=BackupList,
             start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=QUICK,
+            retry_policy=QUICK_RETRIES,
             summary=f"list {request.service}'s backups",
         )
 
@@ -69,7 +62,7 @@ class Preflight:
             result_type=PreflightReport,
             start_to_close_timeout=interval + timedelta(seconds=30),
             heartbeat_timeout=timedelta(seconds=10),
-            retry_policy=QUICK,
+            retry_policy=QUICK_RETRIES,
             summary=f"try {request.spec.service}'s router, metrics and backup store",
         )
 

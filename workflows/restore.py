@@ -11,7 +11,6 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -26,20 +25,8 @@ with workflow.unsafe.imports_passed_through():
         SnapshotInput,
     )
     from sluicegate.spec import RouterSpec
+    from workflows.retries import QUICK_RETRIES, ROLLBACK_RETRIES, ROLLBACK_RETRY_PAUSE
     from workflows.state import RestoreInput, RestoreResult
-
-ROLLBACK_RETRIES = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    maximum_interval=timedelta(seconds=5),
-    maximum_attempts=5,
-)
-ROLLBACK_RETRY_PAUSE = timedelta(seconds=30)
-SNAPSHOT_RETRIES = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    maximum_interval=timedelta(seconds=5),
-    maximum_attempts=10,
-    non_retryable_error_types=["SpecError", "RouterMisconfigured"],
-)
 
 
 async def restore_until_done(
@@ -104,7 +91,7 @@ class RestoreRelease:
             ),
             result_type=BackupRecord,
             start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=SNAPSHOT_RETRIES,
+            retry_policy=QUICK_RETRIES,
             summary=f"back up {request.service}'s routing before restoring",
         )
         self._set_phase("restoring")

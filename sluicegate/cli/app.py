@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
-from rich.console import Console
+from rich.console import Console, RenderableType
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -202,6 +202,15 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
 
 
+def show(data: Any, as_json: bool, *human: RenderableType) -> None:
+    """JSON on stdout for scripts, else the human rendering, one part after another."""
+    if as_json:
+        print_json(data)
+        return
+    for part in human:
+        console.print(part, highlight=False, soft_wrap=isinstance(part, str))
+
+
 def read_spec(path: Path | None) -> DeploymentSpec | None:
     return None if path is None else load_spec(path)
 
@@ -229,11 +238,12 @@ def deploy(
             errors.print(f"[yellow]warning[/]: {err}; the deployment waits for one")
         handle = await start_deployment(session.client, spec, session.settings.task_queue)
         link = session.settings.workflow_link(handle.id, handle.result_run_id)
-        if as_json:
-            print_json({"workflow_id": handle.id, "run_id": handle.result_run_id, "url": link})
-        else:
-            console.print(f"started {handle.id} (run {handle.result_run_id})")
-            console.print(f"Web UI: {link}", soft_wrap=True)
+        show(
+            {"workflow_id": handle.id, "run_id": handle.result_run_id, "url": link},
+            as_json,
+            f"started {handle.id} (run {handle.result_run_id})",
+            f"Web UI: {link}",
+        )
         if not watch:
             return Exit.OK
         if as_json:
@@ -278,24 +288,11 @@ def status(
     async def work(session: Session) -> int:
         if service is None:
             records = await list_deployments(session.client, running=True, limit=200)
-            if as_json:
-                print_json(records)
-            elif records:
-                console.print(render.running_table(records))
-            else:
-                console.print("no deployments running")
+            show(records, as_json, render.running_table(records) if records else "nothing running")
             return Exit.OK
         record = await latest(session.client, service)
         if record.status != "Running" or record.kind != "CanaryDeployment":
-            if as_json:
-                print_json(record)
-            else:
-                ended = record.outcome or record.phase or record.status.lower()
-                console.print(
-                    f"{service}: nothing running; its latest {record.kind} "
-                    f"{render.versions(record)} ended {ended} {render.ago(record.closed_at)}"
-                    + (f": {record.reason}" if record.reason else "")
-                )
+            show(record, as_json, render.ended_line(record))
             return Exit.OK
         current = await _query_status(session, service)
         if as_json:
@@ -333,12 +330,9 @@ def history(
 
     async def work(session: Session) -> int:
         records = await list_deployments(session.client, service, limit=limit)
-        if as_json:
-            print_json(records)
-        elif records:
-            console.print(render.history_table(records, service))
-        else:
+        if not records:
             raise DeploymentNotFound(f"no deployments of {service!r} in Temporal's visibility")
+        show(records, as_json, render.history_table(records, service))
         return Exit.OK
 
     run(ctx, work)
@@ -355,11 +349,7 @@ def _control(
     async def work(session: Session) -> int:
         signed = request.model_copy(update={"by": session.by})
         current = await control(session.client, service, action, signed)
-        if as_json:
-            print_json(current)
-        else:
-            console.print(f"{action}: accepted")
-            console.print(render.status_line(current))
+        show(current, as_json, f"{action}: accepted", render.status_line(current))
         return Exit.OK
 
     run(ctx, work)
@@ -433,12 +423,10 @@ def rollback_command(
     async def work(session: Session) -> int:
         request = ControlInput(by=session.by, reason=reason or "rollback requested")
         result = await rollback(session.client, session.settings.task_queue, service, request)
-        if as_json:
-            print_json(result)
-        elif isinstance(result, DeploymentResult):
-            console.print(render.result_line(result))
+        if isinstance(result, DeploymentResult):
+            show(result, as_json, render.result_line(result))
         else:
-            console.print("\n".join(render.restore_lines(result)))
+            show(result, as_json, *render.restore_lines(result))
         return Exit.OK
 
     run(ctx, work)
@@ -460,10 +448,7 @@ def backup(
 
     async def work(session: Session) -> int:
         record = await snapshot(session.client, session.settings.task_queue, service, spec)
-        if as_json:
-            print_json(record)
-        else:
-            console.print("\n".join(render.backup_lines(record)), highlight=False)
+        show(record, as_json, *render.backup_lines(record))
         return Exit.OK
 
     run(ctx, work)
@@ -482,12 +467,8 @@ def backups(
 
     async def work(session: Session) -> int:
         entries = await list_backups(session.client, session.settings.task_queue, service, spec)
-        if as_json:
-            print_json(entries)
-        elif entries:
-            console.print(render.backups_table(entries, service))
-        else:
-            console.print(f"no backups of {service}")
+        table = render.backups_table(entries, service)
+        show(entries, as_json, table if entries else f"no backups of {service}")
         return Exit.OK
 
     run(ctx, work)
@@ -516,10 +497,7 @@ def restore_command(
         request = ControlInput(by=session.by, reason=reason)
         queue = session.settings.task_queue
         result = await restore(session.client, queue, service, backup_id, request, spec)
-        if as_json:
-            print_json(result)
-        else:
-            console.print("\n".join(render.restore_lines(result)), highlight=False)
+        show(result, as_json, *render.restore_lines(result))
         return Exit.OK
 
     run(ctx, work)
@@ -541,10 +519,8 @@ def health(ctx: typer.Context, spec_file: SpecFile, as_json: Json = False) -> No
 
     async def work(session: Session) -> int:
         report = await preflight(session.client, session.settings.task_queue, spec)
-        if as_json:
-            print_json({"overall": render.overall(report), **report.model_dump(mode="json")})
-        else:
-            console.print(render.health_tables(report, spec.service))
+        data = {"overall": render.overall(report), **report.model_dump(mode="json")}
+        show(data, as_json, render.health_tables(report, spec.service))
         if report.canary is None:
             return Exit.ERROR
         return Exit.ROLLED_BACK if render.overall(report) == "breach" else Exit.OK

@@ -57,6 +57,16 @@ def versions(record: DeploymentRecord) -> str:
     return f"{record.stable_version or '?'} → {record.canary_version or '?'}"
 
 
+def ended_line(record: DeploymentRecord) -> str:
+    """`checkout: nothing running; its latest CanaryDeployment v1 → v2 ended promoted 3m ago`."""
+    ended = record.outcome or record.phase or record.status.lower()
+    reason = f": {record.reason}" if record.reason else ""
+    return (
+        f"{record.service}: nothing running; its latest {record.kind} "
+        f"{versions(record)} ended {ended} {ago(record.closed_at)}{reason}"
+    )
+
+
 def running_table(records: Iterable[DeploymentRecord]) -> Table:
     table = Table("service", "versions", "phase", "weight", "started", "by", title="Running")
     for record in records:

@@ -1,0 +1,31 @@
+"""How each kind of activity is retried, in one place for every workflow."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+# Retrying cannot fix a bad spec or a router set up differently from what the spec says.
+NON_RETRYABLE = ["SpecError", "RouterMisconfigured"]
+
+# Short router and store operations: a few seconds of retries, then the caller decides.
+QUICK_RETRIES = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=10,
+    non_retryable_error_types=NON_RETRYABLE,
+)
+# A health watcher whose worker died resumes from its heartbeat; five tries per stage.
+WATCH_RETRIES = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_attempts=5,
+    non_retryable_error_types=NON_RETRYABLE,
+)
+# One round of restore attempts; the workflow starts another round until one works.
+ROLLBACK_RETRIES = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=5,
+)
+ROLLBACK_RETRY_PAUSE = timedelta(seconds=30)
