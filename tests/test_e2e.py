@@ -107,10 +107,12 @@ async def test_the_temporal_cli_path_as_the_readme_gives_it(
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(spec.model_dump_json())
     wid = ("--workflow-id", spec.workflow_id)
-    await temporal_cli(
-        address, "start", "--type", "CanaryDeployment", "--task-queue", TASK_QUEUE, *wid,
-        "--input-file", str(spec_file),
+    start = (
+        "start", "--type", "CanaryDeployment", "--task-queue", TASK_QUEUE, *wid,
+        "--input-file", str(spec_file), "--id-conflict-policy", "Fail", "--fail-existing",
     )  # fmt: skip
+    await temporal_cli(address, *start)
+    assert "already" in (await temporal_cli(address, *start, ok=False)).lower()
 
     async def shifted() -> bool:
         return (await site.router_state()).canary_weight == 20
