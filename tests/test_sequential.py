@@ -1,0 +1,135 @@
+"""The anytime-valid count comparison: its numbers against scipy, and its guarantees."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import logsumexp
+from scipy.stats import binom, norm
+
+from sluicegate.analysis.sequential import ALTERNATIVES, CountComparison
+
+Window = tuple[int, int, int, int]  # canary events, canary requests, stable events, stable requests
+
+
+def observed(windows: list[Window], tolerance: float = 1.0) -> CountComparison:
+    test = CountComparison(tolerance=tolerance)
+    for window in windows:
+        test = test.observe(*window)
+    return test
+
+
+def scipy_log_e(windows: list[Window], tolerance: float) -> float:
+    """The same e-value from binomial likelihoods computed by scipy."""
+    log_lrs = []
+    for g in ALTERNATIVES:
+        total = 0.0
+        for ce, cn, se, sn in windows:
+            if cn == 0 or sn == 0 or ce + se == 0:
+                continue
+            share = cn / (cn + sn)
+            q0 = share * tolerance / (share * tolerance + 1 - share)
+            q = share * tolerance * g / (share * tolerance * g + 1 - share)
+            total += binom.logpmf(ce, ce + se, q) - binom.logpmf(ce, ce + se, q0)
+        log_lrs.append(total)
+    return float(logsumexp(log_lrs) - math.log(len(log_lrs)))
+
+
+CASES: list[list[Window]] = [
+    [(3, 50, 10, 950)],
+    [(0, 50, 12, 950), (1, 45, 9, 955)],
+    [(5, 20, 2, 980), (4, 200, 3, 800), (0, 0, 5, 1000)],  # shares vary; a window w/o canary
+    [(30, 500, 100, 9500)] * 10,
+]
+
+
+@pytest.mark.parametrize("tolerance", [1.0, 1.2, 2.0])
+@pytest.mark.parametrize("windows", CASES)
+def test_the_e_value_matches_scipy_binomial_likelihoods(
+    windows: list[Window], tolerance: float
+) -> None:
+    assert observed(windows, tolerance).log_e_value == pytest.approx(
+        scipy_log_e(windows, tolerance), rel=1e-9, abs=1e-9
+    )
+
+
+def test_totals_are_kept_for_the_evidence() -> None:
+    test = observed([(3, 50, 10, 950), (0, 0, 4, 100)])
+    assert (test.canary_events, test.canary_requests) == (3, 50)
+    assert (test.stable_events, test.stable_requests) == (14, 1050)
+
+
+def test_a_doubled_error_rate_is_rejected_and_an_equal_one_is_not() -> None:
+    doubled = observed([(2, 100, 19, 1900)] * 60)  # 2% vs 1% for 60 windows
+    equal = observed([(1, 100, 19, 1900)] * 60)
+    assert doubled.rejects(0.01)
+    assert not equal.rejects(0.01)
+    assert equal.log_e_value < 0  # evidence for the null drives E below 1
+
+
+def test_tolerance_allows_the_degradation_it_names() -> None:
+    windows = [(12, 1000, 200, 20000)] * 50  # canary 1.2%, stable 1%: a ratio of 1.2
+    assert observed(windows, tolerance=1.0).rejects(0.01)
+    assert not observed(windows, tolerance=1.2).rejects(0.01)
+
+
+def test_windows_without_events_or_traffic_add_nothing() -> None:
+    base = observed([(3, 50, 10, 950)])
+    more = base.observe(0, 50, 0, 950).observe(2, 0, 5, 950).observe(1, 10, 0, 0)
+    assert more.log_likelihood_ratios == base.log_likelihood_ratios
+
+
+def test_rate_ratio_and_its_interval() -> None:
+    test = observed([(20, 1000, 100, 10000)])
+    assert test.rate_ratio() == pytest.approx(2.0)
+    low, high = test.ratio_interval(0.05)
+    a, b = 20.5, 100.5
+    spread = norm.ppf(0.975) * math.sqrt(1 / a + 1 / b)
+    centre = math.log(a / 1000) - math.log(b / 10000)
+    assert (low, high) == pytest.approx((math.exp(centre - spread), math.exp(centre + spread)))
+    assert low < 2.0 < high
+
+
+def test_zero_errors_on_either_side_are_fine() -> None:
+    none_anywhere = observed([(0, 100, 0, 1900)])
+    assert none_anywhere.rate_ratio() is None
+    assert none_anywhere.ratio_interval(0.01) is not None
+    only_canary = observed([(5, 100, 0, 1900)])
+    assert only_canary.rate_ratio() == math.inf
+    assert observed([]).rate_ratio() is None and observed([]).ratio_interval(0.01) is None
+
+
+counts = st.integers(min_value=0, max_value=10**7)
+
+
+@given(st.lists(st.tuples(counts, counts, counts, counts), max_size=30), st.floats(1.0, 10.0))
+@settings(max_examples=300, deadline=None)
+def test_any_counts_give_a_finite_statistic(windows: list[Window], tolerance: float) -> None:
+    # Counts straight from a metric source may be inconsistent (more errors than requests
+    # after a restart): the statistic must still be a number, never an exception.
+    test = observed(windows, tolerance)
+    assert math.isfinite(test.log_e_value)
+    assert test.rejects(0.01) in (True, False)
+    interval = test.ratio_interval(0.01)
+    assert interval is None or interval[0] <= interval[1]
+
+
+def test_false_alarms_stay_under_alpha_in_a_quick_a_a_simulation() -> None:
+    """A/A, 400 runs of 720 looks each at alpha 0.01: a generous bound of 3%."""
+    rng = np.random.default_rng(7)
+    alarms = 0
+    for _ in range(400):
+        test = CountComparison(tolerance=1.0)
+        for _ in range(720):
+            canary, stable = rng.poisson(50), rng.poisson(950)
+            test = test.observe(
+                int(rng.binomial(canary, 0.01)), canary, int(rng.binomial(stable, 0.01)), stable
+            )
+            if test.rejects(0.01):
+                alarms += 1
+                break
+    assert alarms / 400 <= 0.03  # alpha plus four standard errors of the estimate
