@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -11,7 +12,17 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp
 from scipy.stats import binom, norm
 
-from sluicegate.analysis.sequential import ALTERNATIVES, CountComparison
+from sluicegate.analysis.samples import ArmCounters, Sample
+from sluicegate.analysis.sequential import (
+    ALTERNATIVES,
+    ComparisonResult,
+    CountComparison,
+    SequentialPolicy,
+    bucket_at_or_above,
+    compare,
+    slow_requests,
+    start_comparison,
+)
 
 Window = tuple[int, int, int, int]  # canary events, canary requests, stable events, stable requests
 
@@ -133,3 +144,67 @@ def test_false_alarms_stay_under_alpha_in_a_quick_a_a_simulation() -> None:
                 alarms += 1
                 break
     assert alarms / 400 <= 0.03  # alpha plus four standard errors of the estimate
+
+
+# -- the judge built on it: windows from samples, slow requests from histograms ------------
+
+BUCKETS = (10.0, 50.0, 100.0, math.inf)
+
+
+def arm(requests: int, errors: int, slow: int) -> ArmCounters:
+    """Cumulative counters with `slow` requests above 50 ms (half of the rest at 10 ms)."""
+    fast = requests - slow
+    return ArmCounters(
+        requests=requests,
+        errors=errors,
+        latency_buckets=((10.0, fast // 2), (50.0, fast), (100.0, requests), (math.inf, requests)),
+    )
+
+
+def sample(second: int, canary: ArmCounters | None, stable: ArmCounters | None) -> Sample:
+    at = datetime(2024, 1, 1, 12, tzinfo=UTC) + timedelta(seconds=second)
+    return Sample(at=at, canary=canary, stable=stable)
+
+
+def test_slow_bound_comes_from_stable_before_the_stage() -> None:
+    start = sample(0, None, arm(1000, 10, 100))  # 90% at or below 50 ms
+    state = start_comparison(start, SequentialPolicy(slow_quantile=0.9))
+    assert state.slow_above_ms == 50.0
+    assert start_comparison(sample(0, None, None), SequentialPolicy()).slow_above_ms is None
+
+
+def test_bucket_and_slow_counts() -> None:
+    buckets = ((10.0, 40), (50.0, 90), (100.0, 100), (math.inf, 100))
+    assert bucket_at_or_above(buckets, 0.5) == 50.0
+    assert bucket_at_or_above(buckets, 0.99) == 100.0
+    assert bucket_at_or_above(((math.inf, 5),), 0.5) is None
+    assert bucket_at_or_above((), 0.5) is None
+    assert slow_requests(arm(1000, 0, 100), 50.0) == 100
+    assert slow_requests(arm(1000, 0, 100), 10.0) == 550
+
+
+def test_compare_adds_each_window_and_catches_a_slower_canary() -> None:
+    policy = SequentialPolicy()
+    previous = sample(0, arm(0, 0, 0), arm(0, 0, 0))
+    state = start_comparison(sample(0, None, arm(10000, 100, 1000)), policy)
+    results: tuple[ComparisonResult, ...] = ()
+    for second in range(1, 61):  # canary 30% slow vs stable 10%, same errors
+        current = sample(second, arm(50 * second, second // 2, 15 * second),
+                         arm(950 * second, 9 * second, 95 * second))  # fmt: skip
+        state, results = compare(state, previous, current, policy, min_requests=20)
+        previous = current
+    errors, slow = results
+    assert (errors.metric, slow.metric) == ("errors", "slow_requests")
+    assert slow.status == "breach" and slow.slow_above_ms == 50.0
+    assert errors.status == "healthy"
+    assert (slow.canary_events, slow.canary_requests) == (900, 3000)
+    assert slow.bound == pytest.approx(1 / (0.01 * 0.2))
+    assert "slow_requests (slower than 50 ms)" in slow.describe()
+
+
+def test_compare_without_data_is_inconclusive_never_healthy() -> None:
+    policy = SequentialPolicy()
+    state = start_comparison(sample(0, None, None), policy)
+    state, results = compare(state, sample(0, None, None), sample(1, None, None), policy, 20)
+    assert [r.status for r in results] == ["inconclusive"]
+    assert state.errors.canary_requests == 0

@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from sluicegate.analysis.samples import ArmCounters, Sample
+from sluicegate.analysis.verdict import Status
 
 # Alternatives: the rate ratio is g × tolerance, g geometric from 1.25 to 4 in 8 points.
 # The mixture pays ln 8 ≈ 2.1 nats over knowing the effect in advance; smaller effects are
@@ -105,3 +109,158 @@ def _log_lr_step(q: float, q0: float, canary_events: int, stable_events: int) ->
 def _log_mean_exp(values: tuple[float, ...]) -> float:
     top = max(values)
     return top + math.log(sum(math.exp(v - top) for v in values) / len(values))
+
+
+class SequentialPolicy(BaseModel):
+    """How the canary is compared with stable: the false-alarm budget and what is tolerated."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alpha: float = Field(
+        default=0.01, gt=0, lt=1, description="chance of ever rolling back a canary no worse"
+    )
+    error_tolerance: float = Field(
+        default=1.0, ge=1, description="canary error rate allowed, as a multiple of stable's"
+    )
+    latency_tolerance: float = Field(
+        default=1.0, ge=1, description="canary share of slow requests allowed, × stable's"
+    )
+    slow_quantile: float = Field(
+        default=0.9, gt=0, lt=1, description="a request is slow above this quantile of stable"
+    )
+    error_share_of_alpha: float = Field(
+        default=0.8,
+        gt=0,
+        lt=1,
+        description="of α, the part spent on errors; slow requests get the rest",
+    )
+
+
+class ComparisonResult(BaseModel):
+    """The evidence of one comparison, as operators see it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    metric: Literal["errors", "slow_requests"]
+    canary_events: int
+    canary_requests: int
+    stable_events: int
+    stable_requests: int
+    rate_ratio: float | None
+    ratio_interval: tuple[float, float] | None
+    e_value: float = Field(description="evidence against 'no worse than tolerated'")
+    bound: float = Field(description="the canary is rolled back when e_value reaches this")
+    tolerance: float
+    slow_above_ms: float | None = None
+    status: Status
+
+    def describe(self) -> str:
+        ratio = "n/a" if self.rate_ratio is None else f"{self.rate_ratio:.2f}×"
+        slow = f" (slower than {self.slow_above_ms:g} ms)" if self.slow_above_ms else ""
+        return (
+            f"{self.metric}{slow}: canary {self.canary_events}/{self.canary_requests}, stable "
+            f"{self.stable_events}/{self.stable_requests}, ratio {ratio}, "
+            f"evidence {self.e_value:.3g} of {self.bound:g}"
+        )
+
+
+class SequentialState(BaseModel):
+    """Everything the comparison carries from one check to the next (and across retries)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    errors: CountComparison
+    slow: CountComparison
+    slow_above_ms: float | None = Field(
+        description="stable's slow-request bound, fixed when the stage began"
+    )
+
+
+def start_comparison(stage_start: Sample, policy: SequentialPolicy) -> SequentialState:
+    """Fix the slow-request bound from stable's latency before the stage's traffic."""
+    bound = None
+    if stage_start.stable is not None:
+        bound = bucket_at_or_above(stage_start.stable.latency_buckets, policy.slow_quantile)
+    return SequentialState(
+        errors=CountComparison(tolerance=policy.error_tolerance),
+        slow=CountComparison(tolerance=policy.latency_tolerance),
+        slow_above_ms=bound,
+    )
+
+
+def compare(
+    state: SequentialState,
+    previous: Sample,
+    current: Sample,
+    policy: SequentialPolicy,
+    min_requests: int,
+) -> tuple[SequentialState, tuple[ComparisonResult, ...]]:
+    """Add the window from `previous` to `current`; the new state and the evidence."""
+    canary, stable = _window(previous, current)
+    errors, slow = state.errors, state.slow
+    if canary is not None and stable is not None:
+        errors = errors.observe(canary.errors, canary.requests, stable.errors, stable.requests)
+        if state.slow_above_ms is not None:
+            slow = slow.observe(
+                slow_requests(canary, state.slow_above_ms),
+                canary.requests,
+                slow_requests(stable, state.slow_above_ms),
+                stable.requests,
+            )
+    updated = state.model_copy(update={"errors": errors, "slow": slow})
+    error_alpha = policy.alpha * policy.error_share_of_alpha
+    results = [_result("errors", errors, error_alpha, min_requests, None)]
+    if (bound := state.slow_above_ms) is not None:
+        slow_alpha = policy.alpha - error_alpha
+        results.append(_result("slow_requests", slow, slow_alpha, min_requests, bound))
+    return updated, tuple(results)
+
+
+def slow_requests(arm: ArmCounters, above_ms: float) -> int:
+    """Requests of `arm` slower than `above_ms`, a bucket bound of its histogram."""
+    at_or_below = max((count for le, count in arm.latency_buckets if le <= above_ms), default=0)
+    return max(arm.requests - at_or_below, 0)
+
+
+def bucket_at_or_above(buckets: tuple[tuple[float, int], ...], q: float) -> float | None:
+    """The smallest finite bucket bound holding at least a share `q` of the requests."""
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    rank = q * buckets[-1][1]
+    return next((le for le, count in buckets if count >= rank and math.isfinite(le)), None)
+
+
+def _window(previous: Sample, current: Sample) -> tuple[ArmCounters | None, ArmCounters | None]:
+    arms = []
+    for before, now in ((previous.canary, current.canary), (previous.stable, current.stable)):
+        arms.append(now.since(before) if before is not None and now is not None else None)
+    return arms[0], arms[1]
+
+
+def _result(
+    metric: Literal["errors", "slow_requests"],
+    test: CountComparison,
+    alpha: float,
+    min_requests: int,
+    slow_above_ms: float | None,
+) -> ComparisonResult:
+    if test.rejects(alpha):
+        status: Status = "breach"
+    elif test.canary_requests < min_requests:
+        status = "inconclusive"
+    else:
+        status = "healthy"
+    return ComparisonResult(
+        metric=metric,
+        canary_events=test.canary_events,
+        canary_requests=test.canary_requests,
+        stable_events=test.stable_events,
+        stable_requests=test.stable_requests,
+        rate_ratio=test.rate_ratio(),
+        ratio_interval=test.ratio_interval(alpha),
+        e_value=math.exp(min(test.log_e_value, 700.0)),
+        bound=1 / alpha,
+        tolerance=test.tolerance,
+        slow_above_ms=slow_above_ms,
+        status=status,
+    )
