@@ -15,7 +15,7 @@ from activities.metrics import metric_source_for
 from activities.metrics.base import MetricSource
 from activities.routers import router_for
 from activities.routers.base import Router
-from sluicegate.analysis import judge
+from sluicegate.analysis import ComparisonResult, Verdict, compare, judge, start_comparison
 from sluicegate.analysis.samples import Sample
 from sluicegate.contracts import (
     BACKUP,
@@ -93,6 +93,7 @@ class _Watch:
         self.latest = _last_heartbeat()
         self.checks = self.latest.number if self.latest else 0
         self.failed = self.latest.failed_checks if self.latest else 0
+        self.sequential = self.latest.sequential if self.latest else None
         self.inconclusive_in_a_row = 0
         self.reported_status: str | None = None
         self.reported_drift = False
@@ -100,6 +101,8 @@ class _Watch:
     async def run(self) -> WatchHealthResult:
         policy = self.request.analysis
         stage_start = previous = await self._sample()
+        if self.sequential is None:
+            self.sequential = start_comparison(stage_start, policy.sequential)
         next_check = time.monotonic()
         while True:
             next_check += policy.interval.total_seconds()
@@ -109,8 +112,8 @@ class _Watch:
             current = await self._sample()
             if stage_start.canary is None:
                 stage_start = current
-            verdict = judge(stage_start, previous, current, policy)
-            if verdict.status == "breach":
+            verdict = self._judge(stage_start, previous, current)
+            if any(r.status == "breach" for r in verdict.results):
                 self.failed += 1
             report = CheckReport(
                 stage=self.request.stage,
@@ -119,6 +122,7 @@ class _Watch:
                 verdict=verdict,
                 drift=drift,
                 failed_checks=self.failed,
+                sequential=self.sequential,
             )
             self.latest = report
             activity.heartbeat(report)
@@ -128,6 +132,17 @@ class _Watch:
             if self._notable(report):
                 await self._report(report)
 
+    def _judge(self, stage_start: Sample, previous: Sample, current: Sample) -> Verdict:
+        """The thresholds, the canary-versus-stable comparison, or both, as the spec says."""
+        policy = self.request.analysis
+        results = judge(stage_start, previous, current, policy).results
+        comparisons: tuple[ComparisonResult, ...] = ()
+        if policy.mode != "thresholds" and self.sequential is not None:
+            self.sequential, comparisons = compare(
+                self.sequential, previous, current, policy.sequential, policy.min_requests
+            )
+        return Verdict.of(results if policy.mode != "sequential" else (), comparisons)
+
     def _conclude(self, report: CheckReport) -> WatchHealthResult | None:
         """Return a result when the policy says to stop; None to keep watching."""
         policy = self.request.analysis
@@ -135,7 +150,10 @@ class _Watch:
         self.inconclusive_in_a_row = (
             self.inconclusive_in_a_row + 1 if status == "inconclusive" else 0
         )
-        if self.failed > policy.failed_checks_tolerated:
+        # The comparison already bounds its false alarms: its first breach rolls back.
+        if self.failed > policy.failed_checks_tolerated or any(
+            c.status == "breach" for c in report.verdict.comparisons
+        ):
             return self._result("breach", report)
         if self.inconclusive_in_a_row > policy.inconclusive_checks_tolerated:
             return self._result("inconclusive", report)

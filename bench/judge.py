@@ -14,8 +14,8 @@ Judges, every `interval` seconds on the same streams:
 - threshold: Flagger style, canary error rate and p90-exceedance share over the last 60 s
   against a bound, rollback at the first failed check; the bounds are tuned on A/A runs to
   the same 1%-per-hour false-alarm rate;
-- mann-whitney: Kayenta style, every 60 s a one-sided Mann-Whitney U test of the canary's
-  per-window rates against stable's (98% confidence), from 5 minutes of data on.
+- mann-whitney: Kayenta style, a point per minute per arm; every minute from 5 points on,
+  a one-sided Mann-Whitney U test of the canary's points against stable's (98%).
 """
 
 from __future__ import annotations
@@ -128,9 +128,10 @@ def _log_e_values(
     g = np.asarray(ALTERNATIVES)
     q0 = share * tolerance / (share * tolerance + 1 - share)
     q = share * tolerance * g / (share * tolerance * g + 1 - share)
-    steps = canary_events[..., None] * np.log(q / q0) + stable_events[..., None] * np.log(
-        (1 - q) / (1 - q0)
-    )
+    with np.errstate(divide="ignore", invalid="ignore"):  # windows without traffic: masked
+        steps = canary_events[..., None] * np.log(q / q0) + stable_events[..., None] * np.log(
+            (1 - q) / (1 - q0)
+        )
     counted = ((s.canary > 0) & (s.stable > 0))[..., None]
     log_lr = np.cumsum(np.where(counted, steps, 0.0), axis=1)
     top = log_lr.max(axis=2, keepdims=True)
@@ -174,26 +175,32 @@ def tune_threshold(aa: Streams) -> tuple[float, float]:
 
 
 def mann_whitney(streams: Streams) -> np.ndarray:
-    """Kayenta style: per-window rates, one-sided U test at 98% every minute from 5 min."""
+    """Kayenta style: one point per minute per arm (its error rate, its slow share); every
+    minute from 5 points on, a one-sided Mann-Whitney U test at 98% confidence."""
     minute = int(60 / streams.interval)
     runs, windows = streams.canary.shape
     detected = np.full(runs, windows)
-    rates = [
-        (
-            streams.canary_errors / np.maximum(streams.canary, 1),
-            streams.stable_errors / np.maximum(streams.stable, 1),
-        ),
-        (
-            streams.canary_slow / np.maximum(streams.canary, 1),
-            streams.stable_slow / np.maximum(streams.stable, 1),
-        ),
-    ]
-    for end in range(5 * minute, windows + 1, minute):
-        for canary, stable in rates:
+    points = [
+        (_per_minute(streams.canary_errors, streams.canary, minute),
+         _per_minute(streams.stable_errors, streams.stable, minute)),
+        (_per_minute(streams.canary_slow, streams.canary, minute),
+         _per_minute(streams.stable_slow, streams.stable, minute)),
+    ]  # fmt: skip
+    for end in range(5, windows // minute + 1):
+        for canary, stable in points:
             p = mannwhitneyu(canary[:, :end], stable[:, :end], alternative="greater", axis=1).pvalue
             newly = (p < 0.02) & (detected == windows)
-            detected[newly] = end - 1
+            detected[newly] = end * minute - 1
     return detected
+
+
+def _per_minute(events: np.ndarray, requests: np.ndarray, minute: int) -> np.ndarray:
+    runs, windows = requests.shape
+    shape = (runs, windows // minute, minute)
+    used = shape[1] * minute
+    return events[:, :used].reshape(shape).sum(axis=2) / np.maximum(
+        requests[:, :used].reshape(shape).sum(axis=2), 1
+    )
 
 
 def _first(hit: np.ndarray) -> np.ndarray:

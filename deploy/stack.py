@@ -78,10 +78,17 @@ class LocalStack:
 class Site:
     """One service's routing: its own Envoy, a stable (v1) and a canary (v2) build, steady load."""
 
-    def __init__(self, stack: LocalStack, name: str, rps: float = 300) -> None:
+    def __init__(
+        self,
+        stack: LocalStack,
+        name: str,
+        rps: float = 300,
+        error_rates: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
+        """`error_rates`: the share of requests the stable and the canary build answer 500."""
         self.name = name
-        self.stable = stack.service("v1")
-        self.canary = stack.service("v2")
+        self.stable = stack.service("v1", error_rate=error_rates[0])
+        self.canary = stack.service("v2", error_rate=error_rates[1])
         self.envoy = stack.envoy(name, self.stable)
         self.load = stack.load(self.envoy, rps)
         self.backups = stack.state_dir / "backups"

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sluicegate.analysis.sequential import SequentialState
 from sluicegate.analysis.verdict import Verdict
 from sluicegate.spec import AnalysisSpec, BackupSpec, DeploymentSpec, RouterSpec
 
@@ -89,6 +90,9 @@ class CheckReport(_Model):
     # Fields added after a release need defaults: recorded histories must still decode.
     stage: str = Field(default="", description="the stage whose watcher made the check")
     failed_checks: int = Field(default=0, description="breaching checks so far this stage")
+    sequential: SequentialState | None = Field(
+        default=None, description="the comparison's running state, so a retry resumes it"
+    )
 
 
 class WatchHealthResult(_Model):

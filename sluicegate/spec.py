@@ -129,12 +129,40 @@ DEFAULT_METRICS = (
 )
 
 
+class SequentialPolicy(_Model):
+    """How the canary is compared with stable: the false-alarm budget and what is tolerated."""
+
+    alpha: float = Field(
+        default=0.01, gt=0, lt=1, description="chance of ever rolling back a canary no worse"
+    )
+    error_tolerance: float = Field(
+        default=1.0, ge=1, description="canary error rate allowed, as a multiple of stable's"
+    )
+    latency_tolerance: float = Field(
+        default=1.0, ge=1, description="canary share of slow requests allowed, × stable's share"
+    )
+    slow_quantile: float = Field(
+        default=0.9, gt=0, lt=1, description="a request is slow above this quantile of stable"
+    )
+    error_share_of_alpha: float = Field(
+        default=0.8,
+        gt=0,
+        lt=1,
+        description="of alpha, the part spent on errors; slow requests get the rest",
+    )
+
+
 class AnalysisSpec(_Model):
     """How health is judged while traffic is on the canary."""
 
     source: MetricSourceSpec
     interval: timedelta = Field(default=timedelta(seconds=10), description="time between checks")
+    mode: Literal["thresholds", "sequential", "both"] = Field(
+        default="both",
+        description="absolute thresholds, the canary-versus-stable comparison, or both",
+    )
     metrics: tuple[MetricCheck, ...] = DEFAULT_METRICS
+    sequential: SequentialPolicy = SequentialPolicy()
     failed_checks_tolerated: int = Field(
         default=0, ge=0, description="failed checks allowed per stage; one more rolls back"
     )

@@ -16,6 +16,7 @@ from deploy.stack import LocalStack, Site
 from sluicegate.contracts import RouterState
 from sluicegate.deployments import live_check, start_deployment
 from sluicegate.settings import Settings
+from sluicegate.spec import MetricCheck
 from tests.waiting import eventually
 from workers.client import connect
 from workers.main import build_worker
@@ -218,3 +219,51 @@ async def test_a_deployment_survives_its_worker_being_killed(
         if e.HasField("activity_task_started_event_attributes")
     ]
     assert max(retried) >= 2  # the pilot watcher was picked up again after the crash
+
+
+# Absolute limits only a badly broken canary reaches, so that the comparison decides.
+RELAXED = (
+    MetricCheck(metric="error_rate", max=0.5),
+    MetricCheck(metric="latency_p99_ms", max=5000),
+)
+
+
+async def test_a_canary_with_three_times_stables_errors_is_rolled_back_below_the_limit(
+    stack: LocalStack, temporal: tuple[str, Client]
+) -> None:
+    """0.9% errors against stable's 0.3%: under the absolute 1% limit, caught by comparison."""
+    _, client = temporal
+    site = Site(stack, "relative-errors", error_rates=(0.003, 0.009))
+    try:
+        spec = site.spec(stages=[{"name": "half", "weight": 50, "bake": "PT10M"}], mode="both")
+        spec = spec.model_copy(
+            update={"analysis": spec.analysis.model_copy(update={"metrics": RELAXED})}
+        )
+        result = await (await start_deployment(client, spec, TASK_QUEUE)).result()
+    finally:
+        site.stop()
+    assert result.outcome == "rolled_back", result.reason
+    assert result.evidence is not None
+    breaches = {c.metric: c for c in result.evidence.verdict.comparisons if c.status == "breach"}
+    assert "errors" in breaches, result.reason
+    errors = breaches["errors"]
+    assert errors.canary_events / errors.canary_requests < 0.01  # below the absolute limit
+    assert errors.e_value >= errors.bound
+    assert "errors: canary" in result.reason  # the evidence, in the rollback reason
+
+
+async def test_a_healthy_canary_at_low_traffic_is_promoted(
+    stack: LocalStack, temporal: tuple[str, Client]
+) -> None:
+    """1 canary request a second: too few for per-check thresholds, enough to compare."""
+    _, client = temporal
+    site = Site(stack, "low-traffic", rps=20)
+    try:
+        stages = [{"name": "canary", "weight": 5, "bake": "PT15S"}]
+        # About one canary request a second: ten take longer than the 6 checks without
+        # enough data that are tolerated by default.
+        spec = site.spec(stages=stages, mode="sequential", inconclusive_checks_tolerated=30)
+        result = await (await start_deployment(client, spec, TASK_QUEUE)).result()
+    finally:
+        site.stop()
+    assert result.outcome == "promoted", result.reason

@@ -23,7 +23,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluicegate.analysis.samples import ArmCounters, Sample
-from sluicegate.analysis.verdict import Status
+from sluicegate.analysis.verdict import ComparisonResult, Status
+from sluicegate.spec import SequentialPolicy
 
 # Alternatives: the rate ratio is g × tolerance, g geometric from 1.25 to 4 in 8 points.
 # The mixture pays ln 8 ≈ 2.1 nats over knowing the effect in advance; smaller effects are
@@ -109,59 +110,6 @@ def _log_lr_step(q: float, q0: float, canary_events: int, stable_events: int) ->
 def _log_mean_exp(values: tuple[float, ...]) -> float:
     top = max(values)
     return top + math.log(sum(math.exp(v - top) for v in values) / len(values))
-
-
-class SequentialPolicy(BaseModel):
-    """How the canary is compared with stable: the false-alarm budget and what is tolerated."""
-
-    model_config = ConfigDict(frozen=True)
-
-    alpha: float = Field(
-        default=0.01, gt=0, lt=1, description="chance of ever rolling back a canary no worse"
-    )
-    error_tolerance: float = Field(
-        default=1.0, ge=1, description="canary error rate allowed, as a multiple of stable's"
-    )
-    latency_tolerance: float = Field(
-        default=1.0, ge=1, description="canary share of slow requests allowed, × stable's"
-    )
-    slow_quantile: float = Field(
-        default=0.9, gt=0, lt=1, description="a request is slow above this quantile of stable"
-    )
-    error_share_of_alpha: float = Field(
-        default=0.8,
-        gt=0,
-        lt=1,
-        description="of α, the part spent on errors; slow requests get the rest",
-    )
-
-
-class ComparisonResult(BaseModel):
-    """The evidence of one comparison, as operators see it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    metric: Literal["errors", "slow_requests"]
-    canary_events: int
-    canary_requests: int
-    stable_events: int
-    stable_requests: int
-    rate_ratio: float | None
-    ratio_interval: tuple[float, float] | None
-    e_value: float = Field(description="evidence against 'no worse than tolerated'")
-    bound: float = Field(description="the canary is rolled back when e_value reaches this")
-    tolerance: float
-    slow_above_ms: float | None = None
-    status: Status
-
-    def describe(self) -> str:
-        ratio = "n/a" if self.rate_ratio is None else f"{self.rate_ratio:.2f}×"
-        slow = f" (slower than {self.slow_above_ms:g} ms)" if self.slow_above_ms else ""
-        return (
-            f"{self.metric}{slow}: canary {self.canary_events}/{self.canary_requests}, stable "
-            f"{self.stable_events}/{self.stable_requests}, ratio {ratio}, "
-            f"evidence {self.e_value:.3g} of {self.bound:g}"
-        )
 
 
 class SequentialState(BaseModel):

@@ -21,14 +21,14 @@ def judge(stage_start: Sample, previous: Sample, current: Sample, policy: Analys
     results = tuple(
         _check(rule, windows[rule.window], policy.min_requests) for rule in policy.metrics
     )
-    return Verdict(status=_overall(results), results=results)
+    return Verdict.of(results)
 
 
 def judge_once(start: Sample, end: Sample, policy: AnalysisSpec, arm: Arm = "canary") -> Verdict:
     """One check of `arm` over one window (stage rules too): `sluice health` and preflight."""
     window = _window(start, end, arm)
     results = tuple(_check(rule, window, policy.min_requests) for rule in policy.metrics)
-    return Verdict(status=_overall(results), results=results)
+    return Verdict.of(results)
 
 
 def _window(start: Sample, end: Sample, arm: Arm = "canary") -> ArmCounters | None:
@@ -89,12 +89,3 @@ def quantile(buckets: tuple[tuple[float, int], ...], q: float) -> float | None:
             )
         lower_bound, lower_count = upper_bound, count
     return lower_bound
-
-
-def _overall(results: tuple[MetricResult, ...]) -> Status:
-    statuses = {r.status for r in results}
-    if "breach" in statuses:
-        return "breach"
-    if "inconclusive" in statuses:
-        return "inconclusive"
-    return "healthy"

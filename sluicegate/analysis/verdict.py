@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 Status = Literal["healthy", "breach", "inconclusive"]
 
@@ -39,24 +39,76 @@ class MetricResult(BaseModel):
         return f"{self.metric} {self.value:.3g} {sign} {self.bound:g}"
 
 
+class ComparisonResult(BaseModel):
+    """The evidence of one comparison, as operators see it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    metric: Literal["errors", "slow_requests"]
+    canary_events: int
+    canary_requests: int
+    stable_events: int
+    stable_requests: int
+    rate_ratio: float | None
+    ratio_interval: tuple[float, float] | None
+    e_value: float = Field(description="evidence against 'no worse than tolerated'")
+    bound: float = Field(description="the canary is rolled back when e_value reaches this")
+    tolerance: float
+    slow_above_ms: float | None = None
+    status: Status
+
+    def brief(self) -> str:
+        """`errors 2.1× vs stable (E 140/125)`."""
+        ratio = "?" if self.rate_ratio is None else f"{self.rate_ratio:.2g}×"
+        return f"{self.metric} {ratio} vs stable (E {self.e_value:.3g}/{self.bound:g})"
+
+    def describe(self) -> str:
+        ratio = "n/a" if self.rate_ratio is None else f"{self.rate_ratio:.2f}×"
+        slow = f" (slower than {self.slow_above_ms:g} ms)" if self.slow_above_ms else ""
+        return (
+            f"{self.metric}{slow}: canary {self.canary_events}/{self.canary_requests}, stable "
+            f"{self.stable_events}/{self.stable_requests}, ratio {ratio}, "
+            f"evidence {self.e_value:.3g} of {self.bound:g}"
+        )
+
+
 class Verdict(BaseModel):
-    """`breach` if any metric breached, else `inconclusive` if any lacked data, else healthy."""
+    """`breach` if any metric or comparison breached, else `inconclusive` if any lacked
+    data, else healthy."""
 
     model_config = ConfigDict(frozen=True)
 
     status: Status
     results: tuple[MetricResult, ...]
+    # Added after the first release: recorded histories without it must still decode.
+    comparisons: tuple[ComparisonResult, ...] = ()
+
+    @classmethod
+    def of(
+        cls, results: tuple[MetricResult, ...], comparisons: tuple[ComparisonResult, ...] = ()
+    ) -> Verdict:
+        statuses = [r.status for r in results] + [c.status for c in comparisons]
+        return cls(status=combined_status(statuses), results=results, comparisons=comparisons)
 
     @property
-    def breaches(self) -> tuple[MetricResult, ...]:
-        return tuple(r for r in self.results if r.status == "breach")
+    def breaches(self) -> tuple[MetricResult | ComparisonResult, ...]:
+        return tuple(r for r in (*self.results, *self.comparisons) if r.status == "breach")
 
     def describe(self) -> str:
-        """The breaching metrics if any, else all of them."""
-        return "; ".join(r.describe() for r in self.breaches or self.results)
+        """The breaching metrics and comparisons if any, else all of them."""
+        everything = (*self.results, *self.comparisons)
+        return "; ".join(r.describe() for r in self.breaches or everything)
 
     def brief(self) -> str:
         """One short line: every metric against its bound, and the check's canary requests."""
         requests = min((r.requests for r in self.results if r.window == "check"), default=0)
-        metrics = ", ".join(r.brief() for r in self.results)
-        return f"{self.status:<12} {metrics} ({requests} canary requests)"
+        parts = [r.brief() for r in self.results] + [c.brief() for c in self.comparisons]
+        return f"{self.status:<12} {', '.join(parts)} ({requests} canary requests)"
+
+
+def combined_status(statuses: list[Status]) -> Status:
+    if "breach" in statuses:
+        return "breach"
+    if "inconclusive" in statuses:
+        return "inconclusive"
+    return "healthy"

@@ -10,7 +10,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from sluicegate.analysis.verdict import MetricResult, Verdict
+from sluicegate.analysis.verdict import ComparisonResult, MetricResult, Verdict
 from sluicegate.contracts import BackupEntry, BackupRecord, CheckReport, Finding, PreflightReport
 from sluicegate.history import DeploymentRecord
 from workflows.state import (
@@ -142,9 +142,19 @@ def bake_bar(bake: BakeClock, now: datetime | None = None) -> RenderableType:
 def check_table(check: CheckReport) -> Table:
     title = f"check {check.number} at {check.at.astimezone(UTC):%H:%M:%S}: "
     table = verdict_table(check.verdict, title + check.verdict.status)
+    for comparison in check.verdict.comparisons:
+        table.add_row(*comparison_row(comparison), verdict_text(comparison))
     if check.drift:
         table.caption = f"router drift: {check.drift}"
     return table
+
+
+def comparison_row(c: ComparisonResult) -> tuple[str, str, str, str, str]:
+    """A comparison in the columns of a check table: ratio against stable, its evidence."""
+    name = f"{c.metric} vs stable" + (f" (> {c.slow_above_ms:g} ms)" if c.slow_above_ms else "")
+    ratio = "no data" if c.rate_ratio is None else f"{c.rate_ratio:.3g}x"
+    evidence = f"{ratio} (E {c.e_value:.3g})"
+    return name, "stage", f"E < {c.bound:g}", evidence, str(c.canary_requests)
 
 
 def verdict_table(verdict: Verdict, title: str, stable: Verdict | None = None) -> Table:
@@ -165,7 +175,7 @@ def verdict_table(verdict: Verdict, title: str, stable: Verdict | None = None) -
     return table
 
 
-def verdict_text(result: MetricResult) -> Text:
+def verdict_text(result: MetricResult | ComparisonResult) -> Text:
     return Text(result.status, style=STATUS_STYLE[result.status])
 
 
