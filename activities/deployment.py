@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 
@@ -11,6 +10,7 @@ from temporalio import activity
 
 from activities.backup_store import state_to_restore, write_backup
 from activities.errors import temporal_errors
+from activities.heartbeats import sleep_heartbeating
 from activities.metrics import metric_source_for
 from activities.metrics.base import MetricSource
 from activities.routers import router_for
@@ -34,8 +34,6 @@ from sluicegate.contracts import (
     WatchHealthResult,
 )
 from sluicegate.errors import MetricsUnavailable, RouterMisconfigured, SluicegateError
-
-HEARTBEAT_EVERY = 0.5  # seconds; how soon a cancelled watcher notices
 
 
 @activity.defn(name=BACKUP)
@@ -106,7 +104,7 @@ class _Watch:
         next_check = time.monotonic()
         while True:
             next_check += policy.interval.total_seconds()
-            await self._heartbeat_until(next_check)
+            await sleep_heartbeating(next_check, *([self.latest] if self.latest else []))
             self.checks += 1
             drift = await self._correct_drift()
             current = await self._sample()
@@ -206,12 +204,6 @@ class _Watch:
         message = f"router drifted to {actual.describe()}; re-applied {expected.describe()}"
         activity.logger.warning(message)
         return message
-
-    async def _heartbeat_until(self, deadline: float) -> None:
-        """Sleep until `deadline`, heartbeating so that cancellation arrives promptly."""
-        while (left := deadline - time.monotonic()) > 0:
-            activity.heartbeat(*([self.latest] if self.latest else []))
-            await asyncio.sleep(min(left, HEARTBEAT_EVERY))
 
 
 def _last_heartbeat() -> CheckReport | None:

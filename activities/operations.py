@@ -6,12 +6,13 @@ source and the backup directory; the CLI reaches them through short workflows.
 
 from __future__ import annotations
 
-import asyncio
+import time
 
 from temporalio import activity
 
 from activities import backup_store
 from activities.errors import temporal_errors
+from activities.heartbeats import sleep_heartbeating
 from activities.metrics import metric_source_for
 from activities.routers import router_for
 from sluicegate.analysis import judge_once
@@ -31,8 +32,6 @@ from sluicegate.contracts import (
 )
 from sluicegate.errors import SluicegateError
 from sluicegate.spec import DeploymentSpec
-
-HEARTBEAT_EVERY = 1.0  # seconds, while preflight waits out its sampling window
 
 
 @activity.defn(name=SNAPSHOT)
@@ -93,7 +92,7 @@ async def _check_metrics(spec: DeploymentSpec) -> tuple[Finding, Sample | None, 
     source = metric_source_for(spec.analysis.source)
     try:
         first = await source.collect()
-        await _wait(spec.analysis.interval.total_seconds())
+        await sleep_heartbeating(time.monotonic() + spec.analysis.interval.total_seconds())
         last = await source.collect()
     except SluicegateError as err:
         return Finding(name="metrics", ok=False, detail=str(err)), None, None
@@ -115,15 +114,6 @@ def _check_backup(spec: DeploymentSpec) -> Finding:
         detail = f"cannot write to {spec.backup.directory}: {err.strerror or err}"
         return Finding(name="backup", ok=False, detail=detail)
     return Finding(name="backup", ok=True, detail=f"{folder} is writable")
-
-
-async def _wait(seconds: float) -> None:
-    """Sleep, heartbeating, so that a cancelled preflight stops promptly."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while (left := deadline - loop.time()) > 0:
-        activity.heartbeat()
-        await asyncio.sleep(min(left, HEARTBEAT_EVERY))
 
 
 OPERATOR_ACTIVITIES = [snapshot, list_backups, preflight]

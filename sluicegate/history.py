@@ -41,6 +41,7 @@ class DeploymentRecord(BaseModel):
     workflow_id: str
     run_id: str
     kind: str
+    task_queue: str
     service: str
     stable_version: str | None
     canary_version: str | None
@@ -103,6 +104,7 @@ async def _record(client: Client, execution: WorkflowExecution) -> DeploymentRec
         "workflow_id": execution.id,
         "run_id": execution.run_id,
         "kind": execution.workflow_type,
+        "task_queue": execution.task_queue,
         "service": attributes.get(visibility.DEPLOY_SERVICE) or "?",
         "stable_version": None,
         "canary_version": attributes.get(visibility.DEPLOY_CANARY_VERSION),

@@ -91,8 +91,7 @@ async def control(
         )
     if record.kind != DEPLOYMENT:
         raise ControlRefused(f"cannot {action}: {service} is being restored from a backup")
-    description = await client.get_workflow_handle(record.workflow_id).describe()
-    await ensure_worker(client, description.task_queue)
+    await ensure_worker(client, record.task_queue)
     try:
         return await deployment_handle(client, service).execute_update(
             action, request, result_type=DeploymentStatus

@@ -48,7 +48,6 @@ from workflows.state import (
     Action,
     ControlInput,
     DeploymentResult,
-    DeploymentStatus,
     PromoteInput,
 )
 
@@ -294,7 +293,8 @@ def status(
         if record.status != "Running" or record.kind != "CanaryDeployment":
             show(record, as_json, render.ended_line(record))
             return Exit.OK
-        current = await _query_status(session, service)
+        await ensure_worker(session.client, record.task_queue)  # else the query would wait
+        current = await deployment_handle(session.client, service).query(CanaryDeployment.status)
         if as_json:
             print_json(current)
         else:
@@ -306,13 +306,6 @@ def status(
         return Exit.OK
 
     run(ctx, work)
-
-
-async def _query_status(session: Session, service: str) -> DeploymentStatus:
-    handle = deployment_handle(session.client, service)
-    description = await handle.describe()
-    await ensure_worker(session.client, description.task_queue)
-    return await handle.query(CanaryDeployment.status)
 
 
 @app.command()
