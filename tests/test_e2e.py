@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -255,14 +256,14 @@ async def test_a_canary_with_twice_stables_errors_is_rolled_back_below_the_limit
 async def test_a_healthy_canary_at_low_traffic_is_promoted(
     stack: LocalStack, temporal: tuple[str, Client]
 ) -> None:
-    """1 canary request a second: too few for per-check thresholds, enough to compare."""
+    """About 1 canary request a second with the default `mode: both` and tolerances:
+    every 3-s check window is too small for the thresholds, the stage's comparison is not."""
     _, client = temporal
     site = Site(stack, "low-traffic", rps=20)
     try:
         stages = [{"name": "canary", "weight": 5, "bake": "PT15S"}]
-        # About one canary request a second: ten take longer than the 6 checks without
-        # enough data that are tolerated by default.
-        spec = site.spec(stages=stages, mode="sequential", inconclusive_checks_tolerated=30)
+        spec = site.spec(stages=stages, interval=timedelta(seconds=3))
+        assert (spec.analysis.mode, spec.analysis.inconclusive_checks_tolerated) == ("both", 6)
         result = await (await start_deployment(client, spec, TASK_QUEUE)).result()
     finally:
         site.stop()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sluicegate.analysis import MetricResult, Verdict, judge, judge_once
+from sluicegate.analysis import ComparisonResult, MetricResult, Verdict, judge, judge_once
 from sluicegate.analysis.samples import ArmCounters, Sample
 from sluicegate.analysis.threshold import Arm, quantile
 from sluicegate.spec import AnalysisSpec, EnvoyStats, MetricCheck
@@ -357,3 +357,33 @@ def test_brief_shows_the_comparison_that_holds() -> None:
     assert result(0.0, "healthy").brief() == "error_rate 0 <= 0.01"
     assert result(0.133, "breach").brief() == "error_rate 0.133 > 0.01"
     assert result(None, "inconclusive").brief() == "error_rate ? 0.01"
+
+
+def comparison(status: str) -> ComparisonResult:
+    return ComparisonResult(
+        metric="errors",
+        canary_events=0,
+        canary_requests=200,
+        stable_events=3,
+        stable_requests=4000,
+        rate_ratio=0.0,
+        ratio_interval=None,
+        e_value=0.5,
+        bound=125.0,
+        tolerance=1.0,
+        status=status,  # type: ignore[arg-type]
+    )
+
+
+def test_a_conclusive_comparison_speaks_for_thresholds_short_of_requests() -> None:
+    quiet = judge(sample(arm(0)), sample(arm(100)), sample(arm(105)), POLICY).results
+    assert {r.status for r in quiet} == {"inconclusive", "healthy"}  # check vs stage rules
+    assert Verdict.of(quiet, (comparison("healthy"),)).status == "healthy"
+    assert Verdict.of(quiet, (comparison("inconclusive"),)).status == "inconclusive"
+    assert Verdict.of(quiet, (comparison("breach"),)).status == "breach"
+    assert Verdict.of(quiet).status == "inconclusive"  # thresholds alone still need data
+
+
+def test_a_threshold_breach_with_data_stands_beside_a_healthy_comparison() -> None:
+    failing = judge(sample(arm(0)), sample(arm(0)), sample(arm(100, errors=5)), POLICY).results
+    assert Verdict.of(failing, (comparison("healthy"),)).status == "breach"

@@ -208,3 +208,15 @@ def test_compare_without_data_is_inconclusive_never_healthy() -> None:
     state, results = compare(state, sample(0, None, None), sample(1, None, None), policy, 20)
     assert [r.status for r in results] == ["inconclusive"]
     assert state.errors.canary_requests == 0
+
+
+def test_a_metrics_outage_is_inconclusive_even_after_enough_healthy_data() -> None:
+    policy = SequentialPolicy()
+    state = start_comparison(sample(0, None, arm(1000, 0, 100)), policy)
+    previous = sample(0, arm(0, 0, 0), arm(0, 0, 0))
+    healthy = sample(10, arm(500, 2, 50), arm(9500, 40, 950))
+    state, results = compare(state, previous, healthy, policy, min_requests=20)
+    assert {r.status for r in results} == {"healthy"}
+    state, results = compare(state, healthy, sample(20, None, None), policy, min_requests=20)
+    assert {r.status for r in results} == {"inconclusive"}
+    assert state.errors.canary_requests == 500  # what was gathered is kept for later

@@ -146,7 +146,8 @@ def compare(
     """Add the window from `previous` to `current`; the new state and the evidence."""
     canary, stable = _window(previous, current)
     errors, slow = state.errors, state.slow
-    if canary is not None and stable is not None:
+    fresh = canary is not None and stable is not None
+    if fresh:
         errors = errors.observe(canary.errors, canary.requests, stable.errors, stable.requests)
         if state.slow_above_ms is not None:
             slow = slow.observe(
@@ -157,10 +158,10 @@ def compare(
             )
     updated = state.model_copy(update={"errors": errors, "slow": slow})
     error_alpha = policy.alpha * policy.error_share_of_alpha
-    results = [_result("errors", errors, error_alpha, min_requests, None)]
+    results = [_result("errors", errors, error_alpha, fresh, min_requests, None)]
     if (bound := state.slow_above_ms) is not None:
         slow_alpha = policy.alpha - error_alpha
-        results.append(_result("slow_requests", slow, slow_alpha, min_requests, bound))
+        results.append(_result("slow_requests", slow, slow_alpha, fresh, min_requests, bound))
     return updated, tuple(results)
 
 
@@ -189,12 +190,15 @@ def _result(
     metric: Literal["errors", "slow_requests"],
     test: CountComparison,
     alpha: float,
+    fresh: bool,
     min_requests: int,
     slow_above_ms: float | None,
 ) -> ComparisonResult:
+    """Breach once the evidence suffices; healthy only with enough requests and fresh
+    data this window, so evidence gathered before an outage never vouches for it."""
     if test.rejects(alpha):
         status: Status = "breach"
-    elif test.canary_requests < min_requests:
+    elif not fresh or test.canary_requests < min_requests:
         status = "inconclusive"
     else:
         status = "healthy"

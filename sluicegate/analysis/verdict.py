@@ -87,7 +87,17 @@ class Verdict(BaseModel):
     def of(
         cls, results: tuple[MetricResult, ...], comparisons: tuple[ComparisonResult, ...] = ()
     ) -> Verdict:
-        statuses = [r.status for r in results] + [c.status for c in comparisons]
+        """Combine thresholds and comparisons.
+
+        A threshold short of requests in its window does not hold the verdict back when
+        every comparison is conclusive: at low traffic the comparison, which adds up the
+        whole stage, is the judge that can speak. A comparison is never conclusive
+        without fresh data, so a metrics outage stays inconclusive.
+        """
+        compared = bool(comparisons) and all(c.status != "inconclusive" for c in comparisons)
+        statuses = [c.status for c in comparisons] + [
+            r.status for r in results if not (compared and r.value is None)
+        ]
         return cls(status=combined_status(statuses), results=results, comparisons=comparisons)
 
     @property
