@@ -16,6 +16,7 @@ from pydantic_settings import (
 )
 
 from sluicegate.errors import SluicegateError
+from sluicegate.notifications import NotificationChannel
 
 CONFIG_ENV = "SLUICEGATE_CONFIG"
 DEFAULT_CONFIG = Path("~/.config/sluicegate/config.toml")
@@ -26,7 +27,9 @@ class SettingsError(SluicegateError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SLUICEGATE_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="SLUICEGATE_", env_nested_delimiter="__", extra="forbid"
+    )
 
     temporal_address: str = Field(
         default="127.0.0.1:7233", min_length=1, description="Temporal frontend host:port"
@@ -45,6 +48,16 @@ class Settings(BaseSettings):
     max_watched_deployments: int = Field(
         default=100, ge=1, description="health watchers one worker runs at once"
     )
+    notifications: tuple[NotificationChannel, ...] = Field(
+        default=(), description="where the worker sends deployment notifications"
+    )
+
+    @model_validator(mode="after")
+    def _unique_channel_names(self) -> Settings:
+        names = [channel.name for channel in self.notifications]
+        if repeated := sorted({name for name in names if names.count(name) > 1}):
+            raise ValueError(f"notification channel names must be unique: {', '.join(repeated)}")
+        return self
 
     @model_validator(mode="after")
     def _cert_and_key_together(self) -> Settings:
