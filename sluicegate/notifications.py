@@ -25,6 +25,9 @@ Event = Literal[
 ]
 # How soon someone must acknowledge, by severity (the incident levels of DESIGN.md).
 ACKNOWLEDGE_WITHIN = {"P0": "5 min", "P1": "15 min", "P2": "30 min", "P3": "2 h"}
+# Slack buttons on notifications: the action_id is the control; the value names the
+# deployment, so a click on an old message never steers a later deployment.
+BUTTON_ACTIONS = ("promote", "abort")
 # Events that leave a person something to decide: their Slack messages get buttons.
 DECISIONS: frozenset[Event] = frozenset(
     {"started", "stage_advanced", "paused", "resumed", "awaiting_approval"}
@@ -55,6 +58,17 @@ class Notification(BaseModel):
     @property
     def offers_decision(self) -> bool:
         return self.event in DECISIONS
+
+    def button_value(self) -> str:
+        """The `value` of its Slack buttons; `ButtonTarget.model_validate_json` reads it."""
+        return ButtonTarget(service=self.service, run_id=self.run_id).model_dump_json()
+
+
+class ButtonTarget(BaseModel):
+    """The deployment a Slack button steers."""
+
+    service: str
+    run_id: str
 
 
 def severity_of(event: Event, canary_weight: int) -> Severity:
