@@ -20,7 +20,7 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 
 from sluicegate import visibility
 from sluicegate.contracts import (
@@ -41,12 +41,14 @@ from sluicegate.errors import (
 )
 from sluicegate.history import (
     DEPLOYMENT,
+    DeploymentRecord,
     ServiceRouting,
     backup_taken_by,
     latest,
     routing_of,
 )
 from sluicegate.spec import DeploymentSpec, workflow_id_for
+from workflows.canary import CanaryDeployment
 from workflows.operations import ListBackups, Preflight, SnapshotRouting
 from workflows.restore import RestoreRelease
 from workflows.state import (
@@ -79,10 +81,29 @@ async def ensure_worker(client: Client, task_queue: str) -> None:
         )
 
 
+async def current(client: Client, service: str) -> DeploymentStatus | DeploymentRecord:
+    """The running deployment's status (from its query), else how the latest change ended."""
+    record = await latest(client, service)
+    if record.status != "Running" or record.kind != DEPLOYMENT:
+        return record
+    await ensure_worker(client, record.task_queue)  # else the query would wait for one
+    handle = client.get_workflow_handle_for(
+        CanaryDeployment.run, record.workflow_id, run_id=record.run_id
+    )
+    return await handle.query(CanaryDeployment.status)
+
+
 async def control(
-    client: Client, service: str, action: Action, request: ControlInput
+    client: Client,
+    service: str,
+    action: Action,
+    request: ControlInput,
+    run_id: str | None = None,
 ) -> DeploymentStatus:
-    """Send `action` to the running deployment as an update; its validator may refuse."""
+    """Send `action` to the running deployment as an update; its validator may refuse.
+
+    With `run_id`, only that run may receive it (a button on an old chat message must
+    never steer a later deployment of the service)."""
     record = await latest(client, service)
     if record.status != "Running":
         raise ControlRefused(
@@ -91,13 +112,21 @@ async def control(
         )
     if record.kind != DEPLOYMENT:
         raise ControlRefused(f"cannot {action}: {service} is being restored from a backup")
-    await ensure_worker(client, record.task_queue)
-    try:
-        return await deployment_handle(client, service).execute_update(
-            action, request, result_type=DeploymentStatus
+    if run_id is not None and run_id != record.run_id:
+        raise ControlRefused(
+            f"cannot {action}: that was for run {run_id} of {service}, which is not running; "
+            f"the deployment running now is run {record.run_id}"
         )
+    await ensure_worker(client, record.task_queue)
+    # Pinned to the run just checked, so a deployment started meanwhile is never steered.
+    handle = client.get_workflow_handle(record.workflow_id, run_id=record.run_id)
+    try:
+        return await handle.execute_update(action, request, result_type=DeploymentStatus)
     except WorkflowUpdateFailedError as err:
-        raise ControlRefused(str(err.cause)) from None
+        # The validator's own words, without the exception type ("ValueError: ...").
+        cause = err.cause
+        why = cause.message if isinstance(cause, FailureError) else str(cause)
+        raise ControlRefused(why) from None
 
 
 async def service_routing(

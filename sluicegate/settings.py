@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import get_args
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,6 +16,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from sluicegate.chatops.config import ChatOpsSettings
 from sluicegate.errors import SluicegateError
 from sluicegate.notifications import NotificationChannel
 
@@ -51,6 +53,9 @@ class Settings(BaseSettings):
     notifications: tuple[NotificationChannel, ...] = Field(
         default=(), description="where the worker sends deployment notifications"
     )
+    chatops: ChatOpsSettings = Field(
+        default=ChatOpsSettings(), description="`sluice chatops`: Slack and the HTTP API"
+    )
 
     @model_validator(mode="after")
     def _unique_channel_names(self) -> Settings:
@@ -64,6 +69,11 @@ class Settings(BaseSettings):
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together: set both for mTLS, or neither")
         return self
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        """Every setting at its default, whatever the environment and settings file say."""
+        return cls.model_construct()
 
     def workflow_link(self, workflow_id: str, run_id: str | None = None) -> str:
         """The Web UI page of a workflow (of its latest run without `run_id`)."""
@@ -109,9 +119,37 @@ def load_settings(**overrides: object) -> Settings:
 
 
 def _problem(location: tuple[int | str, ...], kind: str, message: str) -> str:
+    message = message.removeprefix("Value error, ")
+    location = tuple(part for part in location if part != "[key]")  # a bad dict key
     if not location:
-        return message.removeprefix("Value error, ")
-    name = str(location[0])
+        return message
+    name = ".".join(str(part) for part in location)
     if kind == "extra_forbidden":
-        return f"unknown setting {name!r}; known: {', '.join(Settings.model_fields)}"
-    return f"{name} (env SLUICEGATE_{name.upper()}): {message}"
+        known = ", ".join(_model_at(location[:-1]).model_fields)
+        return f"unknown setting {name!r}; known: {known}"
+    if any(isinstance(part, int) for part in location) or (
+        _model_at(location) is not _model_at(location[:-1])  # a whole section
+    ):
+        return f"{name}: {message}"
+    variable = "SLUICEGATE_" + "__".join(str(part).upper() for part in location)
+    return f"{name} (env {variable}): {message}"
+
+
+def _model_at(location: tuple[int | str, ...]) -> type[BaseModel]:
+    """The settings model that holds the field at `location` (list indexes and dict keys
+    are skipped), so an unknown nested key can be answered with the known ones."""
+    model: type[BaseModel] = Settings
+    for part in location:
+        field = model.model_fields.get(str(part))
+        if field is not None:
+            model = _inner_model(field.annotation) or model
+    return model
+
+
+def _inner_model(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        if found := _inner_model(argument):
+            return found
+    return None

@@ -12,38 +12,39 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console, RenderableType
+from rich.markup import escape
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from sluicegate.cli import render
 from sluicegate.cli.watch import watch as watch_live
 from sluicegate.cli.watch import watch_json
-from sluicegate.deployments import deployment_handle, live_check, start_deployment
+from sluicegate.deployments import live_check, start_deployment
 from sluicegate.errors import (
     ControlRefused,
     DeploymentAlreadyRunning,
     DeploymentNotFound,
     SluicegateError,
 )
-from sluicegate.history import checked_service, latest, list_deployments
+from sluicegate.history import DeploymentRecord, checked_service, latest, list_deployments
 from sluicegate.operations import backups as list_backups
 from sluicegate.operations import (
     control,
+    current,
     ensure_worker,
     preflight,
     restore,
     rollback,
     snapshot,
 )
-from sluicegate.settings import CONFIG_ENV, Settings, load_settings
-from sluicegate.spec import DeploymentSpec, load_spec
+from sluicegate.settings import CONFIG_ENV, Settings, SettingsError, load_settings
+from sluicegate.spec import DeploymentSpec, load_spec, workflow_id_for
 from workers.client import connect
-from workflows.canary import CanaryDeployment
 from workflows.state import (
     Action,
     ControlInput,
@@ -183,7 +184,7 @@ def entry() -> None:
     except (SluicegateError, RPCError) as err:
         code, label = classify(err)
         message = f"Temporal said: {err.message}" if isinstance(err, RPCError) else str(err)
-        errors.print(f"{label}: {message}", highlight=False, soft_wrap=True)
+        errors.print(f"{label}: {escape(message)}", highlight=False, soft_wrap=True)
     except KeyboardInterrupt:
         code = 130
     # Skip interpreter teardown: the SDK's native threads can abort it (exit 134) after
@@ -289,20 +290,19 @@ def status(
             records = await list_deployments(session.client, running=True, limit=200)
             show(records, as_json, render.running_table(records) if records else "nothing running")
             return Exit.OK
-        record = await latest(session.client, service)
-        if record.status != "Running" or record.kind != "CanaryDeployment":
-            show(record, as_json, render.ended_line(record))
+        state = await current(session.client, service)
+        if isinstance(state, DeploymentRecord):
+            show(state, as_json, render.ended_line(state))
             return Exit.OK
-        await ensure_worker(session.client, record.task_queue)  # else the query would wait
-        current = await deployment_handle(session.client, service).query(CanaryDeployment.status)
         if as_json:
-            print_json(current)
+            print_json(state)
         else:
-            check = await live_check(session.client, record.workflow_id)
-            console.print(render.status_view(current, check))
-            for control_record in current.controls:
+            workflow_id = workflow_id_for(service)
+            check = await live_check(session.client, workflow_id)
+            console.print(render.status_view(state, check))
+            for control_record in state.controls:
                 console.print(f"operator: {render.control_line(control_record)}")
-            console.print(f"Web UI: {session.settings.workflow_link(record.workflow_id)}")
+            console.print(f"Web UI: {session.settings.workflow_link(workflow_id)}")
         return Exit.OK
 
     run(ctx, work)
@@ -635,3 +635,76 @@ def demo(
     if state_dir is not None:
         argv += ["--state-dir", str(state_dir)]
     demo_module.main(argv)
+
+
+@app.command()
+def chatops(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 3000,
+) -> None:
+    """Serve chat-ops: Slack's /deploy command and buttons, and the HTTP control API.
+
+    Needs [chatops] settings: a Slack signing secret and/or API tokens (docs/CHATOPS.md).
+    Serves until Ctrl-C or SIGTERM.
+
+    Example: [bold]SLUICEGATE_CHATOPS__SIGNING_SECRET=... sluice chatops --port 3000[/]
+    """
+    from sluicegate.chatops.server import serve
+    from workers.main import configure_logging
+
+    settings = settings_from(ctx.obj)
+    if not (settings.chatops.serves_slack or settings.chatops.serves_api):
+        raise SettingsError(
+            "chat-ops has nothing to serve: set chatops.signing_secret (env "
+            "SLUICEGATE_CHATOPS__SIGNING_SECRET) for Slack and/or add [[chatops.tokens]] "
+            "for the HTTP API; see docs/CHATOPS.md"
+        )
+    configure_logging()
+    asyncio.run(serve(settings, host, port))
+
+
+@app.command("chatops-token")
+def chatops_token(
+    name: Annotated[str, typer.Argument(help="Who will use it, e.g. ci.", show_default=False)],
+    services: Annotated[
+        list[str] | None, typer.Option("--service", help="A service it may act on (repeat); * all.")
+    ] = None,
+    actions: Annotated[
+        list[str] | None,
+        typer.Option("--action", help="An action it may take (repeat); * all. Default: status."),
+    ] = None,
+) -> None:
+    """Make a new API token for `sluice chatops`: print it once, and the settings to add.
+
+    Only the token's sha256 goes into the settings; the token itself is stored nowhere.
+
+    Example: [bold]sluice chatops-token ci --service checkout --action status --action promote[/]
+    """
+    import secrets
+
+    from sluicegate.chatops.access import token_digest
+    from sluicegate.chatops.config import ACTIONS, ApiToken, ChatAction
+
+    known = (*ACTIONS, "*")
+    if bad := [action for action in actions or () if action not in known]:
+        raise SluicegateError(f"--action {bad[0]!r}: valid are {', '.join(known)}")
+    token = "sgt_" + secrets.token_urlsafe(32)
+    try:
+        entry = ApiToken(
+            name=name,
+            sha256=token_digest(token),
+            services=tuple(services or ["*"]),
+            actions=tuple(cast(list[ChatAction], actions or ["status"])),
+        )
+    except ValidationError as err:
+        problem = err.errors()[0]
+        where = {"name": "NAME", "services": "--service"}.get(str(problem["loc"][0]), "")
+        raise SluicegateError(f"{where}: {problem['msg'].removeprefix('Value error, ')}") from None
+    print(f"token (shown once; give it to {name}): {token}")
+    print("add to the settings file:\n")
+    print("[[chatops.tokens]]")
+    print(f"name = {json.dumps(entry.name)}")
+    print(f'sha256 = "{entry.sha256}"')
+    print(f"services = {json.dumps(list(entry.services))}")
+    print(f"actions = {json.dumps(list(entry.actions))}")

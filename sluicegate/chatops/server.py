@@ -1,0 +1,141 @@
+"""The chat-ops HTTP service: Slack and the control API in one Starlette app, under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.client import Client
+
+from sluicegate.chatops.api import ControlApi, error
+from sluicegate.chatops.controls import Controls
+from sluicegate.chatops.guards import RateLimit
+from sluicegate.chatops.slack import SlackApp
+from sluicegate.errors import SluicegateError
+from sluicegate.settings import Settings
+from workers.client import connect
+
+log = logging.getLogger(__name__)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse (413) a request body over `max_bytes`: by its Content-Length if it says so,
+    else as soon as the bytes received pass the limit (a sender may lie or stream)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLarge
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracked_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"request body too large: at most {self.max_bytes} bytes"
+        await error(413, message, headers={"Connection": "close"})(scope, receive, send)
+
+
+def build_app(settings: Settings, client: Client, http: httpx.AsyncClient) -> Starlette:
+    """Slack routes if a signing secret is set, API routes if tokens are, and /healthz."""
+    config = settings.chatops
+    controls = Controls(client, settings.task_queue)
+    limit = RateLimit(config.rate_limit)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True, "slack": config.serves_slack, "api": config.serves_api})
+
+    routes = [Route("/healthz", healthz, methods=["GET"])]
+    if config.serves_slack:
+        routes += SlackApp(config, controls, limit, http).routes()
+    if config.serves_api:
+        routes += ControlApi(config.tokens, controls, limit).routes()
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(BodyLimit, max_bytes=config.max_body_bytes)],
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error(404, f"no such endpoint: {request.method} {request.url.path}")
+    if exc.status_code == 405:
+        return error(405, f"{request.method} is not allowed on {request.url.path}")
+    return error(exc.status_code, str(exc.detail))
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return error(500, "internal error; the chat-ops log has the details")
+
+
+async def serve(settings: Settings, host: str, port: int) -> None:
+    """Connect to Temporal and serve until SIGINT or SIGTERM."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per reply to Slack
+    listener = _listen(host, port)
+    client = await connect(settings, identity=f"sluice chatops@{socket.gethostname()}")
+    async with httpx.AsyncClient(timeout=10) as http:
+        app = build_app(settings, client, http)
+        config = uvicorn.Config(app, lifespan="off", timeout_graceful_shutdown=30)
+        log.info(
+            "chat-ops on http://%s:%d (Slack: %s, API tokens: %d)",
+            host,
+            port,
+            "yes" if settings.chatops.serves_slack else "no",
+            len(settings.chatops.tokens),
+        )
+        await uvicorn.Server(config).serve(sockets=[listener])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so a taken port is one clear error."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+    except OSError as err:
+        raise SluicegateError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    return listener
