@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sluicegate.analysis.sequential import SequentialState
 from sluicegate.analysis.verdict import Verdict
+from sluicegate.notifications import Notification
 from sluicegate.spec import AnalysisSpec, BackupSpec, DeploymentSpec, RouterSpec
 
 BACKUP = "backup"
@@ -23,6 +24,7 @@ HEALTH_REPORT = "health_report"  # signal: a watcher's notable check, for displa
 SNAPSHOT = "snapshot"
 LIST_BACKUPS = "list_backups"
 PREFLIGHT = "preflight"
+NOTIFY = "notify"
 
 
 class _Model(BaseModel):
@@ -179,6 +181,22 @@ class PreflightReport(_Model):
     @property
     def findings(self) -> tuple[Finding, ...]:
         return (self.router, self.metrics, self.backup)
+
+
+class NotifyInput(_Model):
+    notification: Notification
+
+
+class ChannelFailure(_Model):
+    channel: str
+    error: str
+
+
+class DeliveryReport(_Model):
+    """Which channels got a notification; a channel's failure never fails the deployment."""
+
+    delivered: tuple[str, ...]
+    failed: tuple[ChannelFailure, ...]
 
 
 def heartbeat_timeout(interval: timedelta) -> timedelta:

@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 from sluicegate.analysis.verdict import MetricResult, Verdict
 from sluicegate.contracts import (
     BACKUP,
+    NOTIFY,
     ROLLBACK,
     SET_TRAFFIC,
     SNAPSHOT,
@@ -26,6 +27,8 @@ from sluicegate.contracts import (
     BackupInput,
     BackupRecord,
     CheckReport,
+    DeliveryReport,
+    NotifyInput,
     RollbackInput,
     RollbackResult,
     RouterState,
@@ -34,6 +37,7 @@ from sluicegate.contracts import (
     WatchHealthInput,
     WatchHealthResult,
 )
+from sluicegate.notifications import Notification
 from sluicegate.spec import DeploymentSpec, parse_spec
 from workflows.state import DeploymentStatus
 
@@ -63,6 +67,7 @@ class ScriptedActivities:
     fail_set_traffic_at_weight: int | None = None
     fail_backup: bool = False
     rollback_failures: int = 0
+    notify_fails: bool = False
     state: RouterState = field(
         default_factory=lambda: RouterState(
             canary_weight=0, stable_endpoints=(STABLE,), canary_endpoints=(OLD_CANARY,)
@@ -72,13 +77,25 @@ class ScriptedActivities:
     watched: list[str] = field(default_factory=list)
     rollbacks: int = 0
     snapshots: list[RouterState] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
 
     @property
     def weights(self) -> list[int]:
         return [s.canary_weight for s in self.applied]
 
     def activities(self) -> list[Callable[..., Any]]:
-        return [self.backup, self.set_traffic, self.watch_health, self.rollback, self.snapshot]
+        return [
+            self.backup,
+            self.set_traffic,
+            self.watch_health,
+            self.rollback,
+            self.snapshot,
+            self.notify,
+        ]
+
+    @property
+    def events(self) -> list[str]:
+        return [n.event for n in self.notifications]
 
     @activity.defn(name=BACKUP)
     async def backup(self, request: BackupInput) -> BackupRecord:
@@ -112,6 +129,13 @@ class ScriptedActivities:
     async def snapshot(self, request: SnapshotInput) -> BackupRecord:
         self.snapshots.append(self.state)
         return BackupRecord(path=f"memory/{request.label}", sha256="1" * 64, state=self.state)
+
+    @activity.defn(name=NOTIFY)
+    async def notify(self, request: NotifyInput) -> DeliveryReport:
+        if self.notify_fails:
+            raise ApplicationError("notifier crashed", non_retryable=True)
+        self.notifications.append(request.notification)
+        return DeliveryReport(delivered=("recorder",), failed=())
 
     @activity.defn(name=ROLLBACK)
     async def rollback(self, request: RollbackInput) -> RollbackResult:

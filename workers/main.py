@@ -14,6 +14,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.deployment import ACTIVITIES
+from activities.notify import Notifier
 from activities.operations import OPERATOR_ACTIVITIES
 from sluicegate.errors import SluicegateError
 from sluicegate.settings import Settings, load_settings
@@ -32,9 +33,16 @@ def build_worker(
     client: Client,
     task_queue: str,
     max_watched_deployments: int = 100,
-    activities: Sequence[Callable[..., Any]] = (*ACTIVITIES, *OPERATOR_ACTIVITIES),
+    activities: Sequence[Callable[..., Any]] | None = None,
+    settings: Settings | None = None,
 ) -> Worker:
-    """A worker for the deployment workflow and its activities (tests may swap those)."""
+    """A worker for the deployment workflow and its activities (tests may swap those).
+
+    `settings` gives the notification channels and the Web UI address for links.
+    """
+    if activities is None:
+        notifier = Notifier(settings or Settings.defaults())
+        activities = (*ACTIVITIES, *OPERATOR_ACTIVITIES, notifier.notify)
     return Worker(
         client,
         task_queue=task_queue,
@@ -58,7 +66,9 @@ async def run(settings: Settings) -> None:
             err.message,
             ", ".join(f"{key.name} ({key.indexed_value_type.name})" for key in SEARCH_ATTRIBUTES),
         )
-    worker = build_worker(client, settings.task_queue, settings.max_watched_deployments)
+    worker = build_worker(
+        client, settings.task_queue, settings.max_watched_deployments, settings=settings
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

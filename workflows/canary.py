@@ -16,11 +16,14 @@ with workflow.unsafe.imports_passed_through():
     from sluicegate.contracts import (
         BACKUP,
         HEALTH_REPORT,
+        NOTIFY,
         SET_TRAFFIC,
         WATCH_HEALTH,
         BackupInput,
         BackupRecord,
         CheckReport,
+        DeliveryReport,
+        NotifyInput,
         RouterState,
         SetTrafficInput,
         WatchHealthInput,
@@ -28,10 +31,11 @@ with workflow.unsafe.imports_passed_through():
         heartbeat_timeout,
     )
     from sluicegate.errors import SpecError
+    from sluicegate.notifications import Event, Notification, severity_of
     from sluicegate.spec import DeploymentSpec, Stage, parse_spec
     from workflows.details import render_details, short_duration
     from workflows.restore import restore_until_done, root_cause
-    from workflows.retries import QUICK_RETRIES, WATCH_RETRIES
+    from workflows.retries import NOTIFY_RETRIES, QUICK_RETRIES, WATCH_RETRIES
     from workflows.state import (
         FINISHED,
         WATCHING,
@@ -50,6 +54,10 @@ with workflow.unsafe.imports_passed_through():
 # Either way it is validated here, so a bad spec fails the workflow naming every bad field
 # instead of failing the workflow task (which Temporal would retry forever).
 SpecInput = DeploymentSpec | dict[str, Any]
+# Deployments started before notifications existed replay without them.
+NOTIFICATIONS_PATCH = "notifications"
+# How long a finished deployment waits for its last notifications before it ends anyway.
+NOTIFICATION_GRACE = timedelta(minutes=1)
 
 
 def _validated(spec: SpecInput) -> tuple[DeploymentSpec | None, SpecError | None]:
@@ -64,10 +72,13 @@ def _validated(spec: SpecInput) -> tuple[DeploymentSpec | None, SpecError | None
 class _Stop(Exception):
     """Leave the stage loop and roll back, with the reason and the evidence."""
 
-    def __init__(self, reason: str, evidence: CheckReport | None = None) -> None:
+    def __init__(
+        self, reason: str, evidence: CheckReport | None = None, unhealthy: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.evidence = evidence
+        self.unhealthy = unhealthy  # the canary's health, not a person, stopped it
 
 
 @workflow.defn(name="CanaryDeployment")
@@ -88,22 +99,40 @@ class CanaryDeployment:
         self._backup: BackupRecord | None = None
         self._published: tuple[Phase, int, Outcome | None] | None = None
         self._bake_clock: BakeClock | None = None
+        self._notifying = False
+        self._outbox: list[Notification] = []
+        self._notification_failures: list[str] = []
+        self._courier: asyncio.Task[None] | None = None
 
     @workflow.run
     async def run(self, spec: SpecInput) -> DeploymentResult:
         self._set_phase("validating")  # an invalid spec fails the deployment here
+        if workflow.patched(NOTIFICATIONS_PATCH):
+            self._notifying = True
+            self._courier = asyncio.create_task(self._deliver_notifications())
+        try:
+            return await self._deploy()
+        finally:
+            await self._flush_notifications()
+
+    async def _deploy(self) -> DeploymentResult:
         try:
             self._backup = await self._take_backup()
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise
             reason = f"backup failed, no traffic moved: {root_cause(err)}"
+            self._notify("rolled_back", reason)
             return self._finish("rolled_back", reason)
+        self._notify("started", f"deployment started: {self._plan()}")
         try:
             await self._progress()
             await self._promote()
+            self._notify("promoted", f"{self.spec.canary.version} promoted to 100%")
             return self._finish("promoted", "all stages passed; canary promoted to 100%")
         except _Stop as stop:
+            if stop.unhealthy:
+                self._notify_breach(stop)
             return await self._roll_back(stop.reason, stop.evidence)
         except ActivityError as err:
             if is_cancelled_exception(err):
@@ -148,6 +177,7 @@ class CanaryDeployment:
             self._stage_health = None
             self._set_phase("progressing")
             await self._shift(stage.weight)
+            self._notify("stage_advanced", self._stage_summary(stage))
             await self._hold(stage)
             promote, self._pending_promote = self._pending_promote, None
             if promote is not None and promote.full:
@@ -162,6 +192,10 @@ class CanaryDeployment:
                 return
             if stage.manual_gate:
                 self._set_phase("awaiting_approval")
+                self._notify(
+                    "awaiting_approval",
+                    f"stage {stage.name} at {stage.weight}% waits for approval: promote or abort",
+                )
                 await workflow.wait_condition(lambda: self._interrupted(watcher))
             else:
                 # No data is never healthy: move on only after the latest judged check was
@@ -236,6 +270,7 @@ class CanaryDeployment:
         self._set_phase("rolling_back")
         restored = await self._restore_backup(reason)
         self._weight = restored.canary_weight
+        self._notify("rolled_back", f"rolled back to 100% {self.spec.stable.version}: {reason}")
         return self._finish("rolled_back", reason)
 
     async def _restore_backup(self, reason: str) -> RouterState:
@@ -247,6 +282,8 @@ class CanaryDeployment:
                 self._set_phase("rolling_back")
                 return
             self._reason = f"{reason}; ROLLBACK FAILING, retrying: {problem}"
+            if self._phase != "failed":
+                self._notify("rollback_failing", f"rollback failing, retrying: {problem}")
             self._set_phase("failed")
 
         state = await restore_until_done(
@@ -353,7 +390,9 @@ class CanaryDeployment:
         if error is not None:
             if is_cancelled_exception(error):
                 return None
-            return _Stop(f"health watch failed: {root_cause(error)}", self._latest_check)
+            return _Stop(
+                f"health watch failed: {root_cause(error)}", self._latest_check, unhealthy=True
+            )
         result = watcher.result()
         if result.status == "healthy":
             return None
@@ -361,7 +400,7 @@ class CanaryDeployment:
         stage = self._current_stage()
         where = f"stage {stage.name if stage else '?'} ({self._weight}%), check {result.checks}"
         detail = result.last.verdict.describe() if result.last else "no check completed"
-        return _Stop(f"health {result.status} at {where}: {detail}", result.last)
+        return _Stop(f"health {result.status} at {where}: {detail}", result.last, unhealthy=True)
 
     def _refusal(self, action: Action) -> str | None:
         """Why `action` makes no sense right now, or None if it does."""
@@ -465,6 +504,7 @@ class CanaryDeployment:
             reason=self._reason,
             controls=tuple(self._controls),
             bake=self._bake_clock,
+            notification_failures=tuple(self._notification_failures),
         )
 
     def _validate(self, action: Action) -> None:
@@ -492,7 +532,95 @@ class CanaryDeployment:
             self._abort = record
         else:
             self._paused = action == "pause"
+            self._notify(
+                "paused" if self._paused else "resumed",
+                f"{'paused' if self._paused else 'resumed'}"
+                + (f": {request.reason}" if request.reason else ""),
+                by=request.by,
+            )
         self._publish()
+
+    # -- notifications -----------------------------------------------------------------
+
+    def _notify(
+        self, event: Event, summary: str, evidence: tuple[str, ...] = (), by: str | None = None
+    ) -> None:
+        """Queue a notification; the courier delivers them in order, off the critical path."""
+        if not self._notifying:
+            return
+        stage = self._current_stage()
+        info = workflow.info()
+        self._outbox.append(
+            Notification(
+                event=event,
+                severity=severity_of(event, self._weight),
+                service=self.spec.service,
+                workflow_id=info.workflow_id,
+                run_id=info.run_id,
+                stable_version=self.spec.stable.version,
+                canary_version=self.spec.canary.version,
+                stage=stage.name if stage else None,
+                canary_weight=self._weight,
+                summary=summary,
+                evidence=evidence,
+                by=by,
+                at=workflow.now(),
+            )
+        )
+
+    def _notify_breach(self, stop: _Stop) -> None:
+        stage = self._current_stage()
+        where = f"stage {stage.name} " if stage else ""
+        evidence = stop.evidence.verdict.lines() if stop.evidence else (stop.reason,)
+        self._notify("breach", f"unhealthy at {where}{self._weight}%: rolling back", evidence)
+
+    async def _deliver_notifications(self) -> None:
+        """Deliver queued notifications one at a time, so they arrive in order."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._outbox))
+            notification = self._outbox[0]
+            try:
+                report = await workflow.execute_activity(
+                    NOTIFY,
+                    NotifyInput(notification=notification),
+                    result_type=DeliveryReport,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=NOTIFY_RETRIES,
+                    summary=f"notify {notification.event} ({notification.severity})",
+                )
+                problems = [f"{f.channel}: {f.error}" for f in report.failed]
+            except ActivityError as err:
+                problems = [root_cause(err)]
+            if problems:
+                self._notification_failures += [f"{notification.event} → {p}" for p in problems]
+                self._publish()
+            self._outbox.pop(0)
+
+    async def _flush_notifications(self) -> None:
+        """Give the last notifications a bounded time to go out before the workflow ends."""
+        if not self._outbox:
+            return
+        try:
+            await workflow.wait_condition(
+                lambda: not self._outbox,
+                timeout=NOTIFICATION_GRACE,
+                timeout_summary="last notifications",
+            )
+        except TimeoutError:
+            events = ", ".join(n.event for n in self._outbox)
+            self._notification_failures.append(f"not delivered before the end: {events}")
+
+    def _plan(self) -> str:
+        weights = " → ".join(f"{stage.weight}%" for stage in self.spec.stages)
+        return f"{self.spec.stable.version} → {self.spec.canary.version} in stages {weights}"
+
+    def _stage_summary(self, stage: Stage) -> str:
+        hold = [f"bake {short_duration(stage.bake)}"] if stage.bake else []
+        if stage.manual_gate:
+            hold.append("then a manual gate")
+        return f"stage {stage.name}: {stage.weight}% to {self.spec.canary.version}, " + (
+            " ".join(hold)
+        )
 
     # -- visibility --------------------------------------------------------------------
 
@@ -516,6 +644,7 @@ class CanaryDeployment:
             evidence=self._latest_check,
             backup_path=self._backup.path if self._backup else None,
             controls=tuple(self._controls),
+            notification_failures=tuple(self._notification_failures),
         )
 
     def _publish(self, outcome: Outcome | None = None) -> None:

@@ -29,3 +29,9 @@ ROLLBACK_RETRIES = RetryPolicy(
     maximum_attempts=5,
 )
 ROLLBACK_RETRY_PAUSE = timedelta(seconds=30)
+# A notification's channels each get quick attempts inside the activity; these retries
+# only cover a worker that died while delivering.
+NOTIFY_RETRIES = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_attempts=3,
+)

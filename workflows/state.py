@@ -77,6 +77,9 @@ class DeploymentStatus(_Model):
     reason: str | None
     controls: tuple[ControlRecord, ...]
     bake: BakeClock | None = Field(default=None, description="set while a stage bakes")
+    notification_failures: tuple[str, ...] = Field(
+        default=(), description="notifications a channel did not accept"
+    )
 
 
 class DeploymentResult(_Model):
@@ -92,6 +95,7 @@ class DeploymentResult(_Model):
     evidence: CheckReport | None
     backup_path: str | None
     controls: tuple[ControlRecord, ...]
+    notification_failures: tuple[str, ...] = ()
 
 
 class RestoreInput(_Model):

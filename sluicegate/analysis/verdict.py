@@ -104,10 +104,13 @@ class Verdict(BaseModel):
     def breaches(self) -> tuple[MetricResult | ComparisonResult, ...]:
         return tuple(r for r in (*self.results, *self.comparisons) if r.status == "breach")
 
-    def describe(self) -> str:
-        """The breaching metrics and comparisons if any, else all of them."""
+    def lines(self) -> tuple[str, ...]:
+        """The breaching metrics and comparisons if any, else all of them, one a line."""
         everything = (*self.results, *self.comparisons)
-        return "; ".join(r.describe() for r in self.breaches or everything)
+        return tuple(r.describe() for r in self.breaches or everything)
+
+    def describe(self) -> str:
+        return "; ".join(self.lines())
 
     def brief(self) -> str:
         """One short line: every metric against its bound, and the check's canary requests."""
