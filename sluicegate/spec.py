@@ -11,7 +11,7 @@ import json
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -41,6 +41,22 @@ AdminUrl = Annotated[
     str,
     AfterValidator(_http_url),
     Field(description="Envoy admin endpoint, e.g. http://127.0.0.1:9901"),
+]
+
+
+def _url_with_path(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+        raise ValueError(f"must be an http(s) URL like http://127.0.0.1:8080/path, got {value!r}")
+    return value
+
+
+UrlWithPath = Annotated[str, AfterValidator(_url_with_path)]
+EnvName = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="name of an environment variable on the worker (secrets stay out of history)",
+    ),
 ]
 
 
@@ -77,7 +93,46 @@ class EnvoyRouter(_Model):
 
 # One member per router module. With a second router this becomes a union discriminated by
 # `type`, so an unknown type stays a validation error, never a silent fallback.
-RouterSpec = EnvoyRouter
+class HAProxyRouter(_Model):
+    """HAProxy: server weights and addresses through the runtime API, no reload."""
+
+    type: Literal["haproxy"] = "haproxy"
+    runtime_api: str = Field(
+        min_length=1,
+        description="the admin-level stats socket: a unix socket path, or host:port for TCP",
+    )
+    backend: str = Field(min_length=1, description="the backend holding both servers")
+    stable_server: str = "stable"
+    canary_server: str = "canary"
+
+
+class NginxRouter(_Model):
+    """nginx: a weighted upstream in a file Sluicegate owns, checked with `nginx -t` and
+    applied with a graceful reload."""
+
+    type: Literal["nginx"] = "nginx"
+    upstream_file: str = Field(
+        min_length=1, description="the file Sluicegate writes; nginx.conf includes it"
+    )
+    upstream: str = Field(min_length=1, description="name of the upstream block in that file")
+    main_config: str = Field(min_length=1, description="nginx.conf, for `nginx -t` and reload")
+    nginx_binary: str = Field(default="nginx", min_length=1)
+
+
+class WebhookRouter(_Model):
+    """Any platform: Sluicegate POSTs the desired weights as JSON and GETs them back."""
+
+    type: Literal["webhook"] = "webhook"
+    url: UrlWithPath
+    token_env: EnvName | None = Field(
+        default=None, description="worker environment variable holding a bearer token"
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+
+RouterSpec = Annotated[
+    EnvoyRouter | HAProxyRouter | NginxRouter | WebhookRouter, Field(discriminator="type")
+]
 
 
 class EnvoyStats(_Model):
@@ -89,7 +144,28 @@ class EnvoyStats(_Model):
     canary_cluster: str = "canary"
 
 
-MetricSourceSpec = EnvoyStats  # one member per metric-source module, as RouterSpec
+class HAProxyStats(_Model):
+    """Per-server response counts and times from HAProxy's Prometheus exporter."""
+
+    type: Literal["haproxy"] = "haproxy"
+    metrics_url: UrlWithPath = Field(description="e.g. http://127.0.0.1:8404/metrics")
+    backend: str = Field(min_length=1)
+    stable_server: str = "stable"
+    canary_server: str = "canary"
+
+
+class HttpProbe(_Model):
+    """Synthetic requests to the stable and canary endpoints, for services without metrics."""
+
+    type: Literal["http_probe"] = "http_probe"
+    stable_url: UrlWithPath
+    canary_url: UrlWithPath
+    requests_per_check: int = Field(default=20, ge=1, le=1000)
+    timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+
+
+# One member per metric-source module, as RouterSpec.
+MetricSourceSpec = Annotated[EnvoyStats | HAProxyStats | HttpProbe, Field(discriminator="type")]
 
 MetricName = Literal[
     "error_rate", "availability", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms"
@@ -320,9 +396,30 @@ def load_spec(path: str | Path) -> DeploymentSpec:
     return parse_spec(data)
 
 
+# Fields holding a union chosen by `type`: pydantic puts the chosen type in the location.
+_BY_TYPE = ("router", "source")
+
+
+def _type_names(union: Any) -> tuple[str, ...]:
+    members = get_args(get_args(union)[0])
+    return tuple(member.model_fields["type"].default for member in members)
+
+
+_TYPES = {"router": _type_names(RouterSpec), "source": _type_names(MetricSourceSpec)}
+
+
 def _describe(error: Any) -> str:
-    where = ".".join(str(part) for part in error["loc"]) or "spec"
+    location = [
+        part
+        for index, part in enumerate(error["loc"])
+        if not (index and error["loc"][index - 1] in _BY_TYPE and index < len(error["loc"]) - 1)
+    ]
+    where = ".".join(str(part) for part in location) or "spec"
     message = error["msg"].removeprefix("Value error, ")
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        got = error.get("ctx", {}).get("tag")
+        message = f"unknown type {got!r}" if got else "required"
+        return f"{where}.type: {message}; valid: {', '.join(_TYPES[str(location[-1])])}"
     if error["type"] == "extra_forbidden":
         message = "unknown field (check the spelling)"
     elif error["type"] == "literal_error":

@@ -188,11 +188,19 @@ def test_stages_must_not_be_empty() -> None:
 
 def test_unknown_router_type_names_the_valid_one() -> None:
     data = spec_with()
-    data["router"]["type"] = "nginx"
-    problem = one_problem(data)
-    assert problem.startswith("router.type:")
-    assert "'envoy'" in problem
-    assert "nginx" in problem
+    data["router"]["type"] = "istio"
+    assert (
+        one_problem(data)
+        == "router.type: unknown type 'istio'; valid: envoy, haproxy, nginx, webhook"
+    )
+    del data["router"]["type"]
+    assert one_problem(data) == "router.type: required; valid: envoy, haproxy, nginx, webhook"
+
+
+def test_a_known_router_type_names_its_own_missing_fields() -> None:
+    data = spec_with()
+    data["router"] = {"type": "haproxy", "runtime_api": "/run/haproxy.sock"}
+    assert one_problem(data) == "router.backend: Field required"
 
 
 def test_missing_canary_address() -> None:
@@ -298,7 +306,7 @@ def test_interval_below_a_tenth_of_a_second(interval: Any) -> None:
 
 def test_every_problem_is_reported_at_once() -> None:
     data = spec_with(service="Bad Name", stages=stages(("a", 150, 60)), extra=1)
-    data["router"]["type"] = "nginx"
+    data["router"]["type"] = "istio"
     data["canary"]["address"] = "nowhere"
     data["analysis"]["interval"] = 0.01
 
@@ -359,7 +367,7 @@ def test_top_level_must_be_a_mapping(tmp_path: Path, text: str) -> None:
 
 def test_load_spec_reports_field_problems(tmp_path: Path) -> None:
     data = spec_with()
-    data["router"]["type"] = "nginx"
+    data["router"]["type"] = "istio"
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(data))
     with pytest.raises(SpecError) as caught:
