@@ -80,6 +80,9 @@ async def main() -> None:
             "promoted_with_controls.json": promoted_with_controls,
             "rolled_back_on_breach.json": rolled_back_on_breach,
             "restored_backup.json": restored_backup,
+            # With notifications (patch "notifications"): the courier's notify activities.
+            "notified_promotion_with_controls.json": promoted_with_controls,
+            "notified_breach.json": rolled_back_on_breach,
         }
         for name, record in recorders.items():
             path = HISTORIES / name

@@ -111,9 +111,12 @@ class CanaryDeployment:
             self._notifying = True
             self._courier = asyncio.create_task(self._deliver_notifications())
         try:
-            return await self._deploy()
+            result = await self._deploy()
         finally:
             await self._flush_notifications()
+        return result.model_copy(
+            update={"notification_failures": tuple(self._notification_failures)}
+        )
 
     async def _deploy(self) -> DeploymentResult:
         try:
@@ -276,13 +279,15 @@ class CanaryDeployment:
     async def _restore_backup(self, reason: str) -> RouterState:
         """Restore the backup until it works. Never abandoned, not even when cancelled."""
         assert self._backup is not None
+        told: list[str] = []
 
         def on_trouble(problem: str | None) -> None:
             if problem is None:
                 self._set_phase("rolling_back")
                 return
             self._reason = f"{reason}; ROLLBACK FAILING, retrying: {problem}"
-            if self._phase != "failed":
+            if not told:  # one page; the workflow keeps retrying, the Web UI shows each try
+                told.append(problem)
                 self._notify("rollback_failing", f"rollback failing, retrying: {problem}")
             self._set_phase("failed")
 
@@ -644,7 +649,6 @@ class CanaryDeployment:
             evidence=self._latest_check,
             backup_path=self._backup.path if self._backup else None,
             controls=tuple(self._controls),
-            notification_failures=tuple(self._notification_failures),
         )
 
     def _publish(self, outcome: Outcome | None = None) -> None:
