@@ -19,6 +19,7 @@ demo: venv
 	$(BIN)/sluice demo $(ARGS)
 
 test: venv
+	sh deploy/install_dataplanes.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q $(ARGS)

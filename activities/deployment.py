@@ -11,7 +11,7 @@ from temporalio import activity
 from activities.backup_store import state_to_restore, write_backup
 from activities.errors import temporal_errors
 from activities.heartbeats import sleep_heartbeating
-from activities.metrics import metric_source_for
+from activities.metrics import SourceContext, analysis_source
 from activities.metrics.base import MetricSource
 from activities.routers import router_for
 from activities.routers.base import Router
@@ -77,8 +77,14 @@ async def watch_health(request: WatchHealthInput) -> WatchHealthResult:
     Each check also reads the router back and re-applies the expected state on drift.
     The latest check is the heartbeat detail, so the Web UI shows live health.
     """
-    watch = _Watch(request, router_for(request.router), metric_source_for(request.analysis.source))
-    return await watch.run()
+    context = SourceContext(
+        service=request.service,
+        stable_version=request.stable_version,
+        canary_version=request.canary_version,
+        interval=request.analysis.interval,
+    )
+    source = analysis_source(request.analysis, context)
+    return await _Watch(request, router_for(request.router), source).run()
 
 
 class _Watch:
@@ -121,6 +127,7 @@ class _Watch:
                 drift=drift,
                 failed_checks=self.failed,
                 sequential=self.sequential,
+                notes=current.notes,
             )
             self.latest = report
             activity.heartbeat(report)
@@ -188,7 +195,7 @@ class _Watch:
             return await self.source.collect()
         except MetricsUnavailable as err:
             activity.logger.warning("no data this check: %s", err)
-            return Sample(at=datetime.now(UTC), stable=None, canary=None)
+            return Sample(at=datetime.now(UTC), stable=None, canary=None, notes=(str(err),))
 
     async def _correct_drift(self) -> str | None:
         """Re-apply the expected routing if the router drifted; describe what was found."""

@@ -13,7 +13,7 @@ from temporalio import activity
 from activities import backup_store
 from activities.errors import temporal_errors
 from activities.heartbeats import sleep_heartbeating
-from activities.metrics import metric_source_for
+from activities.metrics import SourceContext, analysis_source
 from activities.routers import router_for
 from sluicegate.analysis import judge_once
 from sluicegate.analysis.samples import Sample
@@ -89,7 +89,13 @@ async def _check_router(spec: DeploymentSpec) -> tuple[Finding, RouterState | No
 
 async def _check_metrics(spec: DeploymentSpec) -> tuple[Finding, Sample | None, Sample | None]:
     """Two samples one check interval apart: the stable version must have served requests."""
-    source = metric_source_for(spec.analysis.source)
+    context = SourceContext(
+        service=spec.service,
+        stable_version=spec.stable.version,
+        canary_version=spec.canary.version,
+        interval=spec.analysis.interval,
+    )
+    source = analysis_source(spec.analysis, context)
     try:
         first = await source.collect()
         await sleep_heartbeating(time.monotonic() + spec.analysis.interval.total_seconds())

@@ -80,6 +80,8 @@ class WatchHealthInput(_Model):
     router: RouterSpec
     expected: RouterState = Field(description="what the router must read; drift is re-applied")
     analysis: AnalysisSpec
+    stable_version: str = ""
+    canary_version: str = ""
 
 
 class CheckReport(_Model):
@@ -94,6 +96,9 @@ class CheckReport(_Model):
     failed_checks: int = Field(default=0, description="breaching checks so far this stage")
     sequential: SequentialState | None = Field(
         default=None, description="the comparison's running state, so a retry resumes it"
+    )
+    notes: tuple[str, ...] = Field(
+        default=(), description="what the metric sources could not get this check"
     )
 
 

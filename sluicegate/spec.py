@@ -9,9 +9,10 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import string
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -142,6 +143,7 @@ class EnvoyStats(_Model):
     admin_url: AdminUrl
     stable_cluster: str = "stable"
     canary_cluster: str = "canary"
+    measures_latency: ClassVar[bool] = True
 
 
 class HAProxyStats(_Model):
@@ -152,6 +154,8 @@ class HAProxyStats(_Model):
     backend: str = Field(min_length=1)
     stable_server: str = "stable"
     canary_server: str = "canary"
+    # HAProxy 2.6 exports per-server averages, not histograms: no percentiles to judge.
+    measures_latency: ClassVar[bool] = False
 
 
 class HttpProbe(_Model):
@@ -162,10 +166,74 @@ class HttpProbe(_Model):
     canary_url: UrlWithPath
     requests_per_check: int = Field(default=20, ge=1, le=1000)
     timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    measures_latency: ClassVar[bool] = True
+
+
+QUERY_VARIABLES = ("service", "version", "arm", "interval")
+
+
+def _promql_template(value: str) -> str:
+    """A PromQL query with $service, $version, $arm (stable or canary) and $interval."""
+    template = string.Template(value)
+    if not template.is_valid():
+        raise ValueError(f"not a valid template (write $$ for a literal $): {value!r}")
+    if unknown := sorted(set(template.get_identifiers()) - set(QUERY_VARIABLES)):
+        known = ", ".join(f"${name}" for name in QUERY_VARIABLES)
+        raise ValueError(f"unknown variable ${unknown[0]} in {value!r}; known: {known}")
+    return value
+
+
+PromQL = Annotated[str, Field(min_length=1), AfterValidator(_promql_template)]
+MetricLabel = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+
+
+class PrometheusSource(_Model):
+    """Instant PromQL queries per arm: traffic counters and/or business metrics."""
+
+    type: Literal["prometheus"] = "prometheus"
+    url: UrlWithPath = Field(description="Prometheus's base URL, e.g. http://127.0.0.1:9090")
+    requests: PromQL | None = Field(
+        default=None, description="the arm's cumulative request count (one series)"
+    )
+    errors: PromQL | None = Field(
+        default=None, description="the arm's cumulative failed requests (one series)"
+    )
+    latency_buckets: PromQL | None = Field(
+        default=None, description="the arm's cumulative histogram: one series per `le`"
+    )
+    latency_unit: Literal["seconds", "milliseconds"] = "seconds"
+    business: dict[MetricLabel, PromQL] = Field(
+        default_factory=dict, description="name → query giving one number per arm"
+    )
+    token_env: EnvName | None = Field(default=None, description="bearer token, from the worker")
+    username: str | None = None
+    password_env: EnvName | None = Field(default=None, description="basic auth password")
+
+    @model_validator(mode="after")
+    def _something_to_ask(self) -> PrometheusSource:
+        if (self.requests is None) != (self.errors is None):
+            raise ValueError("give requests and errors together (or neither)")
+        if self.requests is None and not self.business:
+            raise ValueError("give requests and errors queries, business queries, or both")
+        if self.latency_buckets is not None and self.requests is None:
+            raise ValueError("latency_buckets needs requests and errors too")
+        if (self.username is None) != (self.password_env is None):
+            raise ValueError("username and password_env go together")
+        return self
+
+    @property
+    def counts_requests(self) -> bool:
+        return self.requests is not None
+
+    @property
+    def measures_latency(self) -> bool:
+        return self.latency_buckets is not None
 
 
 # One member per metric-source module, as RouterSpec.
-MetricSourceSpec = Annotated[EnvoyStats | HAProxyStats | HttpProbe, Field(discriminator="type")]
+MetricSourceSpec = Annotated[
+    EnvoyStats | HAProxyStats | HttpProbe | PrometheusSource, Field(discriminator="type")
+]
 
 MetricName = Literal[
     "error_rate", "availability", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms"
@@ -195,6 +263,25 @@ class MetricCheck(_Model):
             raise ValueError(f"{self.metric}: bound is a fraction between 0 and 1, got {bound}")
         if bound < 0:
             raise ValueError(f"{self.metric}: bound must not be negative, got {bound}")
+        return self
+
+
+class BusinessCheck(_Model):
+    """A business metric of the canary against stable's at the same moment, e.g. accuracy
+    at most 5% below stable's. The number comes from a source's `business` queries."""
+
+    metric: MetricLabel
+    max_drop: float | None = Field(
+        default=None, gt=0, lt=1, description="the canary may be at most this share below stable"
+    )
+    max_rise: float | None = Field(
+        default=None, gt=0, description="the canary may be at most this share above stable"
+    )
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> BusinessCheck:
+        if (self.max_drop is None) == (self.max_rise is None):
+            raise ValueError(f"{self.metric}: give exactly one of max_drop or max_rise")
         return self
 
 
@@ -231,7 +318,13 @@ class SequentialPolicy(_Model):
 class AnalysisSpec(_Model):
     """How health is judged while traffic is on the canary."""
 
-    source: MetricSourceSpec
+    source: MetricSourceSpec = Field(description="where requests, errors and latency come from")
+    extra_sources: tuple[MetricSourceSpec, ...] = Field(
+        default=(), description="more sources, for business metrics"
+    )
+    business: tuple[BusinessCheck, ...] = Field(
+        default=(), description="business metrics of the canary against stable's"
+    )
     interval: timedelta = Field(default=timedelta(seconds=10), description="time between checks")
     mode: Literal["thresholds", "sequential", "both"] = Field(
         default="both",
@@ -264,6 +357,36 @@ class AnalysisSpec(_Model):
         if not value:
             raise ValueError("needs at least one metric check")
         return value
+
+    @model_validator(mode="after")
+    def _sources_serve_the_checks(self) -> AnalysisSpec:
+        if isinstance(self.source, PrometheusSource) and not self.source.counts_requests:
+            raise ValueError(
+                "source: needs requests and errors queries (business-only Prometheus "
+                "sources go in extra_sources)"
+            )
+        latency = [m.metric for m in self.metrics if m.metric.startswith("latency_")]
+        if latency and not self.source.measures_latency:
+            raise ValueError(
+                f"metrics: {', '.join(latency)} need latency histograms, which this "
+                f"{self.source.type} source does not provide; list metrics without "
+                "latency rules (e.g. error_rate and availability) or use a source with "
+                "latency (envoy, http_probe, prometheus with latency_buckets)"
+            )
+        offered = {
+            name
+            for source in (self.source, *self.extra_sources)
+            if isinstance(source, PrometheusSource)
+            for name in source.business
+        }
+        for check in self.business:
+            if check.metric not in offered:
+                known = ", ".join(sorted(offered)) or "none"
+                raise ValueError(
+                    f"business metric {check.metric!r} comes from no source; add a query for "
+                    f"it to a prometheus source's business (offered: {known})"
+                )
+        return self
 
 
 class Stage(_Model):
@@ -406,20 +529,27 @@ def _type_names(union: Any) -> tuple[str, ...]:
 
 
 _TYPES = {"router": _type_names(RouterSpec), "source": _type_names(MetricSourceSpec)}
+_TYPES["extra_sources"] = _TYPES["source"]
+
+
+def _is_type_tag(loc: tuple[Any, ...], index: int) -> bool:
+    if index == 0 or index == len(loc) - 1:
+        return False
+    before = loc[index - 1]
+    in_list = isinstance(before, int) and index > 1 and loc[index - 2] == "extra_sources"
+    return before in _BY_TYPE or in_list
 
 
 def _describe(error: Any) -> str:
-    location = [
-        part
-        for index, part in enumerate(error["loc"])
-        if not (index and error["loc"][index - 1] in _BY_TYPE and index < len(error["loc"]) - 1)
-    ]
+    loc = error["loc"]
+    location = [part for index, part in enumerate(loc) if not _is_type_tag(loc, index)]
     where = ".".join(str(part) for part in location) or "spec"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
         got = error.get("ctx", {}).get("tag")
         message = f"unknown type {got!r}" if got else "required"
-        return f"{where}.type: {message}; valid: {', '.join(_TYPES[str(location[-1])])}"
+        field = next(str(part) for part in reversed(location) if not isinstance(part, int))
+        return f"{where}.type: {message}; valid: {', '.join(_TYPES[field])}"
     if error["type"] == "extra_forbidden":
         message = "unknown field (check the spelling)"
     elif error["type"] == "literal_error":

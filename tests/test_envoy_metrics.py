@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 
-from activities.metrics import metric_source_for
+from activities.metrics import SourceContext, metric_source_for
 from activities.metrics.envoy import EnvoyStatsSource
 from activities.routers.envoy import EnvoyRouterClient
 from deploy.processes import free_port
@@ -133,4 +134,5 @@ async def test_unreachable_admin_is_metrics_unavailable():
 
 def test_registry_builds_the_envoy_stats_source():
     spec = EnvoyStats(admin_url="http://127.0.0.1:9901")
-    assert isinstance(metric_source_for(spec), EnvoyStatsSource)
+    context = SourceContext("checkout", "v1", "v2", timedelta(seconds=10))
+    assert isinstance(metric_source_for(spec, context), EnvoyStatsSource)

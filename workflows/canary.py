@@ -339,6 +339,8 @@ class CanaryDeployment:
                 router=self.spec.router,
                 expected=expected,
                 analysis=self.spec.analysis,
+                stable_version=self.spec.stable.version,
+                canary_version=self.spec.canary.version,
             ),
             result_type=WatchHealthResult,
             start_to_close_timeout=timedelta(days=30),

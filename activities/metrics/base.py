@@ -7,9 +7,21 @@ cannot be reached raises MetricsUnavailable.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 from sluicegate.analysis.samples import Sample
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """The deployment a source measures, e.g. for the variables of a PromQL template."""
+
+    service: str
+    stable_version: str
+    canary_version: str
+    interval: timedelta
 
 
 class MetricSource(Protocol):

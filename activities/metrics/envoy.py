@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from activities.metrics.base import SourceContext
 from sluicegate.analysis.samples import ArmCounters, Sample
 from sluicegate.errors import MetricsUnavailable
 from sluicegate.spec import EnvoyStats
@@ -41,7 +42,7 @@ class _Arm:
 class EnvoyStatsSource:
     """Metric source reading one Envoy's admin stats for the stable and canary clusters."""
 
-    def __init__(self, spec: EnvoyStats) -> None:
+    def __init__(self, spec: EnvoyStats, context: SourceContext | None = None) -> None:
         self.spec = spec
         names = "|".join(re.escape(c) for c in (spec.stable_cluster, spec.canary_cluster))
         # Envoy's own stat names (before tag extraction), so the answer stays small.

@@ -7,12 +7,18 @@ from typing import Any
 
 from activities.routers.base import Router
 from activities.routers.envoy import EnvoyRouterClient
+from activities.routers.haproxy import HAProxyRouterClient
+from activities.routers.nginx import NginxRouterClient
+from activities.routers.webhook import WebhookRouterClient
 from sluicegate.errors import SpecError
 from sluicegate.spec import RouterSpec
 
 # One line per router module; the key is the spec model's `type`.
 ROUTERS: dict[str, Callable[[Any], Router]] = {
     "envoy": EnvoyRouterClient,
+    "haproxy": HAProxyRouterClient,
+    "nginx": NginxRouterClient,
+    "webhook": WebhookRouterClient,
 }
 
 

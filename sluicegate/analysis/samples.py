@@ -19,6 +19,9 @@ class ArmCounters(_Model):
     latency_buckets: tuple[tuple[float, int], ...] = Field(
         default=(), description="cumulative (upper bound in ms, count), ascending, last is inf"
     )
+    business: dict[str, float] = Field(
+        default_factory=dict, description="business metrics as of now (values, not counters)"
+    )
 
     def since(self, earlier: ArmCounters) -> ArmCounters:
         """Counters accumulated after `earlier`; a restarted source counts from zero."""
@@ -32,6 +35,7 @@ class ArmCounters(_Model):
             requests=self.requests - earlier.requests,
             errors=self.errors - earlier.errors,
             latency_buckets=buckets,
+            business=self.business,
         )
 
 
@@ -41,3 +45,6 @@ class Sample(_Model):
     at: datetime
     stable: ArmCounters | None
     canary: ArmCounters | None
+    notes: tuple[str, ...] = Field(
+        default=(), description="what a source could not get, e.g. a query with no data"
+    )

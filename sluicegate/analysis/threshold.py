@@ -6,7 +6,7 @@ from typing import Literal
 
 from sluicegate.analysis.samples import ArmCounters, Sample
 from sluicegate.analysis.verdict import MetricResult, Status, Verdict
-from sluicegate.spec import AnalysisSpec, MetricCheck
+from sluicegate.spec import AnalysisSpec, BusinessCheck, MetricCheck
 
 Arm = Literal["stable", "canary"]
 _QUANTILES = {"latency_p50_ms": 0.50, "latency_p90_ms": 0.90, "latency_p99_ms": 0.99}
@@ -21,7 +21,8 @@ def judge(stage_start: Sample, previous: Sample, current: Sample, policy: Analys
     results = tuple(
         _check(rule, windows[rule.window], policy.min_requests) for rule in policy.metrics
     )
-    return Verdict.of(results)
+    business = tuple(_business(rule, current) for rule in policy.business)
+    return Verdict.of(results + business)
 
 
 def judge_once(start: Sample, end: Sample, policy: AnalysisSpec, arm: Arm = "canary") -> Verdict:
@@ -57,6 +58,33 @@ def _check(rule: MetricCheck, arm: ArmCounters | None, min_requests: int) -> Met
         direction="max" if rule.max is not None else "min",
         requests=requests,
         status=status,
+    )
+
+
+def _business(rule: BusinessCheck, sample: Sample) -> MetricResult:
+    """The canary's business metric against stable's at the same moment."""
+    canary = sample.canary.business.get(rule.metric) if sample.canary else None
+    stable = sample.stable.business.get(rule.metric) if sample.stable else None
+    if rule.max_drop is not None:
+        direction, bound = "min", (stable or 0.0) * (1 - rule.max_drop)
+    else:
+        direction, bound = "max", (stable or 0.0) * (1 + (rule.max_rise or 0.0))
+    if canary is None or stable is None:
+        status: Status = "inconclusive"
+    elif direction == "min":
+        status = "breach" if canary < bound else "healthy"
+    else:
+        status = "breach" if canary > bound else "healthy"
+    return MetricResult(
+        metric=rule.metric,
+        window="check",
+        value=canary,
+        bound=bound,
+        direction=direction,
+        requests=0,
+        status=status,
+        kind="business",
+        baseline=stable,
     )
 
 

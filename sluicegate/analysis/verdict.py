@@ -21,10 +21,22 @@ class MetricResult(BaseModel):
     direction: Literal["max", "min"]
     requests: int
     status: Status
+    # Added after the first release (business metrics): old histories decode without them.
+    kind: Literal["threshold", "business"] = "threshold"
+    baseline: float | None = Field(
+        default=None, description="stable's value, which a business metric is judged against"
+    )
 
     def describe(self) -> str:
         shown = "no data" if self.value is None else f"{self.value:.4g}"
         sign = "<=" if self.direction == "max" else ">="
+        if self.kind == "business":
+            if self.baseline is None:
+                return f"{self.metric} = {shown} (stable: no data)"
+            return (
+                f"{self.metric} = {shown} (must be {sign} {self.bound:.4g}, "
+                f"from stable's {self.baseline:.4g})"
+            )
         return (
             f"{self.metric} = {shown} (must be {sign} {self.bound:g}; "
             f"{self.requests} canary requests this {self.window})"
@@ -96,7 +108,9 @@ class Verdict(BaseModel):
         """
         compared = bool(comparisons) and all(c.status != "inconclusive" for c in comparisons)
         statuses = [c.status for c in comparisons] + [
-            r.status for r in results if not (compared and r.value is None)
+            r.status
+            for r in results
+            if not (compared and r.value is None and r.kind == "threshold")
         ]
         return cls(status=combined_status(statuses), results=results, comparisons=comparisons)
 

@@ -1,0 +1,97 @@
+"""Webhook router: for platforms Sluicegate has no module for, routing over a small HTTP contract.
+
+`GET <url>` answers the current RouterState as JSON; `POST <url>` with a RouterState sets
+it (absolute, idempotent). Every apply is verified with a GET. See docs/routers/webhook.md.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from sluicegate.contracts import RouterState
+from sluicegate.errors import RouterMisconfigured, RouterUnavailable
+from sluicegate.spec import WebhookRouter
+
+_EXCERPT = 300  # characters of an error body quoted in the exception
+_TRY_AGAIN = (408, 429)  # 4xx that say "later", not "wrong"
+
+
+class WebhookRouterClient:
+    """Router that delegates to the platform's own endpoint, verified by read-back."""
+
+    def __init__(self, spec: WebhookRouter) -> None:
+        self.spec = spec
+
+    async def read_state(self) -> RouterState:
+        """GET the URL: the platform's current routing."""
+        async with self._client() as client:
+            return await self._read(client)
+
+    async def apply(self, desired: RouterState) -> RouterState:
+        """POST `desired` unless the platform already reports it, then GET and compare."""
+        async with self._client() as client:
+            if not (await self._read(client)).matches(desired):
+                await self._send(client, "POST", json=desired.model_dump(mode="json"))
+            after = await self._read(client)
+        if not after.matches(desired):
+            raise RouterUnavailable(
+                f"webhook {self.spec.url} reads back {after.describe()} after being sent "
+                f"{desired.describe()}"
+            )
+        return after
+
+    async def restore(self, backup: RouterState) -> RouterState:
+        """Put a backed-up state back: the same as applying it."""
+        return await self.apply(backup)
+
+    def _client(self) -> httpx.AsyncClient:
+        headers = {"accept": "application/json"}
+        if self.spec.token_env is not None:
+            token = os.environ.get(self.spec.token_env)
+            if not token:
+                raise RouterMisconfigured(
+                    f"webhook {self.spec.url}: environment variable {self.spec.token_env} "
+                    "(router.token_env) is not set on this worker"
+                )
+            headers["authorization"] = f"Bearer {token}"
+        return httpx.AsyncClient(
+            headers=headers, timeout=self.spec.timeout_seconds, follow_redirects=False
+        )
+
+    async def _read(self, client: httpx.AsyncClient) -> RouterState:
+        response = await self._send(client, "GET")
+        try:
+            return RouterState.model_validate(response.json())
+        except (ValueError, ValidationError) as err:
+            raise RouterMisconfigured(
+                f"webhook GET {self.spec.url} did not answer a RouterState "
+                f"(canary_weight, stable_endpoints, canary_endpoints): {_short(err)}; "
+                f"body: {_excerpt(response)}"
+            ) from None
+
+    async def _send(self, client: httpx.AsyncClient, method: str, **kwargs: Any) -> httpx.Response:
+        """One request; 5xx, 408, 429 or no answer → RouterUnavailable; other non-2xx →
+        RouterMisconfigured."""
+        try:
+            response = await client.request(method, self.spec.url, **kwargs)
+        except httpx.HTTPError as err:
+            raise RouterUnavailable(f"webhook {method} {self.spec.url} failed: {err!r}") from err
+        where = f"webhook {method} {self.spec.url} answered {response.status_code}"
+        if response.status_code >= 500 or response.status_code in _TRY_AGAIN:
+            raise RouterUnavailable(f"{where}: {_excerpt(response)}")
+        if not response.is_success:
+            raise RouterMisconfigured(f"{where}: {_excerpt(response)}")
+        return response
+
+
+def _excerpt(response: httpx.Response) -> str:
+    text = " ".join(response.text.split())
+    return (text[:_EXCERPT] + "…" if len(text) > _EXCERPT else text) or "(empty body)"
+
+
+def _short(err: Exception) -> str:
+    return " ".join(str(err).split())[:_EXCERPT]

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Install the Debian data planes the tests run for real (HAProxy, nginx, Prometheus),
+# but only when one is missing and we are root; otherwise say why their tests will skip.
+set -eu
+
+missing=""
+for binary in haproxy nginx prometheus; do
+    # Debian puts haproxy and nginx in /usr/sbin, which a user's PATH may lack.
+    if ! command -v "$binary" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$binary" ]; then
+        missing="$missing $binary"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "note: missing$missing and not root: their tests will skip (as root: apt-get install -y haproxy nginx-light prometheus)"
+    exit 0
+fi
+echo "installing data planes (missing:$missing)"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy nginx-light prometheus
