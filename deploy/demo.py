@@ -22,8 +22,11 @@ from pathlib import Path
 from temporalio.client import Client
 
 from activities.routers import router_for
+from deploy.fronts import FRONTS, Front
+from deploy.haproxy import haproxy_binary
+from deploy.nginx import nginx_binary
 from deploy.processes import free_port, venv_binary
-from deploy.stack import Envoy, LocalStack, Service, canary_spec
+from deploy.stack import LocalStack, Service, canary_spec
 from sluicegate.contracts import CheckReport
 from sluicegate.deployments import follow, start_deployment
 from sluicegate.settings import Settings
@@ -53,10 +56,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where Temporal's SQLite file, backups and logs go; emptied at start "
         f"(default {DEFAULT_STATE_DIR})",
     )
+    parser.add_argument(
+        "--router",
+        choices=FRONTS,
+        default="envoy",
+        help="the data plane: envoy (default), haproxy (metrics via Prometheus when "
+        "installed) or nginx (health from HTTP probes)",
+    )
     return parser.parse_args(argv)
 
 
+def missing_binary(router: str) -> str | None:
+    """Why `router` cannot run here, or None."""
+    found = {"envoy": "envoy", "haproxy": haproxy_binary(), "nginx": nginx_binary()}
+    if found[router] is not None:
+        return None
+    package = "nginx-light" if router == "nginx" else router
+    return (
+        f"{router} is not installed: apt-get install -y {package} (as root), or use --router envoy"
+    )
+
+
 async def run(args: argparse.Namespace) -> int:
+    if problem := missing_binary(args.router):
+        say(f"error: {problem}")
+        return 2
     shutil.rmtree(args.state_dir, ignore_errors=True)  # each demo starts from an empty history
     stack = LocalStack(args.state_dir)
     try:
@@ -64,28 +88,29 @@ async def run(args: argparse.Namespace) -> int:
         ui = f"http://127.0.0.1:{ui_port}/namespaces/default/workflows"
         v1, v2 = stack.service("v1"), stack.service("v2")
         v3 = stack.service("v3", error_rate=0.05, delay_ms=250)
-        envoy = stack.envoy(SERVICE, v1)
-        stack.load(envoy, LOAD_RPS)
+        front = stack.front(args.router, SERVICE, v1)
+        stack.load(front.url, LOAD_RPS)
         stack.worker(address, TASK_QUEUE)
         client = await connect(Settings(temporal_address=address))
         say(f"Stack up. Temporal Web UI: {ui}   (logs in {stack.log_dir})")
-        say(f"Envoy on {envoy.url} takes {LOAD_RPS} requests/s; v1 serves all of it.")
+        name = {"envoy": "Envoy", "haproxy": "HAProxy", "nginx": "nginx"}[front.kind]
+        say(f"{name} on {front.url} takes {LOAD_RPS} requests/s; v1 serves all of it.")
 
         backups = args.state_dir / "backups"
-        healthy = await deploy(client, _spec(envoy, v1, v2, backups), ui)
-        faulty = await deploy(client, _spec(envoy, v2, v3, backups), ui)
-        at_rest = await router_for(_spec(envoy, v2, v3, backups).router).read_state()
+        healthy = await deploy(client, _spec(front, v1, v2, backups), ui)
+        faulty = await deploy(client, _spec(front, v2, v3, backups), ui)
+        at_rest = await router_for(_spec(front, v2, v3, backups).router).read_state()
         ok = (
             healthy.outcome == "promoted"
             and faulty.outcome == "rolled_back"
             and at_rest.canary_weight == 0
             and at_rest.stable_endpoints == (v2.address,)
         )
-        say(f"Envoy now: {at_rest.describe()}")
+        say(f"{name} now: {at_rest.describe()}")
         say("Demo " + ("PASSED: v2 promoted, v3 rolled back." if ok else "FAILED: see above."))
         if args.once:
             return 0 if ok else 1
-        gated = _spec(envoy, v2, stack.service("v4"), backups, stages=GATED_STAGES)
+        gated = _spec(front, v2, stack.service("v4"), backups, stages=GATED_STAGES)
         await _interactive(client, gated, address, ui)
         return 0 if ok else 1
     finally:
@@ -101,7 +126,8 @@ async def deploy(client: Client, spec: DeploymentSpec, ui: str) -> DeploymentRes
     result = await handle.result()
     say(f"--> {result.outcome.upper()}: {result.reason}")
     if result.outcome == "rolled_back" and result.evidence is not None:
-        for metric in result.evidence.verdict.results:
+        verdict = result.evidence.verdict
+        for metric in (*verdict.results, *verdict.comparisons):
             say(f"    {metric.status:>12}  {metric.describe()}")
     return result
 
@@ -128,11 +154,11 @@ async def _interactive(client: Client, spec: DeploymentSpec, address: str, ui: s
 
 
 def _spec(
-    envoy: Envoy, stable: Service, canary: Service, backups: Path, **overrides: object
+    front: Front, stable: Service, canary: Service, backups: Path, **overrides: object
 ) -> DeploymentSpec:
     return canary_spec(
         SERVICE,
-        envoy,
+        front,
         stable,
         canary,
         # 5% of the load is some 15-30 requests per 2 s check on a busy 2-core machine.

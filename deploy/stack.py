@@ -1,4 +1,5 @@
-"""The local stack on loopback: Temporal dev server, Envoy, sample services, load, a worker.
+"""The local stack on loopback: Temporal dev server, a data plane (Envoy, HAProxy or nginx),
+sample services, load, a worker.
 
 Used by `make demo` and the end-to-end tests. Every process it starts, it stops by PID.
 """
@@ -12,6 +13,7 @@ from typing import Any
 
 from activities.routers import router_for
 from deploy.envoy import Envoy
+from deploy.fronts import EnvoyFront, Front, FrontKind, start_front
 from deploy.loadgen import start_loadgen
 from deploy.processes import Process, free_port, start_module
 from deploy.sample_service import start_sample_service
@@ -36,7 +38,7 @@ class LocalStack:
     """Owns the processes it starts; `close` stops them all, newest first."""
 
     state_dir: Path
-    processes: list[Process | Envoy] = field(default_factory=list)
+    processes: list[Process | Envoy | Front] = field(default_factory=list)
 
     @property
     def log_dir(self) -> Path:
@@ -53,14 +55,14 @@ class LocalStack:
         process = start_sample_service(version, port, self.log_dir, error_rate, delay_ms)
         return Service(version, port, self._own(process))
 
-    def envoy(self, name: str, stable: Service) -> Envoy:
-        envoy = Envoy(self.state_dir / f"envoy-{name}", free_port(), free_port(), self.log_dir)
-        envoy.start(stable=stable.address, canary=stable.address)
-        self.processes.append(envoy)
-        return envoy
+    def front(self, kind: FrontKind, name: str, stable: Service) -> Front:
+        """A data plane sending everything to `stable` (its canary arm at 0%)."""
+        front = start_front(kind, self.state_dir / f"{kind}-{name}", self.log_dir, stable.address)
+        self.processes.append(front)
+        return front
 
-    def load(self, envoy: Envoy, rps: float) -> Process:
-        return self._own(start_loadgen(envoy.url, rps, self.log_dir))
+    def load(self, url: str, rps: float) -> Process:
+        return self._own(start_loadgen(url, rps, self.log_dir))
 
     def worker(self, temporal_address: str, task_queue: str) -> Process:
         env = {"SLUICEGATE_TEMPORAL_ADDRESS": temporal_address, "SLUICEGATE_TASK_QUEUE": task_queue}
@@ -76,7 +78,8 @@ class LocalStack:
 
 
 class Site:
-    """One service's routing: its own Envoy, a stable (v1) and a canary (v2) build, steady load."""
+    """One service's routing: its own data plane (Envoy by default), a stable (v1) and a
+    canary (v2) build, steady load."""
 
     def __init__(
         self,
@@ -84,14 +87,21 @@ class Site:
         name: str,
         rps: float = 300,
         error_rates: tuple[float, float] = (0.0, 0.0),
+        front: FrontKind = "envoy",
     ) -> None:
         """`error_rates`: the share of requests the stable and the canary build answer 500."""
         self.name = name
         self.stable = stack.service("v1", error_rate=error_rates[0])
         self.canary = stack.service("v2", error_rate=error_rates[1])
-        self.envoy = stack.envoy(name, self.stable)
-        self.load = stack.load(self.envoy, rps)
+        self.front = stack.front(front, name, self.stable)
+        self.load = stack.load(self.front.url, rps)
         self.backups = stack.state_dir / "backups"
+
+    @property
+    def envoy(self) -> Envoy:
+        """The site's Envoy, for tests that act on it directly."""
+        assert isinstance(self.front, EnvoyFront), f"site {self.name} runs {self.front.kind}"
+        return self.front.envoy
 
     def spec(
         self,
@@ -104,7 +114,7 @@ class Site:
         """A spec for this site (by default v1 → v2); checks need 10 canary requests."""
         return canary_spec(
             service or self.name,
-            self.envoy,
+            self.front,
             stable or self.stable,
             canary or self.canary,
             backup_dir=self.backups,
@@ -115,14 +125,14 @@ class Site:
         return await router_for(self.spec().router).read_state()
 
     def stop(self) -> None:
-        """Stop the load, then Envoy (the stack stops the services)."""
+        """Stop the load, then the data plane (the stack stops the services)."""
         self.load.stop()
-        self.envoy.stop()
+        self.front.stop()
 
 
 def canary_spec(
     service: str,
-    envoy: Envoy,
+    front: Front,
     stable: Service,
     canary: Service,
     *,
@@ -137,13 +147,9 @@ def canary_spec(
             "service": service,
             "stable": {"version": stable.version, "address": stable.address},
             "canary": {"version": canary.version, "address": canary.address},
-            "router": {
-                "type": "envoy",
-                "admin_url": envoy.admin_url,
-                "endpoints_dir": str(envoy.endpoints_dir.resolve()),
-            },
+            "router": front.router(),
             "analysis": {
-                "source": {"type": "envoy", "admin_url": envoy.admin_url},
+                **front.analysis(stable.address, canary.address),
                 "interval": interval,
                 **analysis,
             },

@@ -79,3 +79,8 @@ def _differences(given: Any, dumped: Any, where: str = "spec") -> list[str]:
             for problem in _differences(a, b, f"{where}.{index}")
         ]
     return [] if given == dumped else [f"{where}: {given!r} != {dumped!r}"]
+
+
+def test_every_router_has_an_example_that_loads() -> None:
+    routers = {load_spec(path).router.type for path in EXAMPLES.glob("*.yaml")}
+    assert routers == {"envoy", "haproxy", "nginx", "webhook"}

@@ -103,6 +103,8 @@ class CanaryDeployment:
         self._outbox: list[Notification] = []
         self._notification_failures: list[str] = []
         self._courier: asyncio.Task[None] | None = None
+        self._delivering = False
+        self._stop_delivering = False
 
     @workflow.run
     async def run(self, spec: SpecInput) -> DeploymentResult:
@@ -583,38 +585,49 @@ class CanaryDeployment:
 
     async def _deliver_notifications(self) -> None:
         """Deliver queued notifications one at a time, so they arrive in order."""
-        while True:
+        while not self._stop_delivering:
             await workflow.wait_condition(lambda: bool(self._outbox))
             notification = self._outbox[0]
+            self._delivering = True
             try:
                 report = await workflow.execute_activity(
                     NOTIFY,
                     NotifyInput(notification=notification),
                     result_type=DeliveryReport,
                     start_to_close_timeout=timedelta(seconds=60),
+                    schedule_to_close_timeout=NOTIFICATION_GRACE * 2,
                     retry_policy=NOTIFY_RETRIES,
                     summary=f"notify {notification.event} ({notification.severity})",
                 )
                 problems = [f"{f.channel}: {f.error}" for f in report.failed]
             except ActivityError as err:
                 problems = [root_cause(err)]
+            finally:
+                self._delivering = False
             if problems:
                 self._notification_failures += [f"{notification.event} → {p}" for p in problems]
                 self._publish()
             self._outbox.pop(0)
 
     async def _flush_notifications(self) -> None:
-        """Give the last notifications a bounded time to go out before the workflow ends."""
+        """Give the last notifications a bounded time to go out before the workflow ends.
+
+        Past the grace time the courier stops after the delivery in flight: a workflow
+        never ends with a notify activity still pending. The grace timer is left to lapse,
+        never cancelled (Temporal's time-skipping test server wedges on cancelling a timer
+        that fires during the workflow task that cancels it).
+        """
         if not self._outbox:
             return
-        try:
-            await workflow.wait_condition(
-                lambda: not self._outbox,
-                timeout=NOTIFICATION_GRACE,
-                timeout_summary="last notifications",
-            )
-        except TimeoutError:
-            events = ", ".join(n.event for n in self._outbox)
+        grace = asyncio.create_task(
+            workflow.sleep(NOTIFICATION_GRACE, summary="last notifications")
+        )
+        await workflow.wait_condition(lambda: not self._outbox or grace.done())
+        if not self._outbox:
+            return
+        self._stop_delivering = True
+        await workflow.wait_condition(lambda: not self._delivering)
+        if events := ", ".join(n.event for n in self._outbox):
             self._notification_failures.append(f"not delivered before the end: {events}")
 
     def _plan(self) -> str:

@@ -10,7 +10,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -51,6 +51,14 @@ from workflows.state import (
     DeploymentResult,
     PromoteInput,
 )
+
+
+class DemoRouter(StrEnum):
+    """The data planes `sluice demo` can run (deploy/fronts.py)."""
+
+    envoy = "envoy"
+    haproxy = "haproxy"
+    nginx = "nginx"
 
 
 class Exit(IntEnum):
@@ -621,17 +629,21 @@ def demo(
     once: Annotated[bool, typer.Option(help="Run the two deployments, then exit.")] = False,
     ui_port: Annotated[int, typer.Option(help="Web UI port (a free one if taken).")] = 8233,
     state_dir: Annotated[Path | None, typer.Option(help="Where state and logs go.")] = None,
+    router: Annotated[
+        DemoRouter, typer.Option(help="The data plane: envoy, haproxy or nginx.")
+    ] = DemoRouter.envoy,
 ) -> None:
     """The local demo: a canary promoted, then a faulty one rolled back by itself.
 
-    Starts its own Temporal dev server, Envoy, sample services, load and worker on
-    loopback, and stops them all at the end (Ctrl-C, or --once).
+    Starts its own Temporal dev server, data plane (Envoy by default; HAProxy with
+    Prometheus, or nginx with HTTP probes), sample services, load and worker on loopback,
+    and stops them all at the end (Ctrl-C, or --once).
 
-    Example: [bold]sluice demo --once[/]
+    Example: [bold]sluice demo --once --router haproxy[/]
     """
     from deploy import demo as demo_module
 
-    argv = ["--ui-port", str(ui_port)] + (["--once"] if once else [])
+    argv = ["--ui-port", str(ui_port), "--router", router.value] + (["--once"] if once else [])
     if state_dir is not None:
         argv += ["--state-dir", str(state_dir)]
     demo_module.main(argv)
