@@ -1,20 +1,26 @@
 """One deployment pair per data plane on the real stack: a healthy canary promoted and a
 faulty one rolled back, through HAProxy (metrics via Prometheus when installed) and nginx
-(health from HTTP probes). Envoy's are in test_e2e.py."""
+(health from HTTP probes), and a platform behind the webhook contract. Envoy's are in
+test_e2e.py."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from temporalio.client import Client
 
+from activities.routers import router_for
 from deploy.haproxy import haproxy_binary
 from deploy.nginx import nginx_binary
 from deploy.stack import LocalStack, Site
 from sluicegate.contracts import RouterState
 from sluicegate.deployments import start_deployment
 from sluicegate.settings import Settings
+from sluicegate.spec import WebhookRouter
 from workers.client import connect
 from workers.main import build_worker
 
@@ -79,3 +85,58 @@ async def test_a_faulty_canary_is_rolled_back(
         stable_endpoints=(site.stable.address,),
         canary_endpoints=(site.stable.address,),
     )
+
+
+class EnvoyPlatform:
+    """A platform behind the webhook contract: GET reads and POST applies routing on a
+    site's Envoy, through the Envoy router, as a real platform would on its own plane."""
+
+    def __init__(self, site: Site) -> None:
+        envoy = router_for(site.spec().router)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._answer(asyncio.run(envoy.read_state()))
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                self._answer(asyncio.run(envoy.apply(RouterState.model_validate_json(body))))
+
+            def _answer(self, state: RouterState) -> None:
+                body = state.model_dump_json().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/routing/{site.name}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("error_rates", "outcome"), [((0.0, 0.0), "promoted"), ((0.0, 0.3), "rolled_back")]
+)
+async def test_a_webhook_platform_promotes_and_rolls_back(
+    stack: LocalStack, client: Client, error_rates: tuple[float, float], outcome: str
+) -> None:
+    site = Site(stack, f"webhook-{outcome.replace('_', '-')}", error_rates=error_rates)
+    platform = EnvoyPlatform(site)
+    try:
+        spec = site.spec(stages=STAGES, failed_checks_tolerated=1)
+        spec = spec.model_copy(update={"router": WebhookRouter(url=platform.url)})
+        result = await (await start_deployment(client, spec, TASK_QUEUE)).result()
+        state = await site.router_state()
+    finally:
+        platform.close()
+        site.stop()
+    assert result.outcome == outcome, result.reason
+    serving = site.canary if outcome == "promoted" else site.stable
+    assert state.canary_weight == 0 and state.stable_endpoints == (serving.address,)
