@@ -101,6 +101,10 @@ class CheckReport(_Model):
         default=(), description="what the metric sources could not get this check"
     )
 
+    def describe(self) -> str:
+        """The verdict's evidence, then what the sources could not get."""
+        return "; ".join(part for part in (self.verdict.describe(), *self.notes) if part)
+
 
 class WatchHealthResult(_Model):
     """Why watching stopped: a breach, or lasting lack of data.

@@ -36,3 +36,16 @@ def test_short_durations() -> None:
     assert short_duration(timedelta(hours=2)) == "2h"
     assert short_duration(timedelta(seconds=90)) == "90s"
     assert short_duration(timedelta(milliseconds=1500)) == "1.5s"
+
+
+def test_what_a_source_could_not_get_is_shown_with_the_check() -> None:
+    missing = 'canary: no data for sum(http_requests_total{version="v2"})'
+    check = CheckReport(
+        at=datetime(2024, 1, 1, tzinfo=UTC),
+        number=4,
+        verdict=Verdict(status="inconclusive", results=()),
+        notes=(missing,),
+    )
+    assert check.describe().endswith(missing)
+    text = render_details(make_spec(), a_status(latest_check=check))
+    assert f"Latest reported check #4: inconclusive: {missing}" in text

@@ -408,7 +408,7 @@ class CanaryDeployment:
         self._latest_check = result.last or self._latest_check
         stage = self._current_stage()
         where = f"stage {stage.name if stage else '?'} ({self._weight}%), check {result.checks}"
-        detail = result.last.verdict.describe() if result.last else "no check completed"
+        detail = result.last.describe() if result.last else "no check completed"
         return _Stop(f"health {result.status} at {where}: {detail}", result.last, unhealthy=True)
 
     def _refusal(self, action: Action) -> str | None:

@@ -28,8 +28,7 @@ def render_details(spec: DeploymentSpec, status: DeploymentStatus) -> str:
         check = status.latest_check
         lines += [
             "",
-            f"Latest reported check #{check.number}: "
-            f"{check.verdict.status}: {check.verdict.describe()}",
+            f"Latest reported check #{check.number}: {check.verdict.status}: {check.describe()}",
         ]
     if status.reason:
         lines += ["", f"Reason: {status.reason}"]

@@ -59,7 +59,7 @@ async def watch(client: Client, service: str, console: Console) -> int:
     console.print(result_line(result))
     if result.evidence is not None and result.outcome == "rolled_back":
         evidence = result.evidence
-        console.print(f"evidence: check {evidence.number}: {evidence.verdict.describe()}")
+        console.print(f"evidence: check {evidence.number}: {evidence.describe()}")
     return exit_code(result)
 
 
