@@ -28,6 +28,11 @@ from workers.client import connect
 log = logging.getLogger(__name__)
 
 
+# A refused body is read and dropped up to this size before the 413; past it, the
+# connection is closed on the sender.
+DRAIN_LIMIT = 8 * 1024 * 1024
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -46,15 +51,17 @@ class BodyLimit:
             return
         length = Headers(scope=scope).get("content-length", "")
         if length.isdigit() and int(length) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, body_done=False)
             return
         received = 0
         started = False
+        body_done = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_done
             message = await receive()
             received += len(message.get("body", b""))
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
             if received > self.max_bytes:
                 raise BodyTooLarge
             return message
@@ -69,11 +76,24 @@ class BodyLimit:
         except BodyTooLarge:
             if started:
                 raise
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, body_done)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, body_done: bool) -> None:
+        if not body_done:
+            await _drain(receive, DRAIN_LIMIT)
         message = f"request body too large: at most {self.max_bytes} bytes"
         await error(413, message, headers={"Connection": "close"})(scope, receive, send)
+
+
+async def _drain(receive: Receive, limit: int) -> None:
+    """Read and drop the rest of a refused body (up to `limit` bytes), so the client has
+    sent it all and can read the 413 instead of finding the connection reset."""
+    drained = 0
+    while drained <= limit:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        drained += len(message.get("body", b""))
 
 
 def build_app(settings: Settings, client: Client, http: httpx.AsyncClient) -> Starlette:
