@@ -40,6 +40,19 @@ async def promoted_with_controls(client: Client, path: Path) -> None:
         path.write_text((await handle.fetch_history()).to_json())
 
 
+async def aborted_by_operator(client: Client, path: Path) -> None:
+    """Aborted by an update while its first stage bakes, then rolled back."""
+    acts = ScriptedActivities(hold_in_stage="canary")
+    async with build_worker(client, "record-abort", activities=acts.activities()):
+        handle = await start_deployment(client, make_spec("recorded-abort"), "record-abort")
+        await _wait_phase(handle, "progressing")
+        await handle.execute_update(
+            CanaryDeployment.abort_update, ControlInput(by="rec", reason="recorded abort")
+        )
+        assert (await handle.result()).outcome == "rolled_back"
+        path.write_text((await handle.fetch_history()).to_json())
+
+
 async def rolled_back_on_breach(client: Client, path: Path) -> None:
     acts = ScriptedActivities(breach_in_stage="pilot")
     async with build_worker(client, "record-breach", activities=acts.activities()):
@@ -83,6 +96,7 @@ async def main() -> None:
             # With notifications (patch "notifications"): the courier's notify activities.
             "notified_promotion_with_controls.json": promoted_with_controls,
             "notified_breach.json": rolled_back_on_breach,
+            "aborted_by_operator.json": aborted_by_operator,
         }
         for name, record in recorders.items():
             path = HISTORIES / name
