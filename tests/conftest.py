@@ -16,9 +16,13 @@ from workers.search_attributes import ensure_search_attributes
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The real time-skipping test server, started from the venv's binary (offline)."""
+    """The real time-skipping test server, started from the venv's binary (offline).
+
+    One per test: the server's clock and its workflows never carry over, since its
+    auto-skipping can wedge under the load of earlier tests' timers and activities.
+    """
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=DATA_CONVERTER,
         test_server_existing_path=venv_binary("temporal-test-server"),

@@ -97,6 +97,9 @@ async def main() -> None:
             "notified_promotion_with_controls.json": promoted_with_controls,
             "notified_breach.json": rolled_back_on_breach,
             "aborted_by_operator.json": aborted_by_operator,
+            # Bake timers left to lapse (patch "bake-timers-lapse").
+            "lapsing_bake_timers.json": promoted_with_controls,
+            "lapsing_bake_timers_abort.json": aborted_by_operator,
         }
         for name, record in recorders.items():
             path = HISTORIES / name

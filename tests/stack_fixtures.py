@@ -6,11 +6,18 @@ the stack starts is stopped by PID at the end of the session.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import pytest
 
+from deploy.processes import Process, start, venv_binary
 from deploy.stack import LocalStack, Site
+from sluicegate.errors import NoWorker
+from sluicegate.operations import ensure_worker
+from sluicegate.settings import Settings
+from tests.waiting import eventually
+from workers.client import connect
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +44,31 @@ def site(stack: LocalStack, request: pytest.FixtureRequest) -> Iterator[Site]:
         yield site
     finally:
         site.stop()
+
+
+@asynccontextmanager
+async def sluice_worker(
+    stack: LocalStack, address: str, task_queue: str, env: dict[str, str] | None = None
+) -> AsyncIterator[Process]:
+    """`sluice worker` on `task_queue` as a subprocess, once it polls; stopped by PID."""
+    env = {
+        "SLUICEGATE_TEMPORAL_ADDRESS": address,
+        "SLUICEGATE_TASK_QUEUE": task_queue,
+        **(env or {}),
+    }
+    process = start(f"worker-{task_queue}", [venv_binary("sluice"), "worker"], stack.log_dir, env)
+    client = await connect(Settings(temporal_address=address))
+
+    async def polling() -> bool:
+        assert process.alive(), process.tail()
+        try:
+            await ensure_worker(client, task_queue)
+        except NoWorker:
+            return False
+        return True
+
+    try:
+        await eventually(polling, "sluice worker polls the task queue")
+        yield process
+    finally:
+        process.stop()

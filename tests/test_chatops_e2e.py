@@ -29,10 +29,10 @@ from deploy.processes import Process, free_port, start, venv_binary
 from deploy.stack import LocalStack, Site
 from sluicegate.chatops.access import token_digest
 from sluicegate.deployments import deployment_handle, start_deployment
-from sluicegate.errors import NoWorker
 from sluicegate.history import DeploymentRecord
-from sluicegate.operations import current, ensure_worker
+from sluicegate.operations import current
 from sluicegate.settings import Settings
+from tests.stack_fixtures import sluice_worker
 from tests.waiting import eventually
 from workers.client import connect
 from workflows.state import ControlRecord, DeploymentStatus
@@ -166,23 +166,9 @@ async def client(dev_server: str) -> Client:
 
 
 @pytest.fixture(scope="module")
-async def worker(stack: LocalStack, dev_server: str, client: Client) -> AsyncIterator[Process]:
-    env = {"SLUICEGATE_TEMPORAL_ADDRESS": dev_server, "SLUICEGATE_TASK_QUEUE": TASK_QUEUE}
-    process = start("chatops-worker", [venv_binary("sluice"), "worker"], stack.log_dir, env)
-
-    async def polling() -> bool:
-        assert process.alive(), process.tail()
-        try:
-            await ensure_worker(client, TASK_QUEUE)
-        except NoWorker:
-            return False
-        return True
-
-    try:
-        await eventually(polling, "sluice worker polls the task queue")
+async def worker(stack: LocalStack, dev_server: str) -> AsyncIterator[Process]:
+    async with sluice_worker(stack, dev_server, TASK_QUEUE) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

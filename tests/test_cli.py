@@ -13,14 +13,11 @@ from typing import Any
 
 import pytest
 
-from deploy.processes import Process, free_port, start, venv_binary
+from deploy.processes import Process, free_port, venv_binary
 from deploy.stack import LocalStack, Site
 from sluicegate.contracts import RouterState
-from sluicegate.errors import NoWorker
-from sluicegate.operations import ensure_worker
-from sluicegate.settings import Settings
+from tests.stack_fixtures import sluice_worker
 from tests.waiting import eventually
-from workers.client import connect
 
 pytest_plugins = ["tests.stack_fixtures"]
 pytestmark = pytest.mark.e2e
@@ -67,22 +64,8 @@ def sluice(dev_server: str, tmp_path_factory: pytest.TempPathFactory) -> Sluice:
 @pytest.fixture(scope="module")
 async def worker(stack: LocalStack, sluice: Sluice, dev_server: str) -> AsyncIterator[Process]:
     """`sluice worker` on the test task queue, once it polls."""
-    process = start("sluice-worker", [venv_binary("sluice"), "worker"], stack.log_dir, sluice.env)
-    client = await connect(Settings(temporal_address=dev_server))
-
-    async def polling() -> bool:
-        assert process.alive(), process.tail()
-        try:
-            await ensure_worker(client, TASK_QUEUE)
-        except NoWorker:
-            return False
-        return True
-
-    try:
-        await eventually(polling, "sluice worker polls the task queue")
+    async with sluice_worker(stack, dev_server, TASK_QUEUE, sluice.env) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def spec_file(site: Site, tmp_path: Path, **overrides: Any) -> Path:

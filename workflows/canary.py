@@ -56,6 +56,8 @@ with workflow.unsafe.imports_passed_through():
 SpecInput = DeploymentSpec | dict[str, Any]
 # Deployments started before notifications existed replay without them.
 NOTIFICATIONS_PATCH = "notifications"
+# Bake timers are left to lapse instead of being cancelled when a stage is interrupted.
+LAPSING_TIMERS_PATCH = "bake-timers-lapse"
 # How long a finished deployment waits for its last notifications before it ends anyway.
 NOTIFICATION_GRACE = timedelta(minutes=1)
 
@@ -105,6 +107,7 @@ class CanaryDeployment:
         self._courier: asyncio.Task[None] | None = None
         self._delivering = False
         self._stop_delivering = False
+        self._lapsing_timers = False
 
     @workflow.run
     async def run(self, spec: SpecInput) -> DeploymentResult:
@@ -112,6 +115,7 @@ class CanaryDeployment:
         if workflow.patched(NOTIFICATIONS_PATCH):
             self._notifying = True
             self._courier = asyncio.create_task(self._deliver_notifications())
+        self._lapsing_timers = workflow.patched(LAPSING_TIMERS_PATCH)
         try:
             result = await self._deploy()
         finally:
@@ -237,18 +241,37 @@ class CanaryDeployment:
                 self._bake_clock = BakeClock(
                     total=stage.bake, left=remaining, ends_at=started + remaining
                 )
-                try:
-                    await workflow.wait_condition(
-                        lambda: self._interrupted(watcher) or self._paused,
-                        timeout=remaining,
-                        timeout_summary=f"bake {short_duration(remaining)} at {stage.weight}%",
-                    )
-                except TimeoutError:
+                if await self._baked(remaining, stage, watcher):
                     return
                 remaining -= workflow.now() - started
             self._check_stops(watcher)
             if self._pending_promote is not None:
                 return
+
+    async def _baked(
+        self, remaining: timedelta, stage: Stage, watcher: asyncio.Task[WatchHealthResult]
+    ) -> bool:
+        """Wait out `remaining` unless interrupted or paused first; True if it ran out.
+
+        The timer of an interrupted bake is left to lapse, not cancelled: Temporal's
+        time-skipping test server wedges on cancelling a timer that fires meanwhile.
+        """
+        summary = f"bake {short_duration(remaining)} at {stage.weight}%"
+        if not self._lapsing_timers:  # deployments started before the patch
+            try:
+                await workflow.wait_condition(
+                    lambda: self._interrupted(watcher) or self._paused,
+                    timeout=remaining,
+                    timeout_summary=summary,
+                )
+            except TimeoutError:
+                return True
+            return False
+        timer = asyncio.create_task(workflow.sleep(remaining, summary=summary))
+        await workflow.wait_condition(
+            lambda: timer.done() or self._interrupted(watcher) or self._paused
+        )
+        return timer.done()
 
     async def _promote(self) -> None:
         self._set_phase("promoting")
