@@ -49,3 +49,10 @@ def test_what_a_source_could_not_get_is_shown_with_the_check() -> None:
     assert check.describe().endswith(missing)
     text = render_details(make_spec(), a_status(latest_check=check))
     assert f"Latest reported check #4: inconclusive: {missing}" in text
+
+
+def test_notifications_that_failed_are_shown() -> None:
+    failures = tuple(f"stage_advanced → pager: HTTP 503 (attempt 3 of 3) #{n}" for n in range(7))
+    text = render_details(make_spec(), a_status(notification_failures=failures))
+    assert "Notifications not delivered:" in text
+    assert "#6" in text and "#1" not in text  # the latest five

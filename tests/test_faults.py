@@ -31,6 +31,6 @@ async def test_every_deployment_ends_correct_despite_the_fault(
     rig: Rig, scenario: Scenario
 ) -> None:
     runs = await run_scenario(rig, scenario, RUNS, SEED)
-    assert [r.outcome for r in runs] == ["promoted", "rolled_back"]
+    assert [r.outcome for r in runs] == ["promoted", "rolled_back"], [r.reason for r in runs]
     wrong = [row(r) for r in runs if r.verdict != "correct"]
     assert not wrong, "\n".join(wrong)

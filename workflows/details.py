@@ -32,6 +32,9 @@ def render_details(spec: DeploymentSpec, status: DeploymentStatus) -> str:
         ]
     if status.reason:
         lines += ["", f"Reason: {status.reason}"]
+    if status.notification_failures:
+        lines += ["", "Notifications not delivered:"]
+        lines += [f"- {failure}" for failure in status.notification_failures[-5:]]
     return "\n".join(lines)
 
 
