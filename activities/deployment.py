@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 from temporalio import activity
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
 
 from activities.backup_store import state_to_restore, write_backup
 from activities.errors import temporal_errors
-from activities.heartbeats import sleep_heartbeating
+from activities.heartbeats import heartbeating, sleep_heartbeating
 from activities.metrics import SourceContext, analysis_source
 from activities.metrics.base import MetricSource
 from activities.routers import router_for
@@ -19,6 +21,7 @@ from sluicegate.analysis import ComparisonResult, Verdict, compare, judge, start
 from sluicegate.analysis.samples import Sample
 from sluicegate.contracts import (
     BACKUP,
+    HEALTH_LAPSED,
     HEALTH_REPORT,
     ROLLBACK,
     SET_TRAFFIC,
@@ -38,6 +41,7 @@ from sluicegate.errors import MetricsUnavailable, RouterMisconfigured, Sluicegat
 
 @activity.defn(name=BACKUP)
 @temporal_errors
+@heartbeating
 async def backup(request: BackupInput) -> BackupRecord:
     """Snapshot the router before any traffic moves; refuse if it is not at rest."""
     state = await router_for(request.router).read_state()
@@ -56,6 +60,7 @@ async def backup(request: BackupInput) -> BackupRecord:
 
 @activity.defn(name=SET_TRAFFIC)
 @temporal_errors
+@heartbeating
 async def set_traffic(request: SetTrafficInput) -> RouterState:
     """Set absolute weights and endpoints; returns the verified read-back."""
     return await router_for(request.router).apply(request.desired)
@@ -63,6 +68,7 @@ async def set_traffic(request: SetTrafficInput) -> RouterState:
 
 @activity.defn(name=ROLLBACK)
 @temporal_errors
+@heartbeating
 async def rollback(request: RollbackInput) -> RollbackResult:
     """Restore the backed-up routing (100% stable) and verify it by read-back."""
     state = await router_for(request.router).restore(state_to_restore(request.backup))
@@ -72,7 +78,8 @@ async def rollback(request: RollbackInput) -> RollbackResult:
 @activity.defn(name=WATCH_HEALTH)
 @temporal_errors
 async def watch_health(request: WatchHealthInput) -> WatchHealthResult:
-    """Check health every interval until a breach, lasting lack of data, or cancellation.
+    """Check health every interval until a breach, lasting lack of data (unless the spec
+    says to pause for a person then), or cancellation.
 
     Each check also reads the router back and re-applies the expected state on drift.
     The latest check is the heartbeat detail, so the Web UI shows live health.
@@ -134,7 +141,9 @@ class _Watch:
             previous = current
             if (result := self._conclude(report)) is not None:
                 return result
-            if self._notable(report):
+            if self._lapsed():
+                await self._ask_for_a_person(report)
+            elif self._notable(report):
                 await self._report(report)
 
     def _judge(self, stage_start: Sample, previous: Sample, current: Sample) -> Verdict:
@@ -160,9 +169,13 @@ class _Watch:
             c.status == "breach" for c in report.verdict.comparisons
         ):
             return self._result("breach", report)
-        if self.inconclusive_in_a_row > policy.inconclusive_checks_tolerated:
+        if self._lapsed() and policy.on_inconclusive == "rollback":
             return self._result("inconclusive", report)
         return None
+
+    def _lapsed(self) -> bool:
+        """More checks in a row without enough data than the policy tolerates."""
+        return self.inconclusive_in_a_row > self.request.analysis.inconclusive_checks_tolerated
 
     def _notable(self, report: CheckReport) -> bool:
         """Judged health changed (the first healthy check, a tolerated breach, a recovery),
@@ -184,6 +197,23 @@ class _Watch:
             await activity.client().get_workflow_handle(workflow_id).signal(HEALTH_REPORT, report)
         except Exception as err:  # display only: never let it stop the watching
             activity.logger.warning("could not report check %d: %s", report.number, err)
+
+    async def _ask_for_a_person(self, report: CheckReport) -> None:
+        """Pause the deployment until a person acts (`on_inconclusive: pause`).
+
+        Once asked, a new lapse needs the full count of checks again, so a deployment
+        resumed while data is still missing pauses again only after as many checks.
+        """
+        handle = activity.client().get_workflow_handle(activity.info().workflow_id)
+        try:
+            await handle.execute_update(HEALTH_LAPSED, report)
+        except WorkflowUpdateFailedError:
+            pass  # already paused by someone, or no longer progressing: no trace in history
+        except RPCError as err:  # Temporal unreachable: the next check asks again
+            activity.logger.warning("could not pause for check %d: %s", report.number, err)
+            return
+        self.inconclusive_in_a_row = 0
+        self.reported_status = None  # the workflow forgets older evidence: report anew
 
     def _result(self, status: str, report: CheckReport) -> WatchHealthResult:
         return WatchHealthResult.model_validate(

@@ -12,7 +12,7 @@ from temporalio import activity
 
 from activities import backup_store
 from activities.errors import temporal_errors
-from activities.heartbeats import sleep_heartbeating
+from activities.heartbeats import heartbeating, sleep_heartbeating
 from activities.metrics import SourceContext, analysis_source
 from activities.routers import router_for
 from sluicegate.analysis import judge_once
@@ -36,6 +36,7 @@ from sluicegate.spec import DeploymentSpec
 
 @activity.defn(name=SNAPSHOT)
 @temporal_errors
+@heartbeating
 async def snapshot(request: SnapshotInput) -> BackupRecord:
     """Back up the routing exactly as it is now, verified by reading the files back."""
     state = await router_for(request.router).read_state()

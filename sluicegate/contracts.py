@@ -21,6 +21,7 @@ SET_TRAFFIC = "set_traffic"
 WATCH_HEALTH = "watch_health"
 ROLLBACK = "rollback"
 HEALTH_REPORT = "health_report"  # signal: a watcher's notable check, for display only
+HEALTH_LAPSED = "health_lapsed"  # update: no data past the limit, pause for a person
 SNAPSHOT = "snapshot"
 LIST_BACKUPS = "list_backups"
 PREFLIGHT = "preflight"

@@ -30,6 +30,14 @@ class SpecError(SluicegateError):
         super().__init__("invalid deployment spec:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+class InvalidArgument(SpecError):
+    """A command's argument (not a spec) is invalid: one line naming it, e.g. `SERVICE: ...`."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__([problem])
+        self.args = (problem,)
+
+
 class RouterMisconfigured(SluicegateError):
     """The router is reachable but is not set up the way the spec expects."""
 

@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from sluicegate import visibility
 from sluicegate.contracts import BACKUP, BackupRecord
-from sluicegate.errors import DeploymentNotFound, SluicegateError, SpecError
+from sluicegate.errors import DeploymentNotFound, InvalidArgument, SluicegateError, SpecError
 from sluicegate.spec import (
     BackupSpec,
     DeploymentSpec,
@@ -71,9 +71,9 @@ class ServiceRouting(BaseModel):
 
 
 def checked_service(name: str) -> str:
-    """`name` if it is a valid service name, else a SpecError naming the argument."""
+    """`name` if it is a valid service name, else an InvalidArgument naming SERVICE."""
     if problem := service_name_problem(name):
-        raise SpecError([f"SERVICE: {problem}"])
+        raise InvalidArgument(f"SERVICE: {problem}")
     return name
 
 

@@ -338,7 +338,15 @@ class AnalysisSpec(_Model):
     inconclusive_checks_tolerated: int = Field(
         default=6,
         ge=0,
-        description="consecutive checks without enough data allowed; one more rolls back",
+        description="consecutive checks without enough data allowed; one more acts "
+        "as on_inconclusive says",
+    )
+    on_inconclusive: Literal["rollback", "pause"] = Field(
+        default="rollback",
+        description=(
+            "past inconclusive_checks_tolerated: roll back, or pause for a person "
+            "(traffic stays where it is; resume, promote or abort)"
+        ),
     )
     min_requests: int = Field(
         default=20, ge=1, description="canary requests a window needs before it is judged"
@@ -507,16 +515,20 @@ def load_spec(path: str | Path) -> DeploymentSpec:
 
     file = Path(path)
     try:
-        text = file.read_text()
+        text = file.read_text(encoding="utf-8")
     except OSError as err:
         raise SpecError([f"{path}: cannot read ({err.strerror})"]) from None
+    except UnicodeDecodeError as err:
+        raise SpecError([f"{path}: not UTF-8 ({err.reason} at byte {err.start})"]) from None
     try:
         data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+        if not isinstance(data, dict):
+            raise SpecError([f"{path}: expected a mapping at the top level"])
+        return parse_spec(data)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         raise SpecError([f"{path}: not valid {file.suffix.lstrip('.') or 'YAML'}: {err}"]) from None
-    if not isinstance(data, dict):
-        raise SpecError([f"{path}: expected a mapping at the top level"])
-    return parse_spec(data)
+    except RecursionError:
+        raise SpecError([f"{path}: nested too deeply to be a spec"]) from None
 
 
 # Fields holding a union chosen by `type`: pydantic puts the chosen type in the location.

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import socket
 import struct
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -21,9 +19,11 @@ import pytest
 
 from deploy.envoy import Envoy
 from deploy.processes import free_port
+from tests.local_http import LocalServer, QuietHandler
+from tests.traffic import send_gets
 
 
-class Upstream:
+class Upstream(LocalServer):
     """An HTTP server on 127.0.0.1 answering GET with its name; can fail, stall or reset."""
 
     def __init__(self, name: str) -> None:
@@ -31,19 +31,12 @@ class Upstream:
         self.status = 200
         self.delay = 0.0  # seconds to sleep before answering
         self.reset = False  # close the connection without answering
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        super().__init__(self._handler())
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         upstream = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as real services
-            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 if upstream.reset:
                     linger = struct.pack("ii", 1, 0)  # close = RST, not FIN
@@ -57,14 +50,7 @@ class Upstream:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
         return Handler
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class EnvoyStack(Envoy):
@@ -72,12 +58,7 @@ class EnvoyStack(Envoy):
 
     async def send(self, count: int) -> Counter[str]:
         """Send `count` GETs through Envoy one after another; count `<status> <body>`."""
-        answers: Counter[str] = Counter()
-        async with httpx.AsyncClient(timeout=10) as client:
-            for _ in range(count):
-                response = await client.get(self.url)
-                answers[f"{response.status_code} {response.text}"] += 1
-        return answers
+        return await send_gets(self.url, count)
 
     def set_weight(self, percent: int) -> None:
         """Set the canary share directly through the admin runtime."""

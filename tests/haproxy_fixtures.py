@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
 from activities.routers.haproxy import RuntimeApi
 from deploy.haproxy import BACKEND, INSTALL_HINT, HAProxy, haproxy_binary
 from deploy.processes import free_port
 from sluicegate.spec import HAProxyRouter, HAProxyStats
+from tests.traffic import send_gets
 
 if TYPE_CHECKING:
     from tests.envoy_fixtures import Upstream
@@ -50,16 +50,7 @@ class HAProxyStack(HAProxy):
 
     async def send(self, count: int) -> Counter[str]:
         """Send `count` GETs one after another; count `<status> <body>`, or the error name."""
-        answers: Counter[str] = Counter()
-        async with httpx.AsyncClient(timeout=10) as client:
-            for _ in range(count):
-                try:
-                    response = await client.get(self.url)
-                except httpx.TransportError as err:  # a reset upstream can cost the connection
-                    answers[type(err).__name__] += 1
-                else:
-                    answers[f"{response.status_code} {response.text}"] += 1
-        return answers
+        return await send_gets(self.url, count, count_errors=True)
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
 from deploy.nginx import INSTALL_HINT, Nginx, nginx_binary
 from deploy.processes import free_port
 from sluicegate.spec import NginxRouter
+from tests.traffic import send_gets
 
 if TYPE_CHECKING:
     from tests.envoy_fixtures import Upstream
@@ -40,12 +40,7 @@ class NginxStack(Nginx):
 
     async def send(self, count: int) -> Counter[str]:
         """Send `count` GETs through nginx one after another; count `<status> <body>`."""
-        answers: Counter[str] = Counter()
-        async with httpx.AsyncClient(timeout=10) as client:
-            for _ in range(count):
-                response = await client.get(self.url)
-                answers[f"{response.status_code} {response.text}"] += 1
-        return answers
+        return await send_gets(self.url, count)
 
 
 @pytest.fixture

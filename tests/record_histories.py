@@ -10,9 +10,10 @@ deliberate, `workflow.patched`-guarded change, add a recording under a new name.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from deploy.processes import venv_binary
@@ -61,6 +62,59 @@ async def rolled_back_on_breach(client: Client, path: Path) -> None:
         path.write_text((await handle.fetch_history()).to_json())
 
 
+async def rolled_back_after_failing_rollbacks(client: Client, path: Path) -> None:
+    """A breach whose first round of restore attempts fails; the next round restores."""
+    acts = ScriptedActivities(breach_in_stage="pilot", rollback_failures=5)
+    async with build_worker(client, "record-failing", activities=acts.activities()):
+        handle = await start_deployment(client, make_spec("recorded-failing"), "record-failing")
+        assert (await handle.result()).outcome == "rolled_back"
+        path.write_text((await handle.fetch_history()).to_json())
+
+
+async def paused_for_no_data(client: Client, path: Path) -> None:
+    """`on_inconclusive: pause`: the watcher finds no data past the limit, the deployment
+    pauses for a person, who resumes it; a new healthy check lets it promote."""
+    from tests.test_workflow import check
+
+    acts = ScriptedActivities(hold_in_stage="only")
+    spec = make_spec(
+        "recorded-no-data",
+        stages=[{"name": "only", "weight": 10, "bake": "PT1S"}],
+        analysis={**make_spec().analysis.model_dump(mode="json"), "on_inconclusive": "pause"},
+    )
+    async with build_worker(client, "record-no-data", activities=acts.activities()):
+        handle = await start_deployment(client, spec, "record-no-data")
+        await _wait_phase(handle, "progressing")
+        await handle.execute_update(
+            CanaryDeployment.health_lapsed, check("only", "inconclusive", 7)
+        )
+        await handle.execute_update(CanaryDeployment.resume_update, ControlInput(by="rec"))
+        await handle.signal(CanaryDeployment.health_report, check("only", "healthy", 8))
+        assert (await handle.result()).outcome == "promoted"
+        path.write_text((await handle.fetch_history()).to_json())
+
+
+async def cancelled_during_a_shift(client: Client, path: Path) -> None:
+    """Cancelled while a shift hangs: the rollback waits until the shift has stopped."""
+    acts = ScriptedActivities(hang_set_traffic_at_weight=25)
+    stages = [
+        {"name": "canary", "weight": 5, "bake": "PT1S"},
+        {"name": "pilot", "weight": 25, "bake": "PT1S"},
+    ]
+    spec = make_spec("recorded-cancel", stages=stages)
+    async with build_worker(client, "record-cancel", activities=acts.activities()):
+        handle = await start_deployment(client, spec, "record-cancel")
+        for _ in range(400):
+            if (await handle.query(CanaryDeployment.status)).stage == "pilot":
+                break
+            await asyncio.sleep(0.025)
+        await handle.cancel()
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
+        assert acts.steps == ["shift cancelled", "rollback"]
+        path.write_text((await handle.fetch_history()).to_json())
+
+
 async def restored_backup(client: Client, path: Path) -> None:
     """RestoreRelease whose first round of restore attempts fails."""
     from tests.test_restore_workflow import PROMOTED, restore_input
@@ -100,6 +154,15 @@ async def main() -> None:
             # Bake timers left to lapse (patch "bake-timers-lapse").
             "lapsing_bake_timers.json": promoted_with_controls,
             "lapsing_bake_timers_abort.json": aborted_by_operator,
+            # A failing rollback retried after a fixed 30 s pause (before "rollback-backoff").
+            "rolled_back_after_failing_rollbacks.json": rolled_back_after_failing_rollbacks,
+            # Paused for a person on lasting lack of data (`on_inconclusive: pause`).
+            "paused_for_no_data.json": paused_for_no_data,
+            # Failed restore rounds retried after 2 s, then 4 s (patch "rollback-backoff");
+            # short activities with a heartbeat timeout.
+            "rollback_backoff.json": rolled_back_after_failing_rollbacks,
+            # A cancel during a shift waits for the shift to stop (patch "shift-cancel-waits").
+            "cancelled_during_a_shift.json": cancelled_during_a_shift,
         }
         for name, record in recorders.items():
             path = HISTORIES / name

@@ -65,6 +65,7 @@ class ScriptedActivities:
     breach_in_stage: str | None = None
     hold_in_stage: str | None = None
     fail_set_traffic_at_weight: int | None = None
+    hang_set_traffic_at_weight: int | None = None  # until cancelled
     fail_backup: bool = False
     rollback_failures: int = 0
     notify_fails: bool = False
@@ -76,6 +77,7 @@ class ScriptedActivities:
     applied: list[RouterState] = field(default_factory=list)
     watched: list[str] = field(default_factory=list)
     rollbacks: int = 0
+    steps: list[str] = field(default_factory=list)  # cancelled shifts and rollbacks, in order
     snapshots: list[RouterState] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
 
@@ -107,6 +109,14 @@ class ScriptedActivities:
     async def set_traffic(self, request: SetTrafficInput) -> RouterState:
         if request.desired.canary_weight == self.fail_set_traffic_at_weight:
             raise ApplicationError("router on fire", type="RouterMisconfigured", non_retryable=True)
+        if request.desired.canary_weight == self.hang_set_traffic_at_weight:
+            try:
+                while True:  # a router that never answers; blocks time skipping
+                    activity.heartbeat()
+                    await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                self.steps.append("shift cancelled")
+                raise
         self.state = request.desired
         self.applied.append(request.desired)
         return self.state
@@ -140,6 +150,7 @@ class ScriptedActivities:
     @activity.defn(name=ROLLBACK)
     async def rollback(self, request: RollbackInput) -> RollbackResult:
         self.rollbacks += 1
+        self.steps.append("rollback")
         if self.rollbacks <= self.rollback_failures:
             raise RuntimeError("router unreachable")
         self.state = request.backup.state

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -14,10 +11,11 @@ from activities.metrics import SourceContext, metric_source_for
 from activities.metrics.envoy import EnvoyStatsSource
 from activities.routers.envoy import EnvoyRouterClient
 from deploy.processes import free_port
-from sluicegate.analysis.samples import ArmCounters, Sample
+from sluicegate.analysis.samples import ArmCounters
 from sluicegate.contracts import RouterState
 from sluicegate.errors import MetricsUnavailable
 from sluicegate.spec import EnvoyRouter, EnvoyStats
+from tests.waiting import sample_until
 
 if TYPE_CHECKING:
     from tests.envoy_fixtures import EnvoyStack, Upstream
@@ -27,19 +25,6 @@ pytest_plugins = ["tests.envoy_fixtures"]
 
 def source(stack: EnvoyStack, **overrides: str) -> EnvoyStatsSource:
     return EnvoyStatsSource(EnvoyStats(admin_url=stack.admin_url, **overrides))
-
-
-async def sample_until(
-    stack: EnvoyStack, ready: Callable[[Sample], bool], timeout: float = 5.0
-) -> Sample:
-    """Collect until `ready` holds (stats land as requests complete); bounded."""
-    deadline = time.monotonic() + timeout
-    while True:
-        sample = await source(stack).collect()
-        if ready(sample):
-            return sample
-        assert time.monotonic() < deadline, f"not reached within {timeout} s: {sample}"
-        await asyncio.sleep(0.05)
 
 
 def requests(arm: ArmCounters | None) -> int:
@@ -60,14 +45,14 @@ async def test_idle_clusters_are_zero_and_unknown_clusters_none(envoy: EnvoyStac
 
 async def test_counts_requests_and_5xx_per_arm(envoy: EnvoyStack, upstreams: dict[str, Upstream]):
     assert await envoy.send(30) == {"200 stable": 30}
-    sample = await sample_until(envoy, lambda s: requests(s.stable) == 30)
+    sample = await sample_until(source(envoy), lambda s: requests(s.stable) == 30)
     assert (sample.stable.requests, sample.stable.errors) == (30, 0)  # type: ignore[union-attr]
     assert sample.canary == ArmCounters(requests=0, errors=0)
 
     upstreams["canary"].status = 500
     envoy.set_weight(100)
     assert await envoy.send(20) == {"500 canary": 20}
-    sample = await sample_until(envoy, lambda s: requests(s.canary) == 20)
+    sample = await sample_until(source(envoy), lambda s: requests(s.canary) == 20)
     assert sample.canary is not None and sample.stable is not None
     assert (sample.canary.requests, sample.canary.errors) == (20, 20)
     assert (sample.stable.requests, sample.stable.errors) == (30, 0)
@@ -82,7 +67,8 @@ async def test_latency_buckets_show_a_slow_upstream(
     assert await envoy.send(5) == {"200 canary": 5}
 
     sample = await sample_until(
-        envoy, lambda s: bool(s.canary and s.canary.latency_buckets[-1:] == ((float("inf"), 5),))
+        source(envoy),
+        lambda s: bool(s.canary and s.canary.latency_buckets[-1:] == ((float("inf"), 5),)),
     )
     assert sample.canary is not None
     buckets = dict(sample.canary.latency_buckets)
@@ -108,7 +94,7 @@ async def test_a_dead_canary_counts_as_errors(envoy: EnvoyStack, upstreams: dict
     answers = await envoy.send(10)
     assert sum(answers.values()) == 10 and all(k.startswith("503 ") for k in answers), answers
 
-    sample = await sample_until(envoy, lambda s: requests(s.canary) == 10)
+    sample = await sample_until(source(envoy), lambda s: requests(s.canary) == 10)
     assert sample.canary is not None
     assert (sample.canary.requests, sample.canary.errors) == (10, 10)
 
@@ -121,7 +107,7 @@ async def test_an_upstream_reset_counts_as_errors(
     answers = await envoy.send(10)
     assert sum(answers.values()) == 10 and all(k.startswith("503 ") for k in answers), answers
 
-    sample = await sample_until(envoy, lambda s: requests(s.canary) == 10)
+    sample = await sample_until(source(envoy), lambda s: requests(s.canary) == 10)
     assert sample.canary is not None
     assert (sample.canary.requests, sample.canary.errors) == (10, 10)
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -13,9 +10,10 @@ import pytest
 from activities.metrics import SourceContext, metric_source_for
 from activities.metrics.haproxy import HAProxyStatsSource
 from deploy.processes import free_port
-from sluicegate.analysis.samples import ArmCounters, Sample
+from sluicegate.analysis.samples import ArmCounters
 from sluicegate.errors import MetricsUnavailable
 from sluicegate.spec import HAProxyStats
+from tests.waiting import sample_until
 
 if TYPE_CHECKING:
     from tests.envoy_fixtures import Upstream
@@ -26,19 +24,6 @@ pytest_plugins = ["tests.haproxy_fixtures"]
 
 def source(stack: HAProxyStack, **overrides: str) -> HAProxyStatsSource:
     return HAProxyStatsSource(stack.stats_spec(**overrides))
-
-
-async def sample_until(
-    stack: HAProxyStack, ready: Callable[[Sample], bool], timeout: float = 5.0
-) -> Sample:
-    """Collect until `ready` holds (HAProxy counts a request as its stream ends); bounded."""
-    deadline = time.monotonic() + timeout
-    while True:
-        sample = await source(stack).collect()
-        if ready(sample):
-            return sample
-        assert time.monotonic() < deadline, f"not reached within {timeout} s: {sample}"
-        await asyncio.sleep(0.05)
 
 
 def requests(arm: ArmCounters | None) -> int:
@@ -81,7 +66,7 @@ async def test_counts_requests_and_5xx_per_server(
     await send_with_status(haproxy, upstreams["canary"], 200, 85)
 
     sample = await sample_until(
-        haproxy, lambda s: requests(s.stable) == 300 and requests(s.canary) == 100
+        source(haproxy), lambda s: requests(s.stable) == 300 and requests(s.canary) == 100
     )
     assert sample.stable == ArmCounters(requests=300, errors=3)
     assert sample.canary == ArmCounters(requests=100, errors=10)
@@ -97,7 +82,7 @@ async def test_a_dead_canary_counts_as_errors(haproxy: HAProxyStack):
     answers = await haproxy.send(5)
     assert sum(answers.values()) == 5 and all(k.startswith("503 ") for k in answers), answers
 
-    sample = await sample_until(haproxy, lambda s: requests(s.canary) >= 5)
+    sample = await sample_until(source(haproxy), lambda s: requests(s.canary) >= 5)
     assert sample.canary == ArmCounters(requests=5, errors=5)
     assert sample.stable == ArmCounters(requests=0, errors=0)
 
@@ -110,7 +95,7 @@ async def test_an_upstream_reset_counts_as_errors(
     answers = await haproxy.send(10)
     assert not any(k.startswith("2") for k in answers), answers  # 502s or dropped connections
 
-    sample = await sample_until(haproxy, lambda s: requests(s.canary) > 0)
+    sample = await sample_until(source(haproxy), lambda s: requests(s.canary) > 0)
     assert sample.canary is not None
     # HAProxy 2.6 counts resets only roughly (measured: 7 to 20 for 10 requests), but each
     # one it counts is a request and an error: the canary's error rate is 100%.
@@ -120,7 +105,7 @@ async def test_an_upstream_reset_counts_as_errors(
 
 async def test_no_latency_buckets_even_with_traffic(haproxy: HAProxyStack):
     assert await haproxy.send(5) == {"200 stable": 5}
-    sample = await sample_until(haproxy, lambda s: requests(s.stable) == 5)
+    sample = await sample_until(source(haproxy), lambda s: requests(s.stable) == 5)
     # HAProxy 2.6 exports only averages and maxima of response times, never a histogram.
     assert sample.stable is not None and sample.stable.latency_buckets == ()
 

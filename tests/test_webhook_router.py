@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -17,12 +15,13 @@ from deploy.processes import free_port
 from sluicegate.contracts import RouterState
 from sluicegate.errors import RouterMisconfigured, RouterUnavailable
 from sluicegate.spec import WebhookRouter
+from tests.local_http import LocalServer, QuietHandler
 
 PATH = "/routing/checkout"
 START = {"canary_weight": 0, "stable_endpoints": ["10.0.0.1:8080"], "canary_endpoints": []}
 
 
-class Platform:
+class Platform(LocalServer):
     """A platform's routing endpoint: GET answers the stored state, POST replaces it."""
 
     def __init__(self) -> None:
@@ -33,24 +32,16 @@ class Platform:
         self.fail_on = ("GET", "POST")
         self.forget_endpoints = False  # store only the weight of what is POSTed
         self.get_body: bytes | None = None  # answer GET with this instead of the state
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{PATH}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+        super().__init__(self._handler(), poll_interval=0.05)
+        self.url = f"http://{self.address}{PATH}"
 
     def methods(self) -> list[str]:
         return [method for method, _, _ in self.requests]
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         platform = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 if self._refused("GET"):
                     return
@@ -85,14 +76,7 @@ class Platform:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
         return Handler
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -186,6 +186,25 @@ async def test_cancellation_still_rolls_back(
     assert acts.state.canary_weight == 0 and acts.state.canary_endpoints == (OLD_CANARY,)
 
 
+async def test_a_cancel_during_a_shift_rolls_back_only_after_the_shift_stopped(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities(hang_set_traffic_at_weight=25)
+    stages = [
+        {"name": "canary", "weight": 5, "bake": "PT1S"},
+        {"name": "pilot", "weight": 25, "bake": "PT1S"},
+    ]
+    spec = unique_spec(task_queue, stages=stages)
+    async with deployment(time_skipping_env, task_queue, acts, spec) as handle:
+        await wait_for(handle, lambda s: s.stage == "pilot")
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+    # A shift still in flight could otherwise land after the restore.
+    assert acts.steps == ["shift cancelled", "rollback"]
+    assert acts.state.canary_weight == 0
+
+
 @pytest.mark.parametrize(
     ("action", "control", "refusal"),
     [
@@ -243,11 +262,19 @@ async def test_failed_backup_moves_no_traffic(
 async def test_rollback_keeps_retrying_until_it_succeeds(
     time_skipping_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    acts = ScriptedActivities(breach_in_stage="canary", rollback_failures=7)
+    acts = ScriptedActivities(breach_in_stage="canary", rollback_failures=12)
     async with deployment(time_skipping_env, task_queue, acts, unique_spec(task_queue)) as handle:
         result = await handle.result()
+        history = await handle.fetch_history()
     assert result.outcome == "rolled_back"
-    assert acts.rollbacks == 8 and acts.state.canary_weight == 0
+    assert acts.rollbacks == 13 and acts.state.canary_weight == 0
+    pauses = [
+        seconds
+        for e in history.events
+        if e.HasField("timer_started_event_attributes")
+        and (seconds := e.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()) <= 30
+    ]
+    assert pauses == [2, 4]  # two failed rounds of five: retried soon, then backing off
 
 
 async def test_a_second_deployment_of_the_same_service_is_refused(
@@ -352,13 +379,8 @@ async def test_a_stage_moves_on_only_after_a_healthy_check(
     acts = ScriptedActivities(hold_in_stage="only")  # a watcher that has judged nothing yet
     spec = unique_spec(task_queue, stages=[{"name": "only", "weight": 10, "bake": "PT1S"}])
     async with deployment(time_skipping_env, task_queue, acts, spec) as handle:
-
-        async def bake_over() -> bool:
-            history = await handle.fetch_history()
-            return any(e.HasField("timer_fired_event_attributes") for e in history.events)
-
         for _ in range(400):
-            if await bake_over():
+            if await fired_timers(handle):
                 break
             await asyncio.sleep(0.025)
         else:
@@ -375,6 +397,63 @@ async def test_a_stage_moves_on_only_after_a_healthy_check(
         result = await handle.result()
     assert result.outcome == "promoted"
     assert acts.weights == [10, 100, 100, 0]
+
+
+async def fired_timers(handle: Handle) -> int:
+    history = await handle.fetch_history()
+    return sum(e.HasField("timer_fired_event_attributes") for e in history.events)
+
+
+def check(stage: str, status: str, number: int) -> CheckReport:
+    verdict = Verdict(status=status, results=())  # type: ignore[arg-type]
+    return CheckReport(stage=stage, at=datetime.now(UTC), number=number, verdict=verdict)
+
+
+async def test_no_data_past_the_limit_pauses_for_a_person_and_old_evidence_lapses(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities(hold_in_stage="only")  # the watcher is driven by hand
+    spec = unique_spec(
+        task_queue,
+        stages=[{"name": "only", "weight": 10, "bake": "PT1S"}],
+        analysis={**make_spec().analysis.model_dump(mode="json"), "on_inconclusive": "pause"},
+    )
+    async with deployment(time_skipping_env, task_queue, acts, spec) as handle:
+        await wait_for(handle, lambda s: s.phase == "progressing")
+        await handle.signal(CanaryDeployment.health_report, check("only", "healthy", 1))
+        with pytest.raises(WorkflowUpdateFailedError):  # not the stage being watched
+            await handle.execute_update(
+                CanaryDeployment.health_lapsed, check("other", "inconclusive", 8)
+            )
+        paused = await handle.execute_update(
+            CanaryDeployment.health_lapsed, check("only", "inconclusive", 8)
+        )
+        assert (paused.paused, paused.controls[-1].by) == (True, "sluicegate")
+        assert paused.controls[-1].reason.startswith("no data for 7 checks in a row")
+        with pytest.raises(WorkflowUpdateFailedError) as refused:  # asked again: no trace
+            await handle.execute_update(
+                CanaryDeployment.health_lapsed, check("only", "inconclusive", 9)
+            )
+        assert "already paused" in str(refused.value.cause)
+        await wait_for(handle, lambda s: s.phase == "paused")
+        await handle.execute_update(CanaryDeployment.resume_update, ControlInput(by="carol"))
+        for _ in range(400):  # the bake runs out after the resume
+            if await fired_timers(handle):
+                break
+            await asyncio.sleep(0.025)
+        else:
+            raise AssertionError("the bake timer never fired")
+        # The healthy check from before the lapse no longer counts: the stage waits.
+        status = await handle.query(CanaryDeployment.status)
+        assert (status.phase, status.paused, acts.weights) == ("progressing", False, [10])
+        await handle.signal(CanaryDeployment.health_report, check("only", "healthy", 10))
+        result = await handle.result()
+    assert result.outcome == "promoted"
+    assert [(c.action, c.by) for c in result.controls] == [
+        ("pause", "sluicegate"),
+        ("resume", "carol"),
+    ]
+    assert "paused" in acts.events and "resumed" in acts.events
 
 
 async def test_malformed_control_input_never_breaks_the_deployment(

@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from sluicegate import visibility
     from sluicegate.contracts import (
         BACKUP,
+        HEALTH_LAPSED,
         HEALTH_REPORT,
         NOTIFY,
         SET_TRAFFIC,
@@ -35,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from sluicegate.spec import DeploymentSpec, Stage, parse_spec
     from workflows.details import render_details, short_duration
     from workflows.restore import restore_until_done, root_cause
-    from workflows.retries import NOTIFY_RETRIES, QUICK_RETRIES, WATCH_RETRIES
+    from workflows.retries import NOTIFY_RETRIES, QUICK_HEARTBEAT, QUICK_RETRIES, WATCH_RETRIES
     from workflows.state import (
         FINISHED,
         WATCHING,
@@ -58,6 +59,9 @@ SpecInput = DeploymentSpec | dict[str, Any]
 NOTIFICATIONS_PATCH = "notifications"
 # Bake timers are left to lapse instead of being cancelled when a stage is interrupted.
 LAPSING_TIMERS_PATCH = "bake-timers-lapse"
+# A cancelled traffic shift is waited for before the rollback starts, so a shift still in
+# flight cannot land after the restore (before this patch the rollback started at once).
+SHIFT_CANCEL_PATCH = "shift-cancel-waits"
 # How long a finished deployment waits for its last notifications before it ends anyway.
 NOTIFICATION_GRACE = timedelta(minutes=1)
 
@@ -108,6 +112,7 @@ class CanaryDeployment:
         self._delivering = False
         self._stop_delivering = False
         self._lapsing_timers = False
+        self._shift_cancel_waits = False
 
     @workflow.run
     async def run(self, spec: SpecInput) -> DeploymentResult:
@@ -116,6 +121,7 @@ class CanaryDeployment:
             self._notifying = True
             self._courier = asyncio.create_task(self._deliver_notifications())
         self._lapsing_timers = workflow.patched(LAPSING_TIMERS_PATCH)
+        self._shift_cancel_waits = workflow.patched(SHIFT_CANCEL_PATCH)
         try:
             result = await self._deploy()
         finally:
@@ -174,6 +180,7 @@ class CanaryDeployment:
             ),
             result_type=BackupRecord,
             start_to_close_timeout=timedelta(seconds=30),
+            heartbeat_timeout=QUICK_HEARTBEAT,
             retry_policy=QUICK_RETRIES,
             summary=f"back up {self.spec.router.type} routing of {self.spec.service}",
         )
@@ -342,7 +349,13 @@ class CanaryDeployment:
             SetTrafficInput(router=self.spec.router, desired=desired),
             result_type=RouterState,
             start_to_close_timeout=timedelta(seconds=30),
+            heartbeat_timeout=QUICK_HEARTBEAT,
             retry_policy=QUICK_RETRIES,
+            cancellation_type=(
+                workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+                if self._shift_cancel_waits
+                else workflow.ActivityCancellationType.TRY_CANCEL
+            ),
             summary=summary,
         )
         self._weight = state.canary_weight
@@ -571,6 +584,41 @@ class CanaryDeployment:
                 by=request.by,
             )
         self._publish()
+
+    @workflow.update(name=HEALTH_LAPSED)
+    def health_lapsed(self, report: CheckReport) -> DeploymentStatus:
+        """The watcher had no data past the limit and the spec says pause for a person.
+
+        Evidence from before the lapse no longer counts: after a resume the stage moves on
+        only once a new check is healthy. Reached only by specs with `on_inconclusive:
+        pause`, which did not exist before this handler, so no running deployment can
+        change course (no patch needed).
+        """
+        lapsed = self.spec.analysis.inconclusive_checks_tolerated + 1
+        record = ControlRecord(
+            action="pause",
+            by="sluicegate",
+            reason=f"no data for {lapsed} checks in a row: {report.describe()}",
+            at=workflow.now(),
+        )
+        self._controls.append(record)
+        self._paused = True
+        self._stage_health = None
+        self._latest_check = report
+        self._notify(
+            "paused",
+            f"paused for a person: {record.reason}; resume, promote or abort",
+            by=record.by,
+        )
+        self._publish()
+        return self.status()
+
+    @health_lapsed.validator
+    def _validate_health_lapsed(self, report: CheckReport) -> None:
+        self._validate("pause")
+        stage = self._current_stage()
+        if stage is None or report.stage != stage.name:
+            raise ValueError(f"cannot pause: the report is from stage {report.stage!r}")
 
     # -- notifications -----------------------------------------------------------------
 

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
         PreflightReport,
         SnapshotInput,
     )
-    from workflows.retries import QUICK_RETRIES
+    from workflows.retries import QUICK_HEARTBEAT, QUICK_RETRIES
 
 
 @workflow.defn(name="SnapshotRouting")
@@ -32,6 +32,7 @@ class SnapshotRouting:
             request.model_copy(update={"label": workflow.info().run_id}),
             result_type=BackupRecord,
             start_to_close_timeout=timedelta(seconds=30),
+            heartbeat_timeout=QUICK_HEARTBEAT,
             retry_policy=QUICK_RETRIES,
             summary=f"back up {request.service}'s routing",
         )

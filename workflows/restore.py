@@ -25,8 +25,17 @@ with workflow.unsafe.imports_passed_through():
         SnapshotInput,
     )
     from sluicegate.spec import RouterSpec
-    from workflows.retries import QUICK_RETRIES, ROLLBACK_RETRIES, ROLLBACK_RETRY_PAUSE
+    from workflows.retries import (
+        QUICK_HEARTBEAT,
+        QUICK_RETRIES,
+        ROLLBACK_FIRST_PAUSE,
+        ROLLBACK_RETRIES,
+        ROLLBACK_RETRY_PAUSE,
+    )
     from workflows.state import RestoreInput, RestoreResult
+
+# Restore rounds after a failed one are retried sooner at first (see ROLLBACK_FIRST_PAUSE).
+ROLLBACK_BACKOFF_PATCH = "rollback-backoff"
 
 
 async def restore_until_done(
@@ -37,6 +46,7 @@ async def restore_until_done(
 ) -> RouterState:
     """Restore `backup` until it works, verified by read-back. Never abandoned, not even
     when cancelled. `on_trouble(problem)` hears each failed round, then `None` on retrying."""
+    pause: timedelta | None = None
     while True:
         try:
             result = await workflow.execute_activity(
@@ -44,6 +54,7 @@ async def restore_until_done(
                 RollbackInput(router=router, backup=backup),
                 result_type=RollbackResult,
                 start_to_close_timeout=timedelta(seconds=30),
+                heartbeat_timeout=QUICK_HEARTBEAT,
                 retry_policy=ROLLBACK_RETRIES,
                 summary=summary,
             )
@@ -53,9 +64,18 @@ async def restore_until_done(
                 continue  # a cancel that lands mid-restore: restore all the same
             # P0: traffic may still reach a bad version. Keep trying, loudly.
             on_trouble(root_cause(err))
+            pause = _next_pause(pause)
             with contextlib.suppress(asyncio.CancelledError):
-                await workflow.sleep(ROLLBACK_RETRY_PAUSE, summary="retry rollback")
+                await workflow.sleep(pause, summary="retry rollback")
             on_trouble(None)
+
+
+def _next_pause(previous: timedelta | None) -> timedelta:
+    """The pause before the next round of restore attempts."""
+    if previous is None:
+        backoff = workflow.patched(ROLLBACK_BACKOFF_PATCH)
+        return ROLLBACK_FIRST_PAUSE if backoff else ROLLBACK_RETRY_PAUSE
+    return min(previous * 2, ROLLBACK_RETRY_PAUSE)
 
 
 def root_cause(err: BaseException) -> str:
@@ -91,6 +111,7 @@ class RestoreRelease:
             ),
             result_type=BackupRecord,
             start_to_close_timeout=timedelta(seconds=30),
+            heartbeat_timeout=QUICK_HEARTBEAT,
             retry_policy=QUICK_RETRIES,
             summary=f"back up {request.service}'s routing before restoring",
         )

@@ -9,6 +9,9 @@ from temporalio.common import RetryPolicy
 # Retrying cannot fix a bad spec or a router set up differently from what the spec says.
 NON_RETRYABLE = ["SpecError", "RouterMisconfigured"]
 
+# Short router and store operations heartbeat while they run: a worker that dies mid-call
+# is noticed after this long instead of after their 30 s start-to-close timeout.
+QUICK_HEARTBEAT = timedelta(seconds=5)
 # Short router and store operations: a few seconds of retries, then the caller decides.
 QUICK_RETRIES = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
@@ -28,6 +31,10 @@ ROLLBACK_RETRIES = RetryPolicy(
     maximum_interval=timedelta(seconds=5),
     maximum_attempts=5,
 )
+# Between rounds: 2 s at first (a router back after a blip is used at once), doubling up
+# to 30 s, so a long outage does not flood the history. Before the "rollback-backoff"
+# patch every pause was 30 s.
+ROLLBACK_FIRST_PAUSE = timedelta(seconds=2)
 ROLLBACK_RETRY_PAUSE = timedelta(seconds=30)
 # A notification's channels each get quick attempts inside the activity; these retries
 # only cover a worker that died while delivering.

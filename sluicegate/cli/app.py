@@ -96,7 +96,20 @@ SpecFile = Annotated[
     typer.Argument(help="Deployment spec, YAML or JSON (see docs/SPEC.md).", show_default=False),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
-Reason = Annotated[str, typer.Option("--reason", "-r", help="Why; recorded with your name.")]
+
+
+def _recordable(reason: str) -> str:
+    try:
+        ControlInput(reason=reason)
+    except ValidationError as err:
+        raise typer.BadParameter(err.errors()[0]["msg"]) from None
+    return reason
+
+
+Reason = Annotated[
+    str,
+    typer.Option("--reason", "-r", help="Why; recorded with your name.", callback=_recordable),
+]
 SpecOption = Annotated[
     Path | None,
     typer.Option(
@@ -292,6 +305,8 @@ def status(
 
     Examples: [bold]sluice status[/]   [bold]sluice status checkout --json[/]
     """
+    if service is not None:
+        checked_service(service)  # a bad name needs no Temporal
 
     async def work(session: Session) -> int:
         if service is None:
@@ -377,7 +392,10 @@ def promote(
 def abort(
     ctx: typer.Context,
     service: Service,
-    reason: Annotated[str, typer.Option("--reason", "-r", help="Why; recorded with your name.")],
+    reason: Annotated[
+        str,
+        typer.Option("--reason", "-r", help="Why; recorded with your name.", callback=_recordable),
+    ],
     as_json: Json = False,
 ) -> None:
     """Stop SERVICE's deployment and restore its backup (100% stable).
