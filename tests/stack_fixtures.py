@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import pytest
+from temporalio.client import Client
 
 from deploy.processes import Process, start, venv_binary
 from deploy.stack import LocalStack, Site
@@ -44,6 +45,21 @@ def site(stack: LocalStack, request: pytest.FixtureRequest) -> Iterator[Site]:
         yield site
     finally:
         site.stop()
+
+
+@pytest.fixture(scope="module")
+async def client(dev_server: str) -> Client:
+    """A Temporal client on the session's dev server."""
+    return await connect(Settings(temporal_address=dev_server))
+
+
+@pytest.fixture(scope="module")
+async def worker(
+    stack: LocalStack, dev_server: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Process]:
+    """`sluice worker` on the test module's TASK_QUEUE, once it polls; stopped by PID."""
+    async with sluice_worker(stack, dev_server, request.module.TASK_QUEUE) as process:
+        yield process
 
 
 @asynccontextmanager

@@ -31,10 +31,7 @@ from sluicegate.chatops.access import token_digest
 from sluicegate.deployments import deployment_handle, start_deployment
 from sluicegate.history import DeploymentRecord
 from sluicegate.operations import current
-from sluicegate.settings import Settings
-from tests.stack_fixtures import sluice_worker
 from tests.waiting import eventually
-from workers.client import connect
 from workflows.state import ControlRecord, DeploymentStatus
 
 pytest_plugins = ["tests.stack_fixtures"]
@@ -158,17 +155,6 @@ def settings_toml(slack: FakeSlack) -> str:
         + token("ci", [SLACK], ["status", "pause", "resume", "promote"])
         + token("flood", ["elsewhere"], ["status"])
     )
-
-
-@pytest.fixture(scope="module")
-async def client(dev_server: str) -> Client:
-    return await connect(Settings(temporal_address=dev_server))
-
-
-@pytest.fixture(scope="module")
-async def worker(stack: LocalStack, dev_server: str) -> AsyncIterator[Process]:
-    async with sluice_worker(stack, dev_server, TASK_QUEUE) as process:
-        yield process
 
 
 @pytest.fixture(scope="module")

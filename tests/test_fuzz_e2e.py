@@ -42,14 +42,12 @@ from sluicegate.deployments import deployment_handle, start_deployment
 from sluicegate.errors import SluicegateError, SpecError
 from sluicegate.history import DeploymentRecord
 from sluicegate.operations import current
-from sluicegate.settings import CONFIG_ENV, Settings
+from sluicegate.settings import CONFIG_ENV
 from sluicegate.spec import parse_spec, service_name_problem, workflow_id_for
 from tests.scripted import spec_data
-from tests.stack_fixtures import sluice_worker
 from tests.test_chatops_e2e import SECRET, FakeSlack, command_body, signed_headers
 from tests.test_fuzz_inputs import FIELDS, JSON, PATHS, SLASH_WORDS, mutated
 from tests.waiting import eventually
-from workers.client import connect
 from workflows.state import ControlRecord, DeploymentStatus
 
 pytest_plugins = ["tests.stack_fixtures"]
@@ -77,19 +75,6 @@ class Baseline:
 
 
 # -- the running deployment and what it received ------------------------------------------
-
-
-@pytest.fixture(scope="module")
-async def client(dev_server: str) -> Client:
-    """A Temporal client of the tests' own, on the session's dev server."""
-    return await connect(Settings(temporal_address=dev_server))
-
-
-@pytest.fixture(scope="module")
-async def worker(stack: LocalStack, dev_server: str) -> AsyncIterator[Process]:
-    """`sluice worker` on this module's task queue, once it polls; stopped by PID."""
-    async with sluice_worker(stack, dev_server, TASK_QUEUE) as process:
-        yield process
 
 
 @pytest.fixture(scope="module")

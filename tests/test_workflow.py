@@ -42,6 +42,16 @@ async def wait_for(handle: Handle, holds: Callable[[DeploymentStatus], bool]) ->
     raise AssertionError(f"status never got there; last: {status}")
 
 
+async def a_timer_fired(handle: Handle) -> None:
+    """Until the deployment's history has a fired timer (bounded)."""
+    for _ in range(400):
+        history = await handle.fetch_history()
+        if any(e.HasField("timer_fired_event_attributes") for e in history.events):
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("no timer fired")
+
+
 def unique_spec(task_queue: str, **overrides: object) -> DeploymentSpec:
     return make_spec(service=f"svc-{task_queue}", **overrides)
 
@@ -379,12 +389,7 @@ async def test_a_stage_moves_on_only_after_a_healthy_check(
     acts = ScriptedActivities(hold_in_stage="only")  # a watcher that has judged nothing yet
     spec = unique_spec(task_queue, stages=[{"name": "only", "weight": 10, "bake": "PT1S"}])
     async with deployment(time_skipping_env, task_queue, acts, spec) as handle:
-        for _ in range(400):
-            if await fired_timers(handle):
-                break
-            await asyncio.sleep(0.025)
-        else:
-            raise AssertionError("the bake timer never fired")
+        await a_timer_fired(handle)
         status = await handle.query(CanaryDeployment.status)
         assert (status.phase, status.stage, acts.weights) == ("progressing", "only", [10])
         healthy = CheckReport(
@@ -397,11 +402,6 @@ async def test_a_stage_moves_on_only_after_a_healthy_check(
         result = await handle.result()
     assert result.outcome == "promoted"
     assert acts.weights == [10, 100, 100, 0]
-
-
-async def fired_timers(handle: Handle) -> int:
-    history = await handle.fetch_history()
-    return sum(e.HasField("timer_fired_event_attributes") for e in history.events)
 
 
 def check(stage: str, status: str, number: int) -> CheckReport:
@@ -437,12 +437,7 @@ async def test_no_data_past_the_limit_pauses_for_a_person_and_old_evidence_lapse
         assert "already paused" in str(refused.value.cause)
         await wait_for(handle, lambda s: s.phase == "paused")
         await handle.execute_update(CanaryDeployment.resume_update, ControlInput(by="carol"))
-        for _ in range(400):  # the bake runs out after the resume
-            if await fired_timers(handle):
-                break
-            await asyncio.sleep(0.025)
-        else:
-            raise AssertionError("the bake timer never fired")
+        await a_timer_fired(handle)  # the bake runs out after the resume
         # The healthy check from before the lapse no longer counts: the stage waits.
         status = await handle.query(CanaryDeployment.status)
         assert (status.phase, status.paused, acts.weights) == ("progressing", False, [10])
