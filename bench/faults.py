@@ -1,6 +1,6 @@
 """Faults mid-deployment on the real stack; nothing may be lost or left half-way.
 
-    python -m bench.faults [--scenario all] [--runs 10] [--seed 1]
+    python -m bench.faults [--scenario all | NAME ...] [--runs 10] [--seed 1]
 
 Everything is real and on loopback (see bench.fault_rig): the Temporal dev server, Envoy,
 the v1 and v2 sample services, steady load through Envoy, and Sluicegate workers as
@@ -243,21 +243,35 @@ def _counts(counter: Counter[str]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.faults", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.faults",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--scenario",
+        nargs="+",
         choices=[*SCENARIOS, "all"],
-        default="all",
-        help="one scenario or all (default); see the module's docstring",
+        default=["all"],
+        metavar="NAME",
+        help=f"one or more of {', '.join(SCENARIOS)}; or all (default). See docs/RELIABILITY.md",
     )
-    parser.add_argument("--runs", type=int, default=10, help="runs per scenario (default 10)")
+    parser.add_argument(
+        "--runs", type=_at_least_one, default=10, help="runs per scenario (default 10)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the faults' timing")
     parser.add_argument("--state-dir", type=Path, default=STATE_DIR)
     return parser.parse_args(argv)
 
 
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 async def run(args: argparse.Namespace) -> int:
-    scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    scenarios = list(SCENARIOS) if "all" in args.scenario else args.scenario
     shutil.rmtree(args.state_dir, ignore_errors=True)
     results: dict[str, list[RunResult]] = {}
     async with open_rig(args.state_dir) as rig:
