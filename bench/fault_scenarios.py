@@ -13,15 +13,14 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from bench import until
 from bench.fault_rig import Rig, Run, status_of
 from bench.gate import GateMode
 from workflows.canary import CanaryDeployment
-from workflows.state import ControlInput
+from workflows.state import ControlInput, Outcome
 
-Outcome = Literal["promoted", "rolled_back"]
 PERSON = "bench (the person on call)"
 # Seconds from pick-up to a randomly timed fault, keyed by "faulty canary": about the
 # length of a healthy deployment, or of a faulty one's way to its rollback.

@@ -80,6 +80,7 @@ class RunResult:
 async def run_scenario(rig: Rig, name: str, runs: int, seed: int) -> list[RunResult]:
     """`runs` deployments, each with the scenario's fault; the workers stop at the end."""
     rng = random.Random(f"{seed}-{name}")
+    say(f"{name}: {SCENARIOS[name].summary}")
     results = []
     try:
         for number in range(1, runs + 1):

@@ -666,6 +666,7 @@ class CanaryDeployment:
                     NotifyInput(notification=notification),
                     result_type=DeliveryReport,
                     start_to_close_timeout=timedelta(seconds=60),
+                    heartbeat_timeout=QUICK_HEARTBEAT,
                     schedule_to_close_timeout=NOTIFICATION_GRACE * 2,
                     retry_policy=NOTIFY_RETRIES,
                     summary=f"notify {notification.event} ({notification.severity})",

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from temporalio import activity
 
+from activities.heartbeats import heartbeating
 from activities.notify.slack import slack_message
 from activities.notify.webhook import webhook_body
 from sluicegate.contracts import NOTIFY, ChannelFailure, DeliveryReport, NotifyInput
@@ -40,6 +41,7 @@ class Notifier:
         self.settings = settings
 
     @activity.defn(name=NOTIFY)
+    @heartbeating
     async def notify(self, request: NotifyInput) -> DeliveryReport:
         notification = request.notification
         wanted = [channel for channel in self.channels if channel.wants(notification)]
