@@ -526,9 +526,20 @@ def load_spec(path: str | Path) -> DeploymentSpec:
             raise SpecError([f"{path}: expected a mapping at the top level"])
         return parse_spec(data)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise SpecError([f"{path}: not valid {file.suffix.lstrip('.') or 'YAML'}: {err}"]) from None
+        kind = file.suffix.lstrip(".") or "YAML"
+        raise SpecError([f"{path}: not valid {kind}: {_syntax_error(err)}"]) from None
     except RecursionError:
         raise SpecError([f"{path}: nested too deeply to be a spec"]) from None
+
+
+def _syntax_error(err: Exception) -> str:
+    """One line: what is wrong and where (YAML's own message quotes the file over lines)."""
+    import yaml
+
+    mark = getattr(err, "problem_mark", None)
+    if isinstance(err, yaml.MarkedYAMLError) and mark is not None:
+        return f"{err.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(err).split())
 
 
 # Fields holding a union chosen by `type`: pydantic puts the chosen type in the location.

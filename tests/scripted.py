@@ -64,6 +64,7 @@ BREACH = Verdict(
 class ScriptedActivities:
     breach_in_stage: str | None = None
     hold_in_stage: str | None = None
+    silent_in_stage: str | None = None  # a watcher whose worker died: no heartbeat, no end
     fail_set_traffic_at_weight: int | None = None
     hang_set_traffic_at_weight: int | None = None  # until cancelled
     fail_backup: bool = False
@@ -129,6 +130,9 @@ class ScriptedActivities:
                 stage=request.stage, at=datetime.now(UTC), number=3, verdict=BREACH
             )
             return WatchHealthResult(status="breach", checks=3, failed_checks=1, last=report)
+        if request.stage == self.silent_in_stage:
+            self.silent_in_stage = None  # its retry, if any, behaves
+            await asyncio.sleep(60)  # never heartbeats: times out like a dead worker's
         if request.stage == self.hold_in_stage:
             while True:  # until cancelled; blocks time skipping, so only for gate tests
                 activity.heartbeat()

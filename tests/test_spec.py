@@ -349,7 +349,9 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_invalid_yaml(tmp_path: Path) -> None:
     path = tmp_path / "spec.yaml"
     path.write_text("service: [checkout\nstable: {")
-    assert "not valid yaml" in load_problem(path)
+    problem = load_problem(path)
+    assert "not valid yaml" in problem and "(line 2, column" in problem
+    assert "\n" not in problem  # one line, not YAML's excerpt of the file
 
 
 def test_invalid_json(tmp_path: Path) -> None:

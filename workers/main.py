@@ -27,6 +27,9 @@ from workflows.restore import RestoreRelease
 
 # Heartbeats reach the server at least this often, so a cancelled watcher stops promptly.
 HEARTBEAT_THROTTLE = timedelta(seconds=1)
+# A workflow task waits this long for this worker before any worker may take it: a
+# worker that died mid-deployment delays the deployment by this much (SDK default 10 s).
+STICKY_TIMEOUT = timedelta(seconds=2)
 
 
 def build_worker(
@@ -52,6 +55,7 @@ def build_worker(
         max_concurrent_activities=max_watched_deployments * 2,
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
     )
 
 

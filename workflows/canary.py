@@ -10,6 +10,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 with workflow.unsafe.imports_passed_through():
     from sluicegate import visibility
@@ -62,6 +63,8 @@ LAPSING_TIMERS_PATCH = "bake-timers-lapse"
 # A cancelled traffic shift is waited for before the rollback starts, so a shift still in
 # flight cannot land after the restore (before this patch the rollback started at once).
 SHIFT_CANCEL_PATCH = "shift-cancel-waits"
+# A watcher that times out while being stopped (its worker died) counts as stopped.
+WATCHER_LOST_PATCH = "watcher-lost-while-stopping"
 # How long a finished deployment waits for its last notifications before it ends anyway.
 NOTIFICATION_GRACE = timedelta(minutes=1)
 
@@ -389,15 +392,23 @@ class CanaryDeployment:
         )
 
     async def _stop_watcher(self, watcher: asyncio.Task[WatchHealthResult]) -> None:
-        """Cancel the watcher and wait until it has stopped, so it cannot undo the next shift."""
+        """Cancel the watcher and wait until it has stopped, so it cannot undo the next shift.
+
+        A watcher whose worker died cannot confirm the cancel: its attempt times out
+        instead, and it is stopped all the same (a live but hung attempt learns of it at
+        its next heartbeat). Before the patch this rolled a healthy deployment back.
+        """
         if watcher.done():
             return
         watcher.cancel()
         try:
             await watcher
         except ActivityError as err:
-            if not is_cancelled_exception(err):
-                raise
+            if is_cancelled_exception(err):
+                return
+            if isinstance(err.cause, TemporalTimeout) and workflow.patched(WATCHER_LOST_PATCH):
+                return
+            raise
         except asyncio.CancelledError:
             pass
 
