@@ -21,6 +21,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
 )
 from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from sluicegate import visibility
 from sluicegate.contracts import (
@@ -127,6 +128,14 @@ async def control(
         cause = err.cause
         why = cause.message if isinstance(cause, FailureError) else str(cause)
         raise ControlRefused(why) from None
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        # It ended between the check above and the update (e.g. a rollback that finished).
+        raise ControlRefused(
+            f"cannot {action}: the deployment of {service} ended meanwhile; "
+            f"`sluice status {service}` shows how"
+        ) from None
 
 
 async def service_routing(
