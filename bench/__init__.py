@@ -40,6 +40,11 @@ async def until(
         await asyncio.sleep(poll)
 
 
+def say(line: str) -> None:
+    """Print a line of a bench's report at once, even into a pipe."""
+    print(line, flush=True)
+
+
 def event_name(event: HistoryEvent) -> str:
     """`ActivityTaskScheduled`-style name of a history event's type."""
     name = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")

@@ -29,7 +29,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
 from activities.routers.envoy import DEFAULT_RUNTIME_KEY
-from bench import STATE_ROOT, event_name, event_seconds, load_summary, until
+from bench import STATE_ROOT, event_name, event_seconds, load_summary, say, until
 from deploy.sample_service import set_fault
 from deploy.stack import LocalStack, Site
 from sluicegate.contracts import ROLLBACK
@@ -219,10 +219,6 @@ def _row(r: Run) -> str:
         f"Envoy 0% {r.safe:6.3f} s  ({', '.join(r.breached)}; "
         f"{r.window_requests} canary requests in that check; {r.events} events)"
     )
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,7 +36,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
 from activities.routers import router_for
-from bench import STATE_ROOT, until
+from bench import STATE_ROOT, say, until
 from bench.fault_rig import Handle, Rig, Run, all_polling, open_rig, phase_of
 from bench.fault_scenarios import SCENARIOS, Scenario
 from deploy.fronts import ERRORS_ONLY
@@ -289,10 +289,6 @@ async def run(args: argparse.Namespace) -> int:
         f"{sum(r.verdict == 'lost' for r in every)} lost (seed {args.seed})"
     )
     return 1 if bad else 0
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

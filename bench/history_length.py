@@ -27,7 +27,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from bench import STATE_ROOT, event_name, event_seconds, load_summary
+from bench import STATE_ROOT, event_name, event_seconds, load_summary, say
 from deploy.processes import venv_binary
 from deploy.stack import LocalStack, Site
 from sluicegate.contracts import CheckReport
@@ -200,10 +200,6 @@ def _duration(duration: timedelta) -> str:
 
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import httpx
 import pytest
 from temporalio.client import Client
 
-from deploy.processes import Process, start, venv_binary
+from deploy.processes import Process, free_port, start, venv_binary
 from deploy.stack import LocalStack, Site
 from sluicegate.errors import NoWorker
 from sluicegate.operations import ensure_worker
@@ -86,5 +88,44 @@ async def sluice_worker(
     try:
         await eventually(polling, "sluice worker polls the task queue")
         yield process
+    finally:
+        process.stop()
+
+
+@asynccontextmanager
+async def sluice_chatops(
+    stack: LocalStack,
+    address: str,
+    task_queue: str,
+    config_toml: str,
+    home: Path,
+    health: dict[str, bool] | None = None,
+) -> AsyncIterator[tuple[str, Process]]:
+    """`sluice chatops` on a free loopback port with this config, once /healthz answers
+    (with `health`, if given); its base URL and process; stopped by PID."""
+    config = home / "sluicegate.toml"
+    config.write_text(config_toml)
+    port = free_port()
+    env = {
+        "HOME": str(home),
+        "SLUICEGATE_TEMPORAL_ADDRESS": address,
+        "SLUICEGATE_TASK_QUEUE": task_queue,
+    }
+    argv = [venv_binary("sluice"), "--config", str(config), "chatops", "--port", str(port)]
+    process = start(f"chatops-{task_queue}", argv, stack.log_dir, env)
+    url = f"http://127.0.0.1:{port}"
+
+    async def healthy() -> bool:
+        assert process.alive(), process.tail()
+        try:
+            async with httpx.AsyncClient() as http:
+                response = await http.get(f"{url}/healthz")
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200 and health in (None, response.json())
+
+    try:
+        await eventually(healthy, "sluice chatops answers /healthz")
+        yield url, process
     finally:
         process.stop()

@@ -25,12 +25,13 @@ import httpx
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from deploy.processes import Process, free_port, start, venv_binary
+from deploy.processes import Process, venv_binary
 from deploy.stack import LocalStack, Site
 from sluicegate.chatops.access import token_digest
 from sluicegate.deployments import deployment_handle, start_deployment
 from sluicegate.history import DeploymentRecord
 from sluicegate.operations import current
+from tests.stack_fixtures import sluice_chatops
 from tests.waiting import eventually
 from workflows.state import ControlRecord, DeploymentStatus
 
@@ -167,35 +168,11 @@ async def chatops(
 ) -> AsyncIterator[str]:
     """`sluice chatops` on a free port; its base URL once /healthz answers."""
     home = tmp_path_factory.mktemp("chatops")
-    config = home / "sluicegate.toml"
-    config.write_text(settings_toml(slack))
-    port = free_port()
-    env = {
-        "HOME": str(home),
-        "SLUICEGATE_TEMPORAL_ADDRESS": dev_server,
-        "SLUICEGATE_TASK_QUEUE": TASK_QUEUE,
-    }
-    argv = [venv_binary("sluice"), "--config", str(config), "chatops", "--port", str(port)]
-    process = start("chatops", argv, stack.log_dir, env)
-    url = f"http://127.0.0.1:{port}"
-
-    async def healthy() -> bool:
-        assert process.alive(), process.tail()
-        try:
-            async with httpx.AsyncClient() as http:
-                return (await http.get(f"{url}/healthz")).json() == {
-                    "ok": True,
-                    "slack": True,
-                    "api": True,
-                }
-        except httpx.HTTPError:
-            return False
-
-    try:
-        await eventually(healthy, "sluice chatops answers /healthz")
+    health = {"ok": True, "slack": True, "api": True}
+    async with sluice_chatops(
+        stack, dev_server, TASK_QUEUE, settings_toml(slack), home, health
+    ) as (url, _):
         yield url
-    finally:
-        process.stop()
 
 
 @pytest.fixture

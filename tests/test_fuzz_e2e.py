@@ -31,7 +31,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 from typer.main import get_command
 
-from deploy.processes import Process, free_port, start, venv_binary
+from deploy.processes import Process
 from deploy.stack import LocalStack, Site
 from sluicegate.chatops.access import token_digest
 from sluicegate.chatops.api import POST_ACTIONS, ControlRequest
@@ -45,6 +45,7 @@ from sluicegate.operations import current
 from sluicegate.settings import CONFIG_ENV
 from sluicegate.spec import parse_spec, service_name_problem, workflow_id_for
 from tests.scripted import spec_data
+from tests.stack_fixtures import sluice_chatops
 from tests.test_chatops_e2e import SECRET, FakeSlack, command_body, signed_headers
 from tests.test_fuzz_inputs import FIELDS, JSON, PATHS, SLASH_WORDS, mutated
 from tests.waiting import eventually
@@ -495,31 +496,8 @@ async def chatops(
 ) -> AsyncIterator[tuple[str, Process]]:
     """`sluice chatops` on a free loopback port, once /healthz answers; stopped by PID."""
     home = tmp_path_factory.mktemp("chatops")
-    config = home / "sluicegate.toml"
-    config.write_text(chatops_toml())
-    port = free_port()
-    env = {
-        "HOME": str(home),
-        "SLUICEGATE_TEMPORAL_ADDRESS": dev_server,
-        "SLUICEGATE_TASK_QUEUE": TASK_QUEUE,
-    }
-    argv = [venv_binary("sluice"), "--config", str(config), "chatops", "--port", str(port)]
-    process = start("chatops-fuzz", argv, stack.log_dir, env)
-    url = f"http://127.0.0.1:{port}"
-
-    async def healthy() -> bool:
-        assert process.alive(), process.tail()
-        try:
-            async with httpx.AsyncClient() as http:
-                return (await http.get(f"{url}/healthz")).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        await eventually(healthy, "sluice chatops answers /healthz")
-        yield url, process
-    finally:
-        process.stop()
+    async with sluice_chatops(stack, dev_server, TASK_QUEUE, chatops_toml(), home) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
