@@ -17,17 +17,19 @@ from activities.metrics import SourceContext, analysis_source
 from activities.metrics.base import MetricSource
 from activities.routers import router_for
 from activities.routers.base import Router
-from sluicegate.analysis import ComparisonResult, Verdict, compare, judge, start_comparison
+from sluicegate.analysis import Baseline, JudgeState, judge_check, measure_baseline, start_stage
 from sluicegate.analysis.samples import Sample
 from sluicegate.contracts import (
     BACKUP,
     HEALTH_LAPSED,
     HEALTH_REPORT,
+    MEASURE_BASELINE,
     ROLLBACK,
     SET_TRAFFIC,
     WATCH_HEALTH,
     BackupInput,
     BackupRecord,
+    BaselineInput,
     CheckReport,
     RollbackInput,
     RollbackResult,
@@ -75,6 +77,19 @@ async def rollback(request: RollbackInput) -> RollbackResult:
     return RollbackResult(state=state)
 
 
+@activity.defn(name=MEASURE_BASELINE)
+@temporal_errors
+@heartbeating
+async def measure_stable_baseline(request: BaselineInput) -> Baseline:
+    """Stable's numbers against every limit, over `analysis.baseline`, before any traffic
+    moves. A source without data gives an empty baseline: then no limit is relaxed."""
+    policy = request.analysis
+    source = analysis_source(policy, _context(request))
+    first = await _sample(source)
+    await sleep_heartbeating(time.monotonic() + policy.baseline.total_seconds())
+    return measure_baseline(first, await _sample(source), policy)
+
+
 @activity.defn(name=WATCH_HEALTH)
 @temporal_errors
 async def watch_health(request: WatchHealthInput) -> WatchHealthResult:
@@ -84,14 +99,26 @@ async def watch_health(request: WatchHealthInput) -> WatchHealthResult:
     Each check also reads the router back and re-applies the expected state on drift.
     The latest check is the heartbeat detail, so the Web UI shows live health.
     """
-    context = SourceContext(
+    source = analysis_source(request.analysis, _context(request))
+    return await _Watch(request, router_for(request.router), source).run()
+
+
+def _context(request: WatchHealthInput | BaselineInput) -> SourceContext:
+    return SourceContext(
         service=request.service,
         stable_version=request.stable_version,
         canary_version=request.canary_version,
         interval=request.analysis.interval,
     )
-    source = analysis_source(request.analysis, context)
-    return await _Watch(request, router_for(request.router), source).run()
+
+
+async def _sample(source: MetricSource) -> Sample:
+    """A poll of the source; a source that cannot answer gives a sample without data."""
+    try:
+        return await source.collect()
+    except MetricsUnavailable as err:
+        activity.logger.warning("no data this check: %s", err)
+        return Sample(at=datetime.now(UTC), stable=None, canary=None, notes=(str(err),))
 
 
 class _Watch:
@@ -100,20 +127,20 @@ class _Watch:
         self.router = router
         self.source = source
         # A retried watcher (its worker died) carries on from its last heartbeat: same
-        # check numbers, same failed-check count, so a crash never buys extra tolerance.
+        # check numbers, same evidence, from the same sample, so a crash never buys
+        # extra tolerance nor loses the requests served meanwhile.
         self.latest = _last_heartbeat()
         self.checks = self.latest.number if self.latest else 0
-        self.failed = self.latest.failed_checks if self.latest else 0
-        self.sequential = self.latest.sequential if self.latest else None
-        self.inconclusive_in_a_row = 0
+        self.state: JudgeState | None = self.latest.judge if self.latest else None
         self.reported_status: str | None = None
         self.reported_drift = False
 
     async def run(self) -> WatchHealthResult:
         policy = self.request.analysis
-        stage_start = previous = await self._sample()
-        if self.sequential is None:
-            self.sequential = start_comparison(stage_start, policy.sequential)
+        previous = self.latest.sample if self.latest and self.latest.sample else None
+        if previous is None or self.state is None:
+            previous = await self._sample()
+            self.state = start_stage(previous, policy, self.request.baseline)
         next_check = time.monotonic()
         while True:
             next_check += policy.interval.total_seconds()
@@ -121,61 +148,28 @@ class _Watch:
             self.checks += 1
             drift = await self._correct_drift()
             current = await self._sample()
-            if stage_start.canary is None:
-                stage_start = current
-            verdict = self._judge(stage_start, previous, current)
-            if any(r.status == "breach" for r in verdict.results):
-                self.failed += 1
+            self.state, verdict = judge_check(self.state, previous, current, policy)
             report = CheckReport(
                 stage=self.request.stage,
                 at=current.at,
                 number=self.checks,
                 verdict=verdict,
                 drift=drift,
-                failed_checks=self.failed,
-                sequential=self.sequential,
+                failed_checks=self.state.failed_checks,
+                judge=self.state,
+                sample=current,
                 notes=current.notes,
             )
             self.latest = report
             activity.heartbeat(report)
             previous = current
-            if (result := self._conclude(report)) is not None:
-                return result
-            if self._lapsed():
+            if verdict.rollback:
+                status = "breach" if verdict.status == "breach" else "inconclusive"
+                return self._result(status, report)
+            if verdict.lapsed:
                 await self._ask_for_a_person(report)
             elif self._notable(report):
                 await self._report(report)
-
-    def _judge(self, stage_start: Sample, previous: Sample, current: Sample) -> Verdict:
-        """The thresholds, the canary-versus-stable comparison, or both, as the spec says."""
-        policy = self.request.analysis
-        results = judge(stage_start, previous, current, policy).results
-        comparisons: tuple[ComparisonResult, ...] = ()
-        if policy.mode != "thresholds" and self.sequential is not None:
-            self.sequential, comparisons = compare(
-                self.sequential, previous, current, policy.sequential, policy.min_requests
-            )
-        return Verdict.of(results if policy.mode != "sequential" else (), comparisons)
-
-    def _conclude(self, report: CheckReport) -> WatchHealthResult | None:
-        """Return a result when the policy says to stop; None to keep watching."""
-        policy = self.request.analysis
-        status = report.verdict.status
-        self.inconclusive_in_a_row = (
-            self.inconclusive_in_a_row + 1 if status == "inconclusive" else 0
-        )
-        # The comparison already bounds its false alarms: its first breach rolls back.
-        if self.failed > policy.failed_checks_tolerated or any(
-            c.status == "breach" for c in report.verdict.comparisons
-        ):
-            return self._result("breach", report)
-        if self._lapsed() and policy.on_inconclusive == "rollback":
-            return self._result("inconclusive", report)
-        return None
-
-    def _lapsed(self) -> bool:
-        """More checks in a row without enough data than the policy tolerates."""
-        return self.inconclusive_in_a_row > self.request.analysis.inconclusive_checks_tolerated
 
     def _notable(self, report: CheckReport) -> bool:
         """Judged health changed (the first healthy check, a tolerated breach, a recovery),
@@ -212,20 +206,22 @@ class _Watch:
         except RPCError as err:  # Temporal unreachable: the next check asks again
             activity.logger.warning("could not pause for check %d: %s", report.number, err)
             return
-        self.inconclusive_in_a_row = 0
+        assert self.state is not None
+        self.state = self.state.after_pause()
         self.reported_status = None  # the workflow forgets older evidence: report anew
 
     def _result(self, status: str, report: CheckReport) -> WatchHealthResult:
         return WatchHealthResult.model_validate(
-            {"status": status, "checks": self.checks, "failed_checks": self.failed, "last": report}
+            {
+                "status": status,
+                "checks": self.checks,
+                "failed_checks": report.failed_checks,
+                "last": report,
+            }
         )
 
     async def _sample(self) -> Sample:
-        try:
-            return await self.source.collect()
-        except MetricsUnavailable as err:
-            activity.logger.warning("no data this check: %s", err)
-            return Sample(at=datetime.now(UTC), stable=None, canary=None, notes=(str(err),))
+        return await _sample(self.source)
 
     async def _correct_drift(self) -> str | None:
         """Re-apply the expected routing if the router drifted; describe what was found."""
@@ -254,4 +250,4 @@ def _last_heartbeat() -> CheckReport | None:
         return None
 
 
-ACTIVITIES = [backup, set_traffic, watch_health, rollback]
+ACTIVITIES = [backup, measure_stable_baseline, set_traffic, watch_health, rollback]

@@ -11,6 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sluicegate.analysis.baseline import Baseline
+from sluicegate.analysis.judge import JudgeState
+from sluicegate.analysis.samples import Sample
 from sluicegate.analysis.sequential import SequentialState
 from sluicegate.analysis.verdict import Verdict
 from sluicegate.notifications import Notification
@@ -25,6 +28,7 @@ HEALTH_LAPSED = "health_lapsed"  # update: no data past the limit, pause for a p
 SNAPSHOT = "snapshot"
 LIST_BACKUPS = "list_backups"
 PREFLIGHT = "preflight"
+MEASURE_BASELINE = "measure_baseline"
 NOTIFY = "notify"
 
 
@@ -83,6 +87,18 @@ class WatchHealthInput(_Model):
     analysis: AnalysisSpec
     stable_version: str = ""
     canary_version: str = ""
+    baseline: Baseline | None = Field(
+        default=None, description="stable before any traffic moved, which the limits use"
+    )
+
+
+class BaselineInput(_Model):
+    """Watch stable for `analysis.baseline` before any traffic moves."""
+
+    service: str
+    analysis: AnalysisSpec
+    stable_version: str = ""
+    canary_version: str = ""
 
 
 class CheckReport(_Model):
@@ -96,7 +112,13 @@ class CheckReport(_Model):
     stage: str = Field(default="", description="the stage whose watcher made the check")
     failed_checks: int = Field(default=0, description="breaching checks so far this stage")
     sequential: SequentialState | None = Field(
-        default=None, description="the comparison's running state, so a retry resumes it"
+        default=None, description="0.1: the comparison's running state (now inside judge)"
+    )
+    judge: JudgeState | None = Field(
+        default=None, description="the judge's running state, so a retry resumes it"
+    )
+    sample: Sample | None = Field(
+        default=None, description="the sample judged, so a retry judges from there on"
     )
     notes: tuple[str, ...] = Field(
         default=(), description="what the metric sources could not get this check"

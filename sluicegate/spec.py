@@ -241,11 +241,14 @@ MetricName = Literal[
 
 
 class MetricCheck(_Model):
-    """One health rule: a metric of the canary and the bound it must stay within.
+    """One health rule: a limit on the share of the canary's requests that are bad.
 
-    `window: check` judges the requests since the previous check (fast reaction);
-    `window: stage` judges everything the canary served since its stage began
-    (small, persistent regressions).
+    `error_rate ≤ b`: at most b of the requests fail; `availability ≥ a`: at most 1 − a
+    fail; `latency_pNN_ms ≤ L`: at most 1 − NN% are slower than L. A rule breaches once
+    the evidence that the canary's share is above that shows beyond reasonable doubt.
+    `window: check` weighs the most damning recent run of checks (a failure that starts
+    after an hour of health is caught within a check or two); `window: stage` adds up
+    everything since the stage began (small, persistent excesses).
     """
 
     metric: MetricName
@@ -259,6 +262,10 @@ class MetricCheck(_Model):
             raise ValueError(f"{self.metric}: give exactly one of max or min")
         bound = self.max if self.max is not None else self.min
         assert bound is not None
+        wanted = "min" if self.metric == "availability" else "max"
+        if (self.max if wanted == "max" else self.min) is None:
+            meaning = {"max": "the most it may reach", "min": "the least it must keep"}[wanted]
+            raise ValueError(f"{self.metric}: give {wanted} ({meaning}), not the other bound")
         if self.metric in ("error_rate", "availability") and not 0 <= bound <= 1:
             raise ValueError(f"{self.metric}: bound is a fraction between 0 and 1, got {bound}")
         if bound < 0:
@@ -349,7 +356,18 @@ class AnalysisSpec(_Model):
         ),
     )
     min_requests: int = Field(
-        default=20, ge=1, description="canary requests a window needs before it is judged"
+        default=20, ge=1, description="canary requests a stage needs before it can be healthy"
+    )
+    limits_alpha: float = Field(
+        default=0.001,
+        gt=0,
+        lt=0.5,
+        description="per rule and stage: the chance of ever breaching a limit the canary "
+        "keeps (also the confidence of stable's baseline bound)",
+    )
+    baseline: timedelta = Field(
+        default=timedelta(seconds=60),
+        description="how long stable is watched before any traffic moves (0: not at all)",
     )
 
     @field_validator("interval")
@@ -357,6 +375,13 @@ class AnalysisSpec(_Model):
     def _positive_interval(cls, value: timedelta) -> timedelta:
         if value < timedelta(milliseconds=100):
             raise ValueError(f"must be at least 0.1 s, got {value.total_seconds()} s")
+        return value
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline_length(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0) or value > timedelta(hours=1):
+            raise ValueError(f"must be 0 to 1 hour, got {value.total_seconds():g} s")
         return value
 
     @field_validator("metrics")

@@ -22,7 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sluicegate.analysis.samples import ArmCounters, Sample
+from sluicegate.analysis.samples import ArmCounters, ArmWindow, Sample
 from sluicegate.analysis.verdict import ComparisonResult, Status
 from sluicegate.spec import SequentialPolicy
 
@@ -138,16 +138,16 @@ def start_comparison(stage_start: Sample, policy: SequentialPolicy) -> Sequentia
 
 def compare(
     state: SequentialState,
-    previous: Sample,
-    current: Sample,
+    canary: ArmWindow | None,
+    stable: ArmWindow | None,
     policy: SequentialPolicy,
     min_requests: int,
 ) -> tuple[SequentialState, tuple[ComparisonResult, ...]]:
-    """Add the window from `previous` to `current`; the new state and the evidence."""
-    canary, stable = _window(previous, current)
+    """Add one check's window (each arm's counts since the previous check, None where the
+    source had no data); the new state and the evidence."""
     errors, slow = state.errors, state.slow
     fresh = canary is not None and stable is not None
-    if fresh:
+    if canary is not None and stable is not None:
         errors = errors.observe(canary.errors, canary.requests, stable.errors, stable.requests)
         if state.slow_above_ms is not None:
             slow = slow.observe(
@@ -165,10 +165,9 @@ def compare(
     return updated, tuple(results)
 
 
-def slow_requests(arm: ArmCounters, above_ms: float) -> int:
+def slow_requests(arm: ArmCounters | ArmWindow, above_ms: float) -> int:
     """Requests of `arm` slower than `above_ms`, a bucket bound of its histogram."""
-    at_or_below = max((count for le, count in arm.latency_buckets if le <= above_ms), default=0)
-    return max(arm.requests - at_or_below, 0)
+    return max(arm.requests - arm.at_or_below(above_ms), 0)
 
 
 def bucket_at_or_above(buckets: tuple[tuple[float, int], ...], q: float) -> float | None:
@@ -177,13 +176,6 @@ def bucket_at_or_above(buckets: tuple[tuple[float, int], ...], q: float) -> floa
         return None
     rank = q * buckets[-1][1]
     return next((le for le, count in buckets if count >= rank and math.isfinite(le)), None)
-
-
-def _window(previous: Sample, current: Sample) -> tuple[ArmCounters | None, ArmCounters | None]:
-    arms = []
-    for before, now in ((previous.canary, current.canary), (previous.stable, current.stable)):
-        arms.append(now.since(before) if before is not None and now is not None else None)
-    return arms[0], arms[1]
 
 
 def _result(

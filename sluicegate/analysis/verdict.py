@@ -22,12 +22,23 @@ class MetricResult(BaseModel):
     requests: int
     status: Status
     # Added after the first release (business metrics): old histories decode without them.
-    kind: Literal["threshold", "business"] = "threshold"
+    # `threshold` is the point-estimate judge of 0.1.x; `limit` judges the canary's share of
+    # bad requests on evidence, `stable_limit` stable's, while the canary has traffic.
+    kind: Literal["threshold", "business", "limit", "stable_limit"] = "threshold"
     baseline: float | None = Field(
         default=None, description="stable's value, which a business metric is judged against"
     )
+    events: int | None = Field(default=None, description="bad requests behind the evidence")
+    share_bound: float | None = Field(default=None, description="largest share of bad allowed")
+    checks: int | None = Field(default=None, description="checks the counts span; None: stage")
+    slower_than_ms: float | None = Field(default=None, description="a latency rule's bucket")
+    e_value: float | None = Field(default=None, description="evidence of a share above bound")
+    evidence_bound: float | None = Field(default=None, description="e_value that breaches")
+    note: str | None = Field(default=None, description="e.g. why the canary's bound moved")
 
     def describe(self) -> str:
+        if self.kind in ("limit", "stable_limit"):
+            return self._describe_limit()
         shown = "no data" if self.value is None else f"{self.value:.4g}"
         sign = "<=" if self.direction == "max" else ">="
         if self.kind == "business":
@@ -44,11 +55,56 @@ class MetricResult(BaseModel):
 
     def brief(self) -> str:
         """`latency_p99_ms 299 > 200`: the comparison that holds, `?` without data."""
+        if self.kind in ("limit", "stable_limit"):
+            return self._brief_limit()
         if self.value is None:
             return f"{self.metric} ? {self.bound:g}"
         holds = {"max": ("<=", ">"), "min": (">=", "<")}[self.direction]
         sign = holds[0] if self.status == "healthy" else holds[1]
         return f"{self.metric} {self.value:.3g} {sign} {self.bound:g}"
+
+    def _what(self) -> str:
+        """`error_rate`, `latency_p99_ms (slower than 250 ms)`; stable's are named so."""
+        slow = f" (slower than {self.slower_than_ms:g} ms)" if self.slower_than_ms else ""
+        arm = "stable's " if self.kind == "stable_limit" else ""
+        return f"{arm}{self.metric}{slow}"
+
+    def _span(self) -> str:
+        if self.checks is None:
+            return "this stage"
+        return "in the last check" if self.checks == 1 else f"in the last {self.checks} checks"
+
+    def _brief_limit(self) -> str:
+        """`error_rate 0 of 412 ≤ 1%`, `stable's error_rate 300 of 9,000 > 1%`."""
+        if self.events is None:
+            return f"{self._what()} no data"
+        sign = ">" if self.status == "breach" else "≤"
+        share = _percent(self.share_bound or 0.0)
+        return f"{self._what()} {self.events:,} of {self.requests:,} {sign} {share}"
+
+    def _describe_limit(self) -> str:
+        """`error_rate: 20 of 20 canary requests bad in the last check (100%; at most 1%
+        allowed), evidence 1e+30 of 1e+04`."""
+        who = "stable" if self.kind == "stable_limit" else "canary"
+        if self.events is None or not self.requests:
+            text = f"{self._what()}: no {who} requests to judge"
+        else:
+            text = (
+                f"{self._what()}: {self.events:,} of {self.requests:,} {who} requests bad "
+                f"{self._span()} ({_percent(self.events / self.requests)}; at most "
+                f"{_percent(self.share_bound or 0.0)} allowed)"
+            )
+        if self.status == "breach" and self.e_value is not None:
+            text += f", evidence {self.e_value:.3g} of {self.evidence_bound:.3g}"
+            if self.kind == "stable_limit":
+                text += ": stable began breaching while the canary had traffic"
+        if self.note:
+            text += f"; {self.note}"
+        return text
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.3g}%"
 
 
 class ComparisonResult(BaseModel):
@@ -70,17 +126,21 @@ class ComparisonResult(BaseModel):
     status: Status
 
     def brief(self) -> str:
-        """`errors 2.1× vs stable (E 140/125)`."""
-        ratio = "?" if self.rate_ratio is None else f"{self.rate_ratio:.2g}×"
-        return f"{self.metric} {ratio} vs stable (E {self.e_value:.3g}/{self.bound:g})"
+        """`errors 0 of 412 vs stable 3 of 7,790`."""
+        slow = f" >{self.slow_above_ms:g} ms" if self.slow_above_ms else ""
+        return (
+            f"{self.metric}{slow} {self.canary_events:,} of {self.canary_requests:,} vs stable "
+            f"{self.stable_events:,} of {self.stable_requests:,}"
+        )
 
     def describe(self) -> str:
+        """The counts, the ratio and how far the evidence has come."""
         ratio = "n/a" if self.rate_ratio is None else f"{self.rate_ratio:.2f}×"
         slow = f" (slower than {self.slow_above_ms:g} ms)" if self.slow_above_ms else ""
         return (
-            f"{self.metric}{slow}: canary {self.canary_events}/{self.canary_requests}, stable "
-            f"{self.stable_events}/{self.stable_requests}, ratio {ratio}, "
-            f"evidence {self.e_value:.3g} of {self.bound:g}"
+            f"{self.metric}{slow}: canary {self.canary_events:,} of {self.canary_requests:,} "
+            f"vs stable {self.stable_events:,} of {self.stable_requests:,} this stage, "
+            f"ratio {ratio}, evidence {self.e_value:.3g} of {self.bound:g}"
         )
 
 
@@ -95,23 +155,17 @@ class Verdict(BaseModel):
     # Added after the first release: recorded histories without it must still decode.
     comparisons: tuple[ComparisonResult, ...] = ()
 
+    # Added with the evidence-based limits (0.2): what the stage must do now.
+    rollback: bool = Field(default=False, description="roll back now (tolerances applied)")
+    lapsed: bool = Field(default=False, description="no data for longer than tolerated")
+    canary_requests: int | None = Field(default=None, description="this check's canary requests")
+
     @classmethod
     def of(
         cls, results: tuple[MetricResult, ...], comparisons: tuple[ComparisonResult, ...] = ()
     ) -> Verdict:
-        """Combine thresholds and comparisons.
-
-        A threshold short of requests in its window does not hold the verdict back when
-        every comparison is conclusive: at low traffic the comparison, which adds up the
-        whole stage, is the judge that can speak. A comparison is never conclusive
-        without fresh data, so a metrics outage stays inconclusive.
-        """
-        compared = bool(comparisons) and all(c.status != "inconclusive" for c in comparisons)
-        statuses = [c.status for c in comparisons] + [
-            r.status
-            for r in results
-            if not (compared and r.value is None and r.kind == "threshold")
-        ]
+        """Combine limits, business metrics and comparisons: any breach breaches."""
+        statuses = [c.status for c in comparisons] + [r.status for r in results]
         return cls(status=combined_status(statuses), results=results, comparisons=comparisons)
 
     @property
@@ -128,7 +182,9 @@ class Verdict(BaseModel):
 
     def brief(self) -> str:
         """One short line: every metric against its bound, and the check's canary requests."""
-        requests = min((r.requests for r in self.results if r.window == "check"), default=0)
+        requests = self.canary_requests
+        if requests is None:  # verdicts of 0.1.x
+            requests = min((r.requests for r in self.results if r.window == "check"), default=0)
         parts = [r.brief() for r in self.results] + [c.brief() for c in self.comparisons]
         return f"{self.status:<12} {', '.join(parts)} ({requests} canary requests)"
 
