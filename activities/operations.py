@@ -15,7 +15,8 @@ from activities.errors import temporal_errors
 from activities.heartbeats import heartbeating, sleep_heartbeating
 from activities.metrics import SourceContext, analysis_source
 from activities.routers import router_for
-from sluicegate.analysis import judge_once
+from sluicegate.analysis import judge_once, measure_baseline
+from sluicegate.analysis.advice import spec_warnings
 from sluicegate.analysis.samples import Sample
 from sluicegate.contracts import (
     LIST_BACKUPS,
@@ -62,15 +63,27 @@ async def preflight(request: PreflightInput) -> PreflightReport:
     spec = request.spec
     router, state = await _check_router(spec)
     metrics, first, last = await _check_metrics(spec)
-    window = (last.at - first.at).total_seconds() if first and last else 0.0
+    if first is None or last is None:
+        return PreflightReport(
+            router=router,
+            router_state=state,
+            metrics=metrics,
+            backup=_check_backup(spec),
+            canary=None,
+            stable=None,
+            window_seconds=0.0,
+        )
+    stable = measure_baseline(first, last, spec.analysis)
     return PreflightReport(
         router=router,
         router_state=state,
         metrics=metrics,
         backup=_check_backup(spec),
-        canary=judge_once(first, last, spec.analysis, "canary") if first and last else None,
-        stable=judge_once(first, last, spec.analysis, "stable") if first and last else None,
-        window_seconds=window,
+        canary=judge_once(first, last, spec.analysis, "canary"),
+        stable=judge_once(first, last, spec.analysis, "stable"),
+        window_seconds=(last.at - first.at).total_seconds(),
+        baseline=stable,
+        warnings=tuple(spec_warnings(spec.analysis, spec.stages, stable)),
     )
 
 

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sluicegate.analysis.advice import Advice
 from sluicegate.analysis.baseline import Baseline
 from sluicegate.analysis.judge import JudgeState
 from sluicegate.analysis.samples import Sample
@@ -207,8 +208,14 @@ class PreflightReport(_Model):
     metrics: Finding
     backup: Finding
     canary: Verdict | None = Field(description="one check of the canary over the interval")
-    stable: Verdict | None = Field(description="the same thresholds applied to stable")
+    stable: Verdict | None = Field(description="the same limits applied to stable")
     window_seconds: float
+    baseline: Baseline | None = Field(
+        default=None, description="stable's numbers against every limit over the interval"
+    )
+    warnings: tuple[Advice, ...] = Field(
+        default=(), description="how the spec could never promote or always roll back here"
+    )
 
     @property
     def findings(self) -> tuple[Finding, ...]:

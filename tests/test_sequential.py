@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp
 from scipy.stats import binom, norm
 
-from sluicegate.analysis.samples import ArmCounters, Sample
+from sluicegate.analysis.samples import ArmCounters, ArmWindow, Sample, arm_window
 from sluicegate.analysis.sequential import (
     ALTERNATIVES,
     ComparisonResult,
@@ -166,6 +166,11 @@ def sample(second: int, canary: ArmCounters | None, stable: ArmCounters | None) 
     return Sample(at=at, canary=canary, stable=stable)
 
 
+def windows(previous: Sample, current: Sample) -> tuple[ArmWindow | None, ArmWindow | None]:
+    """Each arm's window from `previous` to `current`, as the judge gives them to compare."""
+    return arm_window(previous.canary, current.canary), arm_window(previous.stable, current.stable)
+
+
 def test_slow_bound_comes_from_stable_before_the_stage() -> None:
     start = sample(0, None, arm(1000, 10, 100))  # 90% at or below 50 ms
     state = start_comparison(start, SequentialPolicy(slow_quantile=0.9))
@@ -191,7 +196,7 @@ def test_compare_adds_each_window_and_catches_a_slower_canary() -> None:
     for second in range(1, 61):  # canary 30% slow vs stable 10%, same errors
         current = sample(second, arm(50 * second, second // 2, 15 * second),
                          arm(950 * second, 9 * second, 95 * second))  # fmt: skip
-        state, results = compare(state, previous, current, policy, min_requests=20)
+        state, results = compare(state, *windows(previous, current), policy, min_requests=20)
         previous = current
     errors, slow = results
     assert (errors.metric, slow.metric) == ("errors", "slow_requests")
@@ -205,7 +210,7 @@ def test_compare_adds_each_window_and_catches_a_slower_canary() -> None:
 def test_compare_without_data_is_inconclusive_never_healthy() -> None:
     policy = SequentialPolicy()
     state = start_comparison(sample(0, None, None), policy)
-    state, results = compare(state, sample(0, None, None), sample(1, None, None), policy, 20)
+    state, results = compare(state, None, None, policy, 20)
     assert [r.status for r in results] == ["inconclusive"]
     assert state.errors.canary_requests == 0
 
@@ -215,8 +220,8 @@ def test_a_metrics_outage_is_inconclusive_even_after_enough_healthy_data() -> No
     state = start_comparison(sample(0, None, arm(1000, 0, 100)), policy)
     previous = sample(0, arm(0, 0, 0), arm(0, 0, 0))
     healthy = sample(10, arm(500, 2, 50), arm(9500, 40, 950))
-    state, results = compare(state, previous, healthy, policy, min_requests=20)
+    state, results = compare(state, *windows(previous, healthy), policy, min_requests=20)
     assert {r.status for r in results} == {"healthy"}
-    state, results = compare(state, healthy, sample(20, None, None), policy, min_requests=20)
+    state, results = compare(state, None, None, policy, min_requests=20)
     assert {r.status for r in results} == {"inconclusive"}
     assert state.errors.canary_requests == 500  # what was gathered is kept for later

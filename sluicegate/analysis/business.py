@@ -1,4 +1,4 @@
-"""Business metrics against stable's at the same moment, and quantiles for display."""
+"""Business metrics: the canary's value against stable's at the same moment."""
 
 from __future__ import annotations
 
@@ -32,26 +32,3 @@ def business_result(rule: BusinessCheck, sample: Sample) -> MetricResult:
         kind="business",
         baseline=stable,
     )
-
-
-def quantile(buckets: tuple[tuple[float, int], ...], q: float) -> float | None:
-    """Estimate a quantile from cumulative histogram buckets, as Prometheus does.
-
-    Linear interpolation inside the bucket that holds the rank; a rank in the open-ended
-    last bucket reports that bucket's lower bound (the largest finite bound).
-    """
-    if not buckets or buckets[-1][1] == 0:
-        return None
-    rank = q * buckets[-1][1]
-    lower_bound, lower_count = 0.0, 0
-    for upper_bound, count in buckets:
-        if count >= rank:
-            if upper_bound == float("inf"):
-                return lower_bound if lower_count or lower_bound else None
-            if count == lower_count:
-                return upper_bound
-            return lower_bound + (upper_bound - lower_bound) * (rank - lower_count) / (
-                count - lower_count
-            )
-        lower_bound, lower_count = upper_bound, count
-    return lower_bound

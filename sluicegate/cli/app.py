@@ -611,7 +611,7 @@ async def _pre_deployment_checks(overrides: Overrides, spec_file: Path) -> list[
     checks += await _running_check(client, spec)
     report = await preflight(client, settings.task_queue, spec)
     checks += [render.finding_row(finding) for finding in report.findings]
-    return checks
+    return checks + render.stable_rows(report, spec.analysis)
 
 
 async def _running_check(client: Client, spec: DeploymentSpec) -> list[Check]:

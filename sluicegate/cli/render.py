@@ -13,6 +13,7 @@ from rich.text import Text
 from sluicegate.analysis.verdict import ComparisonResult, MetricResult, Verdict
 from sluicegate.contracts import BackupEntry, BackupRecord, CheckReport, Finding, PreflightReport
 from sluicegate.history import DeploymentRecord
+from sluicegate.spec import AnalysisSpec
 from workflows.state import (
     BakeClock,
     ControlRecord,
@@ -150,11 +151,14 @@ def check_table(check: CheckReport) -> Table:
 
 
 def comparison_row(c: ComparisonResult) -> tuple[str, str, str, str, str]:
-    """A comparison in the columns of a check table: ratio against stable, its evidence."""
+    """A comparison in the columns of a check table: the counts against stable's."""
     name = f"{c.metric} vs stable" + (f" (> {c.slow_above_ms:g} ms)" if c.slow_above_ms else "")
-    ratio = "no data" if c.rate_ratio is None else f"{c.rate_ratio:.3g}x"
-    evidence = f"{ratio} (E {c.e_value:.3g})"
-    return name, "stage", f"E < {c.bound:g}", evidence, str(c.canary_requests)
+    tolerated = "no worse" if c.tolerance == 1 else f"≤ {c.tolerance:g}x stable's rate"
+    counts = (
+        f"{c.canary_events:,} of {c.canary_requests:,} vs {c.stable_events:,} of "
+        f"{c.stable_requests:,}"
+    )
+    return name, "stage", tolerated, counts, f"{c.canary_requests:,}"
 
 
 def verdict_table(verdict: Verdict, title: str, stable: Verdict | None = None) -> Table:
@@ -183,16 +187,29 @@ def counted(result: MetricResult | None) -> str:
     """`4.16 (214 req)`: a value and the requests it was measured over."""
     if result is None:
         return "-"
+    if result.kind in LIMITS:
+        return value(result)
     return f"{value(result)} ({result.requests} req)"
 
 
+LIMITS = ("limit", "stable_limit")
+
+
 def threshold(result: MetricResult) -> str:
+    """`≤ 1% failed`, `≤ 1% > 250 ms`: the share of bad requests a limit allows."""
+    if result.kind in LIMITS and result.share_bound is not None:
+        bad = f"> {result.slower_than_ms:g} ms" if result.slower_than_ms else "failed"
+        return f"≤ {result.share_bound:.3%} {bad}".replace(".000%", "%")
     return f"{'≤' if result.direction == 'max' else '≥'} {result.bound:g}"
 
 
 def value(result: MetricResult | None) -> str:
-    if result is None or result.value is None:
+    """`3 of 412`: a limit's bad requests behind its evidence; a business metric's value."""
+    if result is None or (result.value is None and result.events is None):
         return "no data"
+    if result.kind in LIMITS:
+        return f"{result.events or 0:,} of {result.requests:,}"
+    assert result.value is not None
     return f"{result.value:.4g}"
 
 
@@ -263,6 +280,22 @@ def checklist(items: Iterable[tuple[str, bool | None, str]]) -> Table:
 
 def finding_row(finding: Finding) -> tuple[str, bool | None, str]:
     return finding.name, finding.ok, finding.detail
+
+
+Row = tuple[str, bool | None, str]
+
+
+def stable_rows(report: PreflightReport, policy: AnalysisSpec) -> list[Row]:
+    """Stable's live numbers against every limit, then what the spec would do with them."""
+    if report.baseline is None:
+        return []
+    window = f"over {report.window_seconds:.1f} s"
+    rows: list[Row] = [
+        (f"stable vs {rule.metric}", True, f"{line} {window}")
+        for rule, line in zip(policy.metrics, report.baseline.lines(policy), strict=False)
+    ]
+    rows += [("warning" if a.blocking else "note", not a.blocking, a.text) for a in report.warnings]
+    return rows
 
 
 def health_tables(report: PreflightReport, service: str) -> RenderableType:
