@@ -161,10 +161,7 @@ def _spec(
         front,
         stable,
         canary,
-        # 5% of the load is some 15-30 requests per 2 s check on a busy 2-core machine.
-        interval=timedelta(seconds=2),
-        min_requests=10,
-        failed_checks_tolerated=1,  # one stray slow check is forgiven; two roll back
+        interval=timedelta(seconds=2),  # the spec's default analysis otherwise
         backup_dir=backups,
         **overrides,  # type: ignore[arg-type]
     )

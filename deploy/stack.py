@@ -151,6 +151,8 @@ def canary_spec(
             "analysis": {
                 **front.analysis(stable.address, canary.address),
                 "interval": interval,
+                # Three checks of stable before any traffic moves, not the default minute.
+                "baseline": interval * 3,
                 **analysis,
             },
             "stages": stages

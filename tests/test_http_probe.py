@@ -15,8 +15,8 @@ from activities.metrics import SourceContext, metric_source_for
 from activities.metrics.http_probe import LATENCY_BUCKETS_MS, HttpProbeSource
 from deploy.envoy import LATENCY_BUCKETS_MS as ENVOY_BUCKETS_MS
 from deploy.processes import free_port
+from sluicegate.analysis import judge_check, start_stage
 from sluicegate.analysis.samples import ArmCounters
-from sluicegate.analysis.threshold import judge
 from sluicegate.spec import AnalysisSpec, HttpProbe
 
 INF = float("inf")
@@ -140,7 +140,8 @@ async def test_a_dead_canary_counts_as_errors_not_as_no_data(endpoints):
     assert counts(second.stable) == (40, 0)
     # So the very next check rolls back, instead of waiting out the no-data tolerance.
     policy = AnalysisSpec(source=source.spec)
-    assert judge(first, first, second, policy).status == "breach"
+    _, verdict = judge_check(start_stage(first, policy), first, second, policy)
+    assert verdict.status == "breach" and verdict.rollback
 
 
 async def test_timeouts_are_errors(endpoints):

@@ -17,7 +17,7 @@ from activities.metrics.combined import CombinedSource
 from activities.metrics.prometheus import PrometheusMetrics
 from deploy.processes import free_port
 from deploy.prometheus import INSTALL_HINT, Prometheus, prometheus_binary
-from sluicegate.analysis import judge
+from sluicegate.analysis import judge_check, start_stage
 from sluicegate.analysis.samples import ArmCounters, Sample
 from sluicegate.errors import MetricsUnavailable
 from sluicegate.spec import AnalysisSpec, EnvoyStats, PrometheusSource
@@ -194,8 +194,7 @@ async def test_business_metrics_join_the_main_sources_sample_and_are_judged(
         {"accuracy": 0.97},
         {"accuracy": 0.90},
     )
-    accuracy = next(
-        r for r in judge(sample, sample, sample, analysis).results if r.kind == "business"
-    )
+    _, verdict = judge_check(start_stage(sample, analysis), sample, sample, analysis)
+    accuracy = next(r for r in verdict.results if r.kind == "business")
     assert accuracy.status == "breach"  # 0.90 is more than 5% below 0.97
     assert accuracy.describe() == "accuracy = 0.9 (must be >= 0.9215, from stable's 0.97)"

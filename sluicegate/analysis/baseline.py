@@ -76,16 +76,16 @@ def measure_baseline(first: Sample, last: Sample, policy: AnalysisSpec) -> Basel
     stable = last.stable.since(first.stable) if first.stable and last.stable else None
     rules = []
     for rule in policy.metrics:
-        events, slower = bad_requests(rule, stable) if stable is not None else (None, None)
-        requests = stable.requests if stable is not None and events is not None else 0
+        counted = bad_requests(rule, stable) if stable is not None else None
+        events, requests, slower = counted or (0, 0, None)
         rules.append(
             RuleBaseline(
                 metric=rule.metric,
                 bound=share_bound(rule),
-                events=events or 0,
+                events=events,
                 requests=requests,
                 slower_than_ms=slower,
-                upper=upper_bound(events or 0, requests, policy.limits_alpha),
+                upper=upper_bound(events, requests, policy.limits_alpha),
             )
         )
     return Baseline(

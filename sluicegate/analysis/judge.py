@@ -137,12 +137,11 @@ def _observe(
 ) -> tuple[LimitTest, bool, float | None]:
     """Add one arm's window to one limit's test: the test, whether the window could be
     counted, and the latency bound counted above."""
-    if arm is None:
+    counted = bad_requests(rule, arm) if arm is not None else None
+    if counted is None:
         return test, False, None
-    bad, slower = bad_requests(rule, arm)
-    if bad is None:
-        return test, False, None
-    return test.observe(bad, arm.requests), True, slower
+    bad, requests, slower = counted
+    return test.observe(bad, requests), True, slower
 
 
 def _limit(

@@ -39,12 +39,15 @@ def slower_than(rule: MetricCheck, arm: Counted) -> float | None:
     return next((le for le in arm.bounds if le >= limit and math.isfinite(le)), None)
 
 
-def bad_requests(rule: MetricCheck, arm: Counted) -> tuple[int | None, float | None]:
-    """The requests of `arm` that count against the rule, and the latency bound counted
-    above; None if the histogram has no bound at or above a latency limit."""
+def bad_requests(rule: MetricCheck, arm: Counted) -> tuple[int, int, float | None] | None:
+    """(bad, out of how many, the latency bound counted above) for the rule on `arm`.
+
+    Errors count out of all requests; slow requests out of the requests in the latency
+    histogram (a proxy's own 503s may have no latency: they are errors, not slow). None if
+    the histogram has no bound at or above a latency limit: nothing can be counted."""
     if not is_latency(rule):
-        return arm.errors, None
+        return arm.errors, arm.requests, None
     bound = slower_than(rule, arm)
     if bound is None:
-        return None, None
-    return max(arm.requests - arm.at_or_below(bound), 0), bound
+        return None
+    return max(arm.timed - arm.at_or_below(bound), 0), arm.timed, bound

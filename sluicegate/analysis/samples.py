@@ -52,6 +52,11 @@ class ArmCounters(_Model):
     def bounds(self) -> Iterator[float]:
         return (le for le, _ in self.latency_buckets)
 
+    @property
+    def timed(self) -> int:
+        """Requests in the histogram (a proxy's own 503s may have no latency)."""
+        return self.latency_buckets[-1][1] if self.latency_buckets else 0
+
 
 @dataclass(frozen=True, slots=True)
 class ArmWindow:
@@ -72,6 +77,10 @@ class ArmWindow:
     @property
     def bounds(self) -> Iterator[float]:
         return self.now.bounds
+
+    @property
+    def timed(self) -> int:
+        return max(self.now.timed - (self.before.timed if self.before else 0), 0)
 
     def at_or_below(self, bound_ms: float) -> int:
         earlier = self.before.at_or_below(bound_ms) if self.before else 0

@@ -152,9 +152,9 @@ def compare(
         if state.slow_above_ms is not None:
             slow = slow.observe(
                 slow_requests(canary, state.slow_above_ms),
-                canary.requests,
+                canary.timed,
                 slow_requests(stable, state.slow_above_ms),
-                stable.requests,
+                stable.timed,
             )
     updated = state.model_copy(update={"errors": errors, "slow": slow})
     error_alpha = policy.alpha * policy.error_share_of_alpha
@@ -166,8 +166,9 @@ def compare(
 
 
 def slow_requests(arm: ArmCounters | ArmWindow, above_ms: float) -> int:
-    """Requests of `arm` slower than `above_ms`, a bucket bound of its histogram."""
-    return max(arm.requests - arm.at_or_below(above_ms), 0)
+    """Requests of `arm` slower than `above_ms`, a bucket bound of its histogram (out of
+    the requests in the histogram: a proxy's own 503s may have no latency)."""
+    return max(arm.timed - arm.at_or_below(above_ms), 0)
 
 
 def bucket_at_or_above(buckets: tuple[tuple[float, int], ...], q: float) -> float | None:
