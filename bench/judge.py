@@ -30,14 +30,17 @@ import numpy as np
 from scipy.stats import mannwhitneyu, norm
 
 from sluicegate.analysis.sequential import ALTERNATIVES, CountComparison
+from sluicegate.spec import SequentialPolicy
 
 HOUR = 3600
 CHUNK = 1000  # runs simulated at once: bounds the memory at about 1 GB
-ALPHA = 0.01
+POLICY = SequentialPolicy()  # the spec's defaults: the bench measures what users get
+ALPHA = POLICY.alpha
+BUDGET = 0.01  # the false-alarm rate per hour the threshold judge is tuned to
 TOLERANCE = 1.0
 # Slow requests are many more events than errors, so their evidence grows several times
 # faster: they need less of the false-alarm budget (measured: E1 p95 85 → 75 s, L1 +1 s).
-ERROR_SHARE_OF_ALPHA = 0.8
+ERROR_SHARE_OF_ALPHA = POLICY.error_share_of_alpha
 CANARY_SHARE = 0.05
 STABLE_ERRORS = 0.01
 SIGMA = 0.5
@@ -107,10 +110,10 @@ def simulate(scenario: Scenario, runs: int, interval: float, rng: np.random.Gene
 # -- judges: each returns the detection window index per run (windows if never) ------------
 
 
-def sequential(tolerance: float) -> Callable[[Streams], np.ndarray]:
+def sequential(tolerance: float, alpha: float = ALPHA) -> Callable[[Streams], np.ndarray]:
     """Ours: the e-process on errors (0.8 α) and on p90 exceedances (0.2 α)."""
-    error_bound = math.log(1 / (ALPHA * ERROR_SHARE_OF_ALPHA))
-    slow_bound = math.log(1 / (ALPHA * (1 - ERROR_SHARE_OF_ALPHA)))
+    error_bound = math.log(1 / (alpha * ERROR_SHARE_OF_ALPHA))
+    slow_bound = math.log(1 / (alpha * (1 - ERROR_SHARE_OF_ALPHA)))
 
     def judge(s: Streams) -> np.ndarray:
         errors = _log_e_values(s.canary_errors, s.stable_errors, s, tolerance)
@@ -168,7 +171,7 @@ def _minute_shares(streams: Streams) -> tuple[np.ndarray, np.ndarray]:
 def tune_threshold(maxima: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
     """Bounds giving each check kind half the 1%-per-hour false-alarm budget on A/A runs,
     from each run's highest minute (error share, slow share)."""
-    quantile = 1 - ALPHA / 2
+    quantile = 1 - BUDGET / 2
     errors = np.concatenate([m[0] for m in maxima])
     slow = np.concatenate([m[1] for m in maxima])
     return float(np.quantile(errors, quantile)), float(np.quantile(slow, quantile))
@@ -280,6 +283,9 @@ def main() -> None:
     parser.add_argument(
         "--tolerance", type=float, default=TOLERANCE, help="rate ratio the sequential judge allows"
     )
+    parser.add_argument(
+        "--alpha", type=float, default=ALPHA, help="the sequential judge's alpha (spec default)"
+    )
     args = parser.parse_args()
 
     started = time.monotonic()
@@ -288,13 +294,13 @@ def main() -> None:
     aa = [minute_maxima(simulate(SCENARIOS[2], n, args.interval, rng)) for n in chunks]
     bounds = tune_threshold(aa)
     judges = {
-        "sequential": sequential(args.tolerance),
+        "sequential": sequential(args.tolerance, args.alpha),
         "threshold": threshold(bounds),
         "mann-whitney": mann_whitney,
     }
     print(
         f"{args.runs} runs per scenario, checks every {args.interval:g} s, seed {args.seed}, "
-        f"sequential tolerance {args.tolerance:g}"
+        f"sequential tolerance {args.tolerance:g}, alpha {args.alpha:g}"
     )
     print(f"threshold judge tuned to errors > {bounds[0]:.2%}, p90-slow > {bounds[1]:.2%}")
     for scenario in SCENARIOS:

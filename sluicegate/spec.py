@@ -303,7 +303,10 @@ class SequentialPolicy(_Model):
     """How the canary is compared with stable: the false-alarm budget and what is tolerated."""
 
     alpha: float = Field(
-        default=0.01, gt=0, lt=1, description="chance of ever rolling back a canary no worse"
+        default=0.005,
+        gt=0,
+        lt=1,
+        description="per stage: the chance of ever rolling back a canary no worse",
     )
     error_tolerance: float = Field(
         default=1.0, ge=1, description="canary error rate allowed, as a multiple of stable's"

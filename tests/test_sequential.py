@@ -203,7 +203,7 @@ def test_compare_adds_each_window_and_catches_a_slower_canary() -> None:
     assert slow.status == "breach" and slow.slow_above_ms == 50.0
     assert errors.status == "healthy"
     assert (slow.canary_events, slow.canary_requests) == (900, 3000)
-    assert slow.bound == pytest.approx(1 / (0.01 * 0.2))
+    assert slow.bound == pytest.approx(1 / (policy.alpha * 0.2))
     assert "slow_requests (slower than 50 ms)" in slow.describe()
 
 
