@@ -17,6 +17,7 @@ point and four totals) so a watcher can carry it in its heartbeat.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Literal
 
@@ -94,8 +95,13 @@ class CountComparison(BaseModel):
             return None
         a, b = self.canary_events + 0.5, self.stable_events + 0.5
         centre = math.log(a / self.canary_requests) - math.log(b / self.stable_requests)
-        spread = NormalDist().inv_cdf(1 - alpha / 2) * math.sqrt(1 / a + 1 / b)
+        spread = _normal_quantile(1 - alpha / 2) * math.sqrt(1 / a + 1 / b)
         return math.exp(centre - spread), math.exp(centre + spread)
+
+
+@lru_cache(maxsize=64)
+def _normal_quantile(p: float) -> float:
+    return NormalDist().inv_cdf(p)
 
 
 def _canary_probability(share: float, ratio: float) -> float:
@@ -189,7 +195,8 @@ def _result(
 ) -> ComparisonResult:
     """Breach once the evidence suffices; healthy only with enough requests and fresh
     data this window, so evidence gathered before an outage never vouches for it."""
-    if test.rejects(alpha):
+    log_e_value = test.log_e_value
+    if log_e_value >= math.log(1 / alpha):
         status: Status = "breach"
     elif not fresh or test.canary_requests < min_requests:
         status = "inconclusive"
@@ -203,7 +210,7 @@ def _result(
         stable_requests=test.stable_requests,
         rate_ratio=test.rate_ratio(),
         ratio_interval=test.ratio_interval(alpha),
-        e_value=math.exp(min(test.log_e_value, 700.0)),
+        e_value=math.exp(min(log_e_value, 700.0)),
         bound=1 / alpha,
         tolerance=test.tolerance,
         slow_above_ms=slow_above_ms,
