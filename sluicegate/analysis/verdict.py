@@ -64,10 +64,8 @@ class MetricResult(BaseModel):
         return f"{self.metric} {self.value:.3g} {sign} {self.bound:g}"
 
     def _what(self) -> str:
-        """`error_rate`, `latency_p99_ms (slower than 250 ms)`; stable's are named so."""
-        slow = f" (slower than {self.slower_than_ms:g} ms)" if self.slower_than_ms else ""
-        arm = "stable's " if self.kind == "stable_limit" else ""
-        return f"{arm}{self.metric}{slow}"
+        """`error_rate`, `latency_p99_ms`; stable's are named so."""
+        return f"stable's {self.metric}" if self.kind == "stable_limit" else self.metric
 
     def _span(self) -> str:
         if self.checks is None:
@@ -80,17 +78,19 @@ class MetricResult(BaseModel):
             return f"{self._what()} no data"
         sign = ">" if self.status == "breach" else "≤"
         share = _percent(self.share_bound or 0.0)
-        return f"{self._what()} {self.events:,} of {self.requests:,} {sign} {share}"
+        slow = f" >{self.slower_than_ms:g} ms" if self.slower_than_ms else ""
+        return f"{self._what()}{slow} {self.events:,} of {self.requests:,} {sign} {share}"
 
     def _describe_limit(self) -> str:
         """`error_rate: 20 of 20 canary requests bad in the last check (100%; at most 1%
         allowed), evidence 1e+30 of 1e+04`."""
         who = "stable" if self.kind == "stable_limit" else "canary"
+        bad = f"slower than {self.slower_than_ms:g} ms" if self.slower_than_ms else "failed"
         if self.events is None or not self.requests:
             text = f"{self._what()}: no {who} requests to judge"
         else:
             text = (
-                f"{self._what()}: {self.events:,} of {self.requests:,} {who} requests bad "
+                f"{self._what()}: {self.events:,} of {self.requests:,} {who} requests {bad} "
                 f"{self._span()} ({_percent(self.events / self.requests)}; at most "
                 f"{_percent(self.share_bound or 0.0)} allowed)"
             )
