@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 from temporalio import activity
@@ -39,6 +39,10 @@ from sluicegate.contracts import (
     WatchHealthResult,
 )
 from sluicegate.errors import MetricsUnavailable, RouterMisconfigured, SluicegateError
+
+# A resumed watcher's first check may come this much later than one interval after the
+# last check before it without counting as unwatched: the checks' own jitter.
+UNWATCHED_SLACK = timedelta(seconds=1)
 
 
 @activity.defn(name=BACKUP)
@@ -134,6 +138,12 @@ class _Watch:
         self.state: JudgeState | None = self.latest.judge if self.latest else None
         self.reported_status: str | None = None
         self.reported_drift = False
+        # Time with no watcher running (a previous attempt's worker died) does not count
+        # toward the bake: the first check of a resumed watcher adds the gap since the
+        # last check before it, less one interval, and tells the workflow at once.
+        self.unwatched = self.latest.unwatched if self.latest else timedelta(0)
+        self.reported_unwatched = timedelta(0)
+        self.resumed_from = _resumed_from(self.latest)
 
     async def run(self) -> WatchHealthResult:
         policy = self.request.analysis
@@ -148,6 +158,7 @@ class _Watch:
             self.checks += 1
             drift = await self._correct_drift()
             current = await self._sample()
+            self._count_unwatched(current.at)
             self.state, verdict = judge_check(self.state, previous, current, policy)
             report = CheckReport(
                 stage=self.request.stage,
@@ -159,6 +170,7 @@ class _Watch:
                 judge=self.state,
                 sample=current,
                 notes=current.notes,
+                unwatched=self.unwatched,
             )
             self.latest = report
             activity.heartbeat(report)
@@ -168,8 +180,18 @@ class _Watch:
                 return self._result(status, report)
             if verdict.lapsed:
                 await self._ask_for_a_person(report)
-            elif self._notable(report):
+            elif self._notable(report) or self.unwatched > self.reported_unwatched:
                 await self._report(report)
+
+    def _count_unwatched(self, checked_at: datetime) -> None:
+        """At a resumed watcher's first check: add the time no watcher was running."""
+        if self.resumed_from is None:
+            return
+        gap = checked_at - self.resumed_from - self.request.analysis.interval
+        self.resumed_from = None
+        if gap >= UNWATCHED_SLACK:
+            self.unwatched += gap
+            activity.logger.warning("stage %s was not watched for %s", self.request.stage, gap)
 
     def _notable(self, report: CheckReport) -> bool:
         """Judged health changed (the first healthy check, a tolerated breach, a recovery),
@@ -185,12 +207,15 @@ class _Watch:
         return False
 
     async def _report(self, report: CheckReport) -> None:
-        """Tell the workflow, for its Web UI details; live checks are in the heartbeat."""
+        """Tell the workflow (its details, when a stage may move on, unwatched time to make
+        up); live checks are in the heartbeat."""
         workflow_id = activity.info().workflow_id
         try:
             await activity.client().get_workflow_handle(workflow_id).signal(HEALTH_REPORT, report)
-        except Exception as err:  # display only: never let it stop the watching
+        except Exception as err:  # never let it stop the watching
             activity.logger.warning("could not report check %d: %s", report.number, err)
+            return  # unwatched time not told yet is told with the next check
+        self.reported_unwatched = report.unwatched
 
     async def _ask_for_a_person(self, report: CheckReport) -> None:
         """Pause the deployment until a person acts (`on_inconclusive: pause`).
@@ -237,6 +262,16 @@ class _Watch:
         message = f"router drifted to {actual.describe()}; re-applied {expected.describe()}"
         activity.logger.warning(message)
         return message
+
+
+def _resumed_from(latest: CheckReport | None) -> datetime | None:
+    """When the stage was last checked, if this attempt resumes one whose worker died: the
+    last check heartbeated, else (it died before its first check) when the watcher was
+    first scheduled. None for a first attempt."""
+    if latest is not None:
+        return latest.at
+    info = activity.info()
+    return info.scheduled_time if info.attempt > 1 else None
 
 
 def _last_heartbeat() -> CheckReport | None:

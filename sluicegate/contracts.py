@@ -124,6 +124,10 @@ class CheckReport(_Model):
     notes: tuple[str, ...] = Field(
         default=(), description="what the metric sources could not get this check"
     )
+    unwatched: timedelta = Field(
+        default=timedelta(0),
+        description="time this stage's watcher was not running so far (its worker died)",
+    )
 
     def describe(self) -> str:
         """The verdict's evidence, then what the sources could not get."""

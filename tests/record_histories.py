@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowFailureError
@@ -23,7 +26,7 @@ from tests.scripted import ScriptedActivities, make_spec
 from workers.client import DATA_CONVERTER
 from workers.main import build_worker
 from workflows.canary import CanaryDeployment
-from workflows.state import ControlInput, PromoteInput
+from workflows.state import ControlInput, DeploymentStatus, PromoteInput
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -115,6 +118,67 @@ async def cancelled_during_a_shift(client: Client, path: Path) -> None:
         path.write_text((await handle.fetch_history()).to_json())
 
 
+async def aborted_while_measuring_stable(client: Client, path: Path) -> None:
+    """Aborted while stable's baseline is measured: the measuring stops, then the rollback."""
+    acts = ScriptedActivities(hold_baseline=True)
+    async with build_worker(client, "record-baseline-abort", activities=acts.activities()):
+        handle = await start_deployment(
+            client, make_spec("recorded-baseline-abort"), "record-baseline-abort"
+        )
+        await _wait_phase(handle, "measuring_baseline")
+        await handle.execute_update(
+            CanaryDeployment.abort_update, ControlInput(by="rec", reason="recorded abort")
+        )
+        assert (await handle.result()).outcome == "rolled_back"
+        assert acts.steps == ["baseline cancelled", "rollback"]
+        path.write_text((await handle.fetch_history()).to_json())
+
+
+async def cancelled_while_measuring_stable(client: Client, path: Path) -> None:
+    """Cancelled while stable's baseline is measured: the measuring stops, then the rollback."""
+    acts = ScriptedActivities(hold_baseline=True)
+    async with build_worker(client, "record-baseline-cancel", activities=acts.activities()):
+        handle = await start_deployment(
+            client, make_spec("recorded-baseline-cancel"), "record-baseline-cancel"
+        )
+        await _wait_phase(handle, "measuring_baseline")
+        await handle.cancel()
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
+        assert acts.steps == ["baseline cancelled", "rollback"]
+        path.write_text((await handle.fetch_history()).to_json())
+
+
+async def promoted_without_a_baseline(client: Client, path: Path) -> None:
+    """Stable's baseline could not be measured: the limits are held as written."""
+    acts = ScriptedActivities(fail_baseline=True)
+    spec = make_spec(
+        "recorded-no-baseline", stages=[{"name": "only", "weight": 10, "bake": "PT10M"}]
+    )
+    async with build_worker(client, "record-no-baseline", activities=acts.activities()):
+        handle = await start_deployment(client, spec, "record-no-baseline")
+        assert (await handle.result()).outcome == "promoted"
+        path.write_text((await handle.fetch_history()).to_json())
+
+
+async def bake_made_up(
+    sleep: Callable[[timedelta], Awaitable[None]], client: Client, path: Path
+) -> None:
+    """A watcher resumed after its worker died reports 2 minutes unwatched: the bake is
+    made longer by as much, and is paused and resumed while it is made up."""
+    acts = ScriptedActivities(unwatched_in_stage=("only", timedelta(minutes=2)))
+    spec = make_spec("recorded-made-up", stages=[{"name": "only", "weight": 10, "bake": "PT30M"}])
+    async with build_worker(client, "record-made-up", activities=acts.activities()):
+        handle = await start_deployment(client, spec, "record-made-up")
+        await _wait_status(handle, lambda s: s.bake is not None and bool(s.bake.unwatched))
+        await sleep(timedelta(minutes=30))  # the time-skipping server's: the bake runs out
+        await _wait_status(handle, lambda s: s.bake is not None and bool(s.bake.made_up))
+        await handle.execute_update(CanaryDeployment.pause_update, ControlInput(by="rec"))
+        await handle.execute_update(CanaryDeployment.resume_update, ControlInput(by="rec"))
+        assert (await handle.result()).outcome == "promoted"
+        path.write_text((await handle.fetch_history()).to_json())
+
+
 async def restored_backup(client: Client, path: Path) -> None:
     """RestoreRelease whose first round of restore attempts fails."""
     from tests.test_restore_workflow import PROMOTED, restore_input
@@ -132,6 +196,14 @@ async def _wait_phase(handle: object, phase: str) -> None:
             return
         await asyncio.sleep(0.025)
     raise RuntimeError(f"never reached {phase}")
+
+
+async def _wait_status(handle: object, holds: Callable[[DeploymentStatus], bool]) -> None:
+    for _ in range(400):
+        if holds(await handle.query(CanaryDeployment.status)):  # type: ignore[attr-defined]
+            return
+        await asyncio.sleep(0.025)
+    raise RuntimeError("the status never got there")
 
 
 async def main() -> None:
@@ -163,6 +235,14 @@ async def main() -> None:
             "rollback_backoff.json": rolled_back_after_failing_rollbacks,
             # A cancel during a shift waits for the shift to stop (patch "shift-cancel-waits").
             "cancelled_during_a_shift.json": cancelled_during_a_shift,
+            # Stable measured before any traffic moves (patch "stable-baseline"): the
+            # measure_baseline activity, then the started notification with its lines.
+            "stable_baseline.json": promoted_with_controls,
+            "stable_baseline_aborted.json": aborted_while_measuring_stable,
+            "stable_baseline_cancelled.json": cancelled_while_measuring_stable,
+            "stable_baseline_failed.json": promoted_without_a_baseline,
+            # Unwatched bake time made up with a further timer (patch "bake-watched").
+            "bake_made_up.json": functools.partial(bake_made_up, env.sleep),
         }
         for name, record in recorders.items():
             path = HISTORIES / name

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from sluicegate.analysis.verdict import Verdict
 from sluicegate.contracts import CheckReport
-from tests.scripted import a_status, make_spec
-from workflows.details import render_details, short_duration
+from tests.scripted import a_baseline, a_status, make_spec
+from workflows.details import render_details, short_duration, span, watched_line
+from workflows.state import BakeClock, DeploymentStatus
 
 
 def test_the_table_marks_done_current_and_pending_stages() -> None:
@@ -56,3 +57,64 @@ def test_notifications_that_failed_are_shown() -> None:
     text = render_details(make_spec(), a_status(notification_failures=failures))
     assert "Notifications not delivered:" in text
     assert "#6" in text and "#1" not in text  # the latest five
+
+
+def test_stable_before_the_deployment_is_listed_rule_by_rule() -> None:
+    spec = make_spec()
+    baseline = a_baseline()
+    lines = baseline.lines(spec.analysis)
+    text = render_details(spec, a_status(baseline=baseline, baseline_lines=lines))
+    assert (
+        "Stable before the deployment (1m, 10000 requests):\n"
+        "- stable within error_rate ≤ 1% (0.3% measured)\n"
+        "- stable within latency_p99_ms ≤ 200 (0.5% slower than the limit measured)\n"
+        "- stable already breaches availability ≥ 99.9% (99.7% measured)\n"
+    ) in text
+    unknown = ("stable could not be measured (no data): limits are held as written",)
+    text = render_details(
+        spec, a_status(no_baseline="could not be measured", baseline_lines=unknown)
+    )
+    assert f"Stable before the deployment:\n- {unknown[0]}" in text
+    assert "Stable before" not in render_details(spec, a_status())  # older deployments
+
+
+def test_the_bake_says_how_much_of_it_was_watched() -> None:
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    total, two = timedelta(minutes=30), timedelta(minutes=2)
+    # Learned 20 minutes into the bake: the end moved by the 2 minutes to make up.
+    learned = BakeClock(total=total, left=timedelta(minutes=12), ends_at=now, unwatched=two)
+    assert learned.watched() == timedelta(minutes=18)
+    assert watched_line(learned) == "watched 18m of 30m bake (2m unwatched, to be made up)"
+    # The bake's timer ran out: 2 minutes more, made up.
+    making_up = learned.model_copy(update={"left": two, "made_up": two})
+    assert watched_line(making_up) == "watched 28m of 30m bake (2m unwatched, made up)"
+    assert watched_line(making_up, left=timedelta(0)) == (
+        "watched 30m of 30m bake (2m unwatched, made up)"
+    )
+    text = render_details(make_spec(), a_status(bake=making_up))
+    assert "Bake: watched 28m of 30m bake (2m unwatched, made up)" in text
+    watched = BakeClock(total=total, left=timedelta(minutes=12), ends_at=now)
+    assert watched_line(watched) is None
+    assert "Bake:" not in render_details(make_spec(), a_status(bake=watched))
+
+
+def test_spans_to_the_second() -> None:
+    assert span(timedelta(minutes=2)) == "2m"
+    assert span(timedelta(seconds=90.4)) == "1m 30s"
+    assert span(timedelta(hours=1, minutes=5)) == "1h 5m"
+    assert span(timedelta(seconds=31.6)) == "32s"
+    assert span(timedelta(0)) == "0s"
+
+
+def test_what_deployments_published_before_these_fields_still_decodes() -> None:
+    old = a_status(bake={"total": "PT30M", "left": "PT10M", "ends_at": None}).model_dump(
+        mode="json", exclude={"baseline", "no_baseline", "baseline_lines"}
+    )
+    del old["bake"]["unwatched"], old["bake"]["made_up"]
+    status = DeploymentStatus.model_validate(old)
+    assert (status.baseline, status.no_baseline, status.baseline_lines) == (None, None, ())
+    assert status.bake is not None and status.bake.unwatched == timedelta(0)
+    check = CheckReport.model_validate(
+        {"at": "2024-01-01T00:00:00Z", "number": 3, "verdict": {"status": "healthy", "results": []}}
+    )
+    assert check.unwatched == timedelta(0)

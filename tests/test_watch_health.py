@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import httpx
+import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.deployment import watch_health
@@ -89,3 +90,73 @@ async def envoy_weight(envoy: EnvoyStack) -> int:
     async with httpx.AsyncClient(timeout=5) as client:
         runtime = (await client.get(f"{envoy.admin_url}/runtime")).json()
     return int(runtime["entries"]["sluicegate.canary_weight"]["final_value"])
+
+
+def failing_pilot(envoy: EnvoyStack, upstreams: dict[str, Upstream]) -> WatchHealthInput:
+    """A watch of a canary that fails every request at 50%: it ends at its first breach."""
+    upstreams["canary"].status = 500
+    return WatchHealthInput(
+        service="checkout",
+        stage="pilot",
+        router=EnvoyRouter(admin_url=envoy.admin_url, endpoints_dir=str(envoy.endpoints_dir)),
+        expected=RouterState(
+            canary_weight=50,
+            stable_endpoints=(upstreams["stable"].address,),
+            canary_endpoints=(upstreams["canary"].address,),
+        ),
+        analysis=AnalysisSpec(
+            source=EnvoyStats(admin_url=envoy.admin_url),
+            interval=timedelta(milliseconds=300),
+            min_requests=3,
+        ),
+    )
+
+
+@pytest.mark.parametrize("resumed", ["from its heartbeat", "without one", "not at all"])
+async def test_a_resumed_watcher_counts_the_time_no_watcher_was_running(
+    envoy: EnvoyStack, upstreams: dict[str, Upstream], resumed: str
+) -> None:
+    request = failing_pilot(envoy, upstreams)
+    lost_at = datetime.now(UTC) - timedelta(minutes=5)
+    env = ActivityEnvironment()
+    if resumed == "from its heartbeat":
+        # The attempt whose worker died checked last 5 minutes ago; an earlier loss in this
+        # stage had already left it unwatched for 30 s.
+        before_crash = CheckReport(
+            stage="pilot",
+            at=lost_at,
+            number=7,
+            verdict=Verdict(status="healthy", results=()),
+            unwatched=timedelta(seconds=30),
+        )
+        details = [before_crash.model_dump(mode="json")]
+        env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=details)
+    elif resumed == "without one":  # its worker died before its first check
+        env.info = dataclasses.replace(env.info, attempt=2, scheduled_time=lost_at)
+    heartbeats: list[object] = []
+    env.on_heartbeat = lambda *details: heartbeats.extend(details)
+    stop = asyncio.Event()
+    load = asyncio.create_task(steady_load(envoy.url, stop))
+    try:
+        result = await env.run(watch_health, request)
+    finally:
+        stop.set()
+        await load
+    # The checks this attempt made (it heartbeats the previous attempt's until its first).
+    checks = [r for r in heartbeats if isinstance(r, CheckReport) and r.at > lost_at]
+    first = min(checks, key=lambda r: r.number)
+    assert result.status == "breach" and result.last is not None
+    interval = request.analysis.interval
+    if resumed == "from its heartbeat":
+        expected = timedelta(seconds=30) + (first.at - lost_at - interval)
+        assert first.number == 8
+    elif resumed == "without one":
+        expected = first.at - lost_at - interval
+        assert first.number == 1
+    else:
+        expected = timedelta(0)  # a first attempt was not resumed
+    assert first.unwatched == expected
+    assert expected == timedelta(0) or expected > timedelta(minutes=4)
+    # Counted once, at the first check; carried by every later one (and by a retry's).
+    assert {r.unwatched for r in checks} == {expected}
+    assert result.last.unwatched == expected

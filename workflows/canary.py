@@ -5,7 +5,7 @@ promote to 100% or restore the backup. Deterministic orchestration only: activit
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -14,15 +14,18 @@ from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 with workflow.unsafe.imports_passed_through():
     from sluicegate import visibility
+    from sluicegate.analysis.baseline import Baseline
     from sluicegate.contracts import (
         BACKUP,
         HEALTH_LAPSED,
         HEALTH_REPORT,
+        MEASURE_BASELINE,
         NOTIFY,
         SET_TRAFFIC,
         WATCH_HEALTH,
         BackupInput,
         BackupRecord,
+        BaselineInput,
         CheckReport,
         DeliveryReport,
         NotifyInput,
@@ -35,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from sluicegate.errors import SpecError
     from sluicegate.notifications import Event, Notification, severity_of
     from sluicegate.spec import DeploymentSpec, Stage, parse_spec
-    from workflows.details import render_details, short_duration
+    from workflows.details import render_details, short_duration, span
     from workflows.restore import restore_until_done, root_cause
     from workflows.retries import NOTIFY_RETRIES, QUICK_HEARTBEAT, QUICK_RETRIES, WATCH_RETRIES
     from workflows.state import (
@@ -65,6 +68,13 @@ LAPSING_TIMERS_PATCH = "bake-timers-lapse"
 SHIFT_CANCEL_PATCH = "shift-cancel-waits"
 # A watcher that times out while being stopped (its worker died) counts as stopped.
 WATCHER_LOST_PATCH = "watcher-lost-while-stopping"
+# Stable is watched for `analysis.baseline` before any traffic moves; the limits stable
+# already breaches are not held against the canary (the judge does that, given the
+# baseline); the started notification comes after it, with stable's numbers.
+BASELINE_PATCH = "stable-baseline"
+# Time a stage's watcher reports it was not watching (its worker died) is added to the
+# bake, so a stage is watched for its whole bake.
+BAKE_WATCHED_PATCH = "bake-watched"
 # How long a finished deployment waits for its last notifications before it ends anyway.
 NOTIFICATION_GRACE = timedelta(minutes=1)
 
@@ -116,6 +126,16 @@ class CanaryDeployment:
         self._stop_delivering = False
         self._lapsing_timers = False
         self._shift_cancel_waits = False
+        self._measures_baseline = False
+        self._bake_watched = False
+        self._baseline: Baseline | None = None
+        self._no_baseline: str | None = None
+        # The current stage's bake: time its watcher reported unwatched, and how much of
+        # that has been added to the bake; the bake clock's base (left, and when the
+        # running timer ends; None while paused).
+        self._unwatched = timedelta(0)
+        self._made_up = timedelta(0)
+        self._bake_base: tuple[timedelta, datetime | None] | None = None
 
     @workflow.run
     async def run(self, spec: SpecInput) -> DeploymentResult:
@@ -125,6 +145,8 @@ class CanaryDeployment:
             self._courier = asyncio.create_task(self._deliver_notifications())
         self._lapsing_timers = workflow.patched(LAPSING_TIMERS_PATCH)
         self._shift_cancel_waits = workflow.patched(SHIFT_CANCEL_PATCH)
+        self._measures_baseline = workflow.patched(BASELINE_PATCH)
+        self._bake_watched = workflow.patched(BAKE_WATCHED_PATCH)
         try:
             result = await self._deploy()
         finally:
@@ -142,8 +164,15 @@ class CanaryDeployment:
             reason = f"backup failed, no traffic moved: {root_cause(err)}"
             self._notify("rolled_back", reason)
             return self._finish("rolled_back", reason)
-        self._notify("started", f"deployment started: {self._plan()}")
+        if not self._measures_baseline:  # deployments started before the patch
+            self._notify("started", f"deployment started: {self._plan()}")
         try:
+            if self._measures_baseline:
+                await self._measure_baseline()
+                self._check_abort()
+                self._notify(
+                    "started", f"deployment started: {self._plan()}", self._baseline_lines()
+                )
             await self._progress()
             await self._promote()
             self._notify("promoted", f"{self.spec.canary.version} promoted to 100%")
@@ -188,12 +217,68 @@ class CanaryDeployment:
             summary=f"back up {self.spec.router.type} routing of {self.spec.service}",
         )
 
+    async def _measure_baseline(self) -> None:
+        """Watch stable for `analysis.baseline` before any traffic moves.
+
+        Without a baseline (`baseline: 0`, or the activity failed) the deployment goes on
+        with the limits held as written. An abort stops the measuring at once (the
+        rollback follows); a cancellation stops it and is raised for the rollback.
+        """
+        length = self.spec.analysis.baseline
+        if length <= timedelta(0):
+            self._no_baseline = "not measured (analysis.baseline is 0)"
+            return
+        if self._abort is not None:
+            return
+        self._set_phase("measuring_baseline")
+        measuring = workflow.start_activity(
+            MEASURE_BASELINE,
+            BaselineInput(
+                service=self.spec.service,
+                analysis=self.spec.analysis,
+                stable_version=self.spec.stable.version,
+                canary_version=self.spec.canary.version,
+            ),
+            result_type=Baseline,
+            start_to_close_timeout=length + timedelta(seconds=60),
+            heartbeat_timeout=QUICK_HEARTBEAT,
+            retry_policy=QUICK_RETRIES,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"watch stable {short_duration(length)} before any traffic",
+        )
+        try:
+            await workflow.wait_condition(lambda: measuring.done() or self._abort is not None)
+        finally:
+            if not measuring.done():  # aborted, or the deployment was cancelled
+                measuring.cancel()
+                await workflow.wait([measuring])
+        if measuring.cancelled():
+            return
+        error = measuring.exception()
+        if error is None:
+            self._baseline = measuring.result()
+        elif is_cancelled_exception(error):
+            if self._abort is None:  # not stopped for an abort: a cancellation, roll back
+                raise error
+        else:
+            self._no_baseline = f"could not be measured ({root_cause(error)})"
+        self._publish()
+
+    def _baseline_lines(self) -> tuple[str, ...]:
+        """Stable against every limit before the deployment, or why that is unknown."""
+        if self._baseline is not None:
+            return self._baseline.lines(self.spec.analysis)
+        if self._no_baseline is not None:
+            return (f"stable {self._no_baseline}: limits are held as written",)
+        return ()
+
     async def _progress(self) -> None:
         """Run the stages in order; raises _Stop when the deployment must roll back."""
         for index, stage in enumerate(self.spec.stages):
             self._check_abort()
             self._stage_index = index
             self._stage_health = None
+            self._unwatched = self._made_up = timedelta(0)
             self._set_phase("progressing")
             await self._shift(stage.weight)
             self._notify("stage_advanced", self._stage_summary(stage))
@@ -235,12 +320,20 @@ class CanaryDeployment:
             await self._bake_loop(stage, watcher)
         finally:
             self._bake_clock = None
+            self._bake_base = None
 
     async def _bake_loop(self, stage: Stage, watcher: asyncio.Task[WatchHealthResult]) -> None:
+        """Time the watcher reported unwatched is made up when the bake runs out: a new
+        timer for what is owed, until nothing is (a watcher may be lost again meanwhile)."""
         remaining = stage.bake
-        while remaining > timedelta(0):
+        while True:
+            if remaining <= timedelta(0):
+                remaining = self._owed()
+                if remaining <= timedelta(0):
+                    return
+                self._made_up = self._unwatched
             if self._paused:
-                self._bake_clock = BakeClock(total=stage.bake, left=remaining, ends_at=None)
+                self._set_bake_clock(stage, remaining, None)
                 self._set_phase("paused")
                 await workflow.wait_condition(
                     lambda: self._interrupted(watcher) or not self._paused
@@ -248,15 +341,45 @@ class CanaryDeployment:
                 self._set_phase("progressing")
             else:
                 started = workflow.now()
-                self._bake_clock = BakeClock(
-                    total=stage.bake, left=remaining, ends_at=started + remaining
-                )
+                self._set_bake_clock(stage, remaining, started + remaining)
                 if await self._baked(remaining, stage, watcher):
-                    return
+                    if not self._bake_watched:  # deployments started before the patch
+                        return
+                    remaining = timedelta(0)
+                    continue
                 remaining -= workflow.now() - started
             self._check_stops(watcher)
             if self._pending_promote is not None:
                 return
+
+    def _owed(self) -> timedelta:
+        """Unwatched bake time not made up yet (none before the bake-watched patch)."""
+        return self._unwatched - self._made_up
+
+    def _set_bake_clock(self, stage: Stage, remaining: timedelta, ends_at: datetime | None) -> None:
+        """The bake clock, with what is owed to unwatched time included in what is left."""
+        self._bake_base = (remaining, ends_at)
+        self._refresh_bake_clock(stage)
+        if self._unwatched > timedelta(0):  # the Web UI says how much was watched
+            self._publish()
+
+    def _refresh_bake_clock(self, stage: Stage) -> None:
+        if self._bake_base is None:
+            return
+        remaining, ends_at = self._bake_base
+        owed = self._owed()
+        if ends_at is not None:
+            ends_at = ends_at + owed
+            left = max(ends_at - workflow.now(), timedelta(0))
+        else:
+            left = remaining + owed
+        self._bake_clock = BakeClock(
+            total=stage.bake,
+            left=left,
+            ends_at=ends_at,
+            unwatched=self._unwatched,
+            made_up=self._made_up,
+        )
 
     async def _baked(
         self, remaining: timedelta, stage: Stage, watcher: asyncio.Task[WatchHealthResult]
@@ -267,6 +390,8 @@ class CanaryDeployment:
         time-skipping test server wedges on cancelling a timer that fires meanwhile.
         """
         summary = f"bake {short_duration(remaining)} at {stage.weight}%"
+        if self._made_up > timedelta(0):
+            summary = f"make up {span(remaining)} unwatched at {stage.weight}%"
         if not self._lapsing_timers:  # deployments started before the patch
             try:
                 await workflow.wait_condition(
@@ -382,6 +507,7 @@ class CanaryDeployment:
                 analysis=self.spec.analysis,
                 stable_version=self.spec.stable.version,
                 canary_version=self.spec.canary.version,
+                baseline=self._baseline,
             ),
             result_type=WatchHealthResult,
             start_to_close_timeout=timedelta(days=30),
@@ -473,7 +599,7 @@ class CanaryDeployment:
             return "already paused" if self._paused else f"nothing to pause while {phase}"
         if action == "resume" and not self._paused:
             return "deployment is not paused"
-        if action == "promote" and phase in ("validating", "backing_up"):
+        if action == "promote" and phase in ("validating", "backing_up", "measuring_baseline"):
             return f"nothing to promote yet ({phase})"
         return None
 
@@ -540,7 +666,15 @@ class CanaryDeployment:
             self._latest_check = report
             if report.verdict.status != "inconclusive":
                 self._stage_health = report.verdict.status
+            self._note_unwatched(report, stage)
             self._publish()
+
+    def _note_unwatched(self, report: CheckReport, stage: Stage) -> None:
+        """The stage's watcher was not running for `report.unwatched` so far (its worker
+        died): the bake is made longer by as much."""
+        if self._bake_watched and report.unwatched > self._unwatched:
+            self._unwatched = report.unwatched
+            self._refresh_bake_clock(stage)
 
     @workflow.query(name="status")
     def status(self) -> DeploymentStatus:
@@ -561,6 +695,9 @@ class CanaryDeployment:
             controls=tuple(self._controls),
             bake=self._bake_clock,
             notification_failures=tuple(self._notification_failures),
+            baseline=self._baseline,
+            no_baseline=self._no_baseline,
+            baseline_lines=self._baseline_lines(),
         )
 
     def _validate(self, action: Action) -> None:
@@ -616,6 +753,8 @@ class CanaryDeployment:
         self._paused = True
         self._stage_health = None
         self._latest_check = report
+        if (stage := self._current_stage()) is not None:
+            self._note_unwatched(report, stage)
         self._notify(
             "paused",
             f"paused for a person: {record.reason}; resume, promote or abort",

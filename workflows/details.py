@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sluicegate.spec import DeploymentSpec
-from workflows.state import WATCHING, DeploymentStatus
+from workflows.state import WATCHING, BakeClock, DeploymentStatus
 
 
 def render_details(spec: DeploymentSpec, status: DeploymentStatus) -> str:
@@ -22,6 +22,14 @@ def render_details(spec: DeploymentSpec, status: DeploymentStatus) -> str:
             f"| {stage.name} | {stage.weight}% | {short_duration(stage.bake)} | "
             f"{'manual' if stage.manual_gate else '-'} | {_stage_state(index, status)} |"
         )
+    if status.baseline_lines:
+        heading = "Stable before the deployment"
+        if (baseline := status.baseline) is not None:
+            measured = span(timedelta(seconds=baseline.seconds))
+            heading += f" ({measured}, {baseline.requests} requests)"
+        lines += ["", f"{heading}:", *(f"- {line}" for line in status.baseline_lines)]
+    if status.bake is not None and (watched := watched_line(status.bake)) is not None:
+        lines += ["", f"Bake: {watched}"]
     if status.phase in WATCHING:
         lines += ["", "Live checks: the `watch_health` heartbeat, under Pending Activities."]
     if status.latest_check is not None:
@@ -46,6 +54,28 @@ def short_duration(duration: timedelta) -> str:
     if seconds >= 60 and seconds % 60 == 0:
         return f"{seconds / 60:g}m"
     return f"{seconds:g}s"
+
+
+def span(duration: timedelta) -> str:
+    """2m, 1m 30s, 1h 5m, 45s: a measured duration, to the second."""
+    seconds = round(max(duration.total_seconds(), 0))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
+    parts.append(f"{seconds}s" if seconds or not (hours or minutes) else "")
+    return " ".join(part for part in parts if part)
+
+
+def watched_line(bake: BakeClock, left: timedelta | None = None) -> str | None:
+    """`watched 28m of 30m bake (2m unwatched, made up)`, once some of it was unwatched;
+    `left` is what is left now (by default: when the deployment last changed)."""
+    if bake.unwatched <= timedelta(0):
+        return None
+    made_up = "made up" if bake.made_up >= bake.unwatched else "to be made up"
+    return (
+        f"watched {span(bake.watched(left))} of {span(bake.total)} bake "
+        f"({span(bake.unwatched)} unwatched, {made_up})"
+    )
 
 
 def _stage_state(index: int, status: DeploymentStatus) -> str:

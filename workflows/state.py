@@ -7,12 +7,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sluicegate.analysis.baseline import Baseline
 from sluicegate.contracts import BackupRecord, CheckReport, RouterState
 from sluicegate.spec import BackupSpec, RouterSpec
 
 Phase = Literal[
     "validating",
     "backing_up",
+    "measuring_baseline",
     "progressing",
     "paused",
     "awaiting_approval",
@@ -53,11 +55,29 @@ class ControlRecord(_Model):
 
 
 class BakeClock(_Model):
-    """The current stage's bake: its length and what is left (frozen while paused)."""
+    """The current stage's bake: its length and what is left (frozen while paused).
+
+    Time with no watcher running does not count toward the bake: the bake goes on for as
+    long as its watcher reported it was not watching (`unwatched`), so `left` and
+    `ends_at` include what is still to be made up.
+    """
 
     total: timedelta
     left: timedelta = Field(description="left when the deployment last changed")
     ends_at: datetime | None = Field(description="when the bake ends; None while paused")
+    # Fields added after a release need defaults: recorded histories must still decode.
+    unwatched: timedelta = Field(
+        default=timedelta(0), description="bake time with no watcher running, so far"
+    )
+    made_up: timedelta = Field(
+        default=timedelta(0), description="of which the bake has been extended by already"
+    )
+
+    def watched(self, left: timedelta | None = None) -> timedelta:
+        """Bake time watched so far, when `left` is left (by default: `self.left`). The
+        bake lasts `total + unwatched` in all: what has passed less `unwatched`."""
+        left = self.left if left is None else left
+        return min(max(self.total - left, timedelta(0)), self.total)
 
 
 class DeploymentStatus(_Model):
@@ -77,6 +97,15 @@ class DeploymentStatus(_Model):
     reason: str | None
     controls: tuple[ControlRecord, ...]
     bake: BakeClock | None = Field(default=None, description="set while a stage bakes")
+    baseline: Baseline | None = Field(
+        default=None, description="stable against every limit before any traffic moved"
+    )
+    no_baseline: str | None = Field(
+        default=None, description="why stable was not measured first (limits held as written)"
+    )
+    baseline_lines: tuple[str, ...] = Field(
+        default=(), description="stable against each limit before the deployment, or why not"
+    )
     notification_failures: tuple[str, ...] = Field(
         default=(), description="notifications a channel did not accept"
     )
