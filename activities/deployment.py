@@ -151,6 +151,10 @@ class _Watch:
         if previous is None or self.state is None:
             previous = await self._sample()
             self.state = start_stage(previous, policy, self.request.baseline)
+            if self.latest is not None:  # a heartbeat of 0.1, without the judge's state
+                self.state = self.state.model_copy(
+                    update={"failed_checks": self.latest.failed_checks}
+                )
         next_check = time.monotonic()
         while True:
             next_check += policy.interval.total_seconds()

@@ -33,7 +33,8 @@ Arm = Literal["stable", "canary"]
 class JudgeState(BaseModel):
     """Everything the judge carries from one check to the next (and across retries)."""
 
-    model_config = ConfigDict(frozen=True)
+    # A check-window test starts at -inf (no stretch yet): JSON carries it as a string.
+    model_config = ConfigDict(frozen=True, ser_json_inf_nan="strings")
 
     limits: tuple[LimitTest, ...] = ()  # one per rule, on the canary
     guards: tuple[LimitTest | None, ...] = ()  # one per rule, on stable (None: not held)

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # JSON has no infinity: the last bucket bound (inf) travels as the string "Infinity".
+    model_config = ConfigDict(frozen=True, ser_json_inf_nan="strings")
 
 
 class ArmCounters(_Model):
