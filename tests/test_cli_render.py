@@ -9,7 +9,15 @@ import pytest
 from rich.console import Console, RenderableType
 
 from sluicegate.analysis.verdict import MetricResult, Status, Verdict
-from sluicegate.cli.render import ago, bake_bar, control_line, human, overall, status_line
+from sluicegate.cli.render import (
+    ago,
+    bake_bar,
+    control_line,
+    human,
+    overall,
+    status_line,
+    status_view,
+)
 from sluicegate.contracts import Finding, PreflightReport
 from tests.scripted import a_status
 from workflows.state import BakeClock, ControlRecord
@@ -176,3 +184,22 @@ def test_bake_bar_while_paused_shows_the_frozen_time_left() -> None:
     text = text_of(bake_bar(bake, now=NOW))
 
     assert "bake paused: 12m left of 1h" in text
+
+
+def test_status_view_shows_stable_before_the_deployment_and_the_unwatched_bake() -> None:
+    bake = BakeClock(
+        total=timedelta(minutes=30),
+        left=timedelta(minutes=4),
+        ends_at=None,
+        unwatched=timedelta(minutes=2),
+        made_up=timedelta(minutes=2),
+    )
+    status = a_status(
+        bake=bake,
+        baseline_lines=("stable already breaches availability ≥ 99.9% (99.7% measured)",),
+    )
+    console = Console(width=200, record=True)
+    console.print(status_view(status, None))
+    shown = console.export_text()
+    assert "stable before the deployment: stable already breaches availability" in shown
+    assert "(2m unwatched, made up)" in shown

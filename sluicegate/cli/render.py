@@ -14,6 +14,7 @@ from sluicegate.analysis.verdict import ComparisonResult, MetricResult, Verdict
 from sluicegate.contracts import BackupEntry, BackupRecord, CheckReport, Finding, PreflightReport
 from sluicegate.history import DeploymentRecord
 from sluicegate.spec import AnalysisSpec
+from workflows.details import watched_line
 from workflows.state import (
     BakeClock,
     ControlRecord,
@@ -135,6 +136,8 @@ def bake_bar(bake: BakeClock, now: datetime | None = None) -> RenderableType:
         label = f"bake paused: {human(left)} left of {human(bake.total)}"
     total = max(bake.total.total_seconds(), 0.001)
     done = total - min(left.total_seconds(), total)
+    if watched := watched_line(bake, left):
+        label += f"; {watched}"
     table = Table.grid(padding=(0, 1))
     table.add_row(ProgressBar(total=total, completed=done, width=40), Text(label))
     return table
@@ -216,6 +219,8 @@ def value(result: MetricResult | None) -> str:
 def status_view(status: DeploymentStatus, check: CheckReport | None) -> RenderableType:
     """The live view of a running deployment: where it is, its bake, its latest check."""
     parts: list[RenderableType] = [Text(status_line(status), style="bold")]
+    if status.baseline_lines:
+        parts.append(Text("stable before the deployment: " + "; ".join(status.baseline_lines)))
     if status.bake is not None:
         parts.append(bake_bar(status.bake))
     if status.pending_promote is not None:
