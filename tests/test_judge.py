@@ -111,7 +111,8 @@ def test_all_of_20_requests_failing_breaches_at_the_first_check() -> None:
     assert verdict.status == "breach" and verdict.rollback
     breached = {r.metric for r in verdict.breaches}
     assert {"error_rate", "availability"} <= breached
-    assert "error_rate: 20 of 20 canary requests failed in the last check (100%" in verdict.describe()
+    expected = "error_rate: 20 of 20 canary requests failed in the last check (100%"
+    assert expected in verdict.describe()
 
 
 def test_every_request_250_ms_slower_breaches_at_the_first_check() -> None:
