@@ -354,3 +354,11 @@ def test_judge_once_judges_one_arm_over_one_window() -> None:
     assert all(r.kind == "stable_limit" for r in stable.results)
     missing = Sample(at=end.at, stable=None, canary=None)
     assert judge_once(start, missing, POLICY, "canary").status == "inconclusive"
+
+
+def test_a_stable_that_breached_before_is_still_held_to_what_it_was() -> None:
+    stream = Stream(baseline=baseline_of(6000, 18))  # 0.3% errors: availability breached
+    verdicts = [stream.check(canary=(50, 0), stable=(950, 48)) for _ in range(3)]  # now 5%
+    guards = [r for v in verdicts for r in v.breaches if getattr(r, "kind", "") == "stable_limit"]
+    assert any(v.rollback for v in verdicts)
+    assert {"availability", "error_rate"} <= {r.metric for r in guards}

@@ -3,8 +3,9 @@
 A limit that stable itself breaches cannot be held against the canary (a hotfix for a
 broken stable must be deployable): for that rule the canary is held to "no worse than
 stable was", i.e. to an upper confidence bound on stable's baseline share. A limit stable
-was within stays the canary's limit, and stable is held to it too while the canary has
-traffic: stable starting to breach points at the canary harming what both share.
+was within stays the canary's limit. While the canary has traffic, stable is held to the
+larger of the limit and that bound: stable getting measurably worse than both points at
+the canary harming what both share (a cache, a queue, a database).
 """
 
 from __future__ import annotations
@@ -43,7 +44,14 @@ class RuleBaseline(_Model):
     @property
     def canary_bound(self) -> float:
         """What the canary is held to: the rule, or no worse than stable was."""
-        return max(self.bound, self.upper) if self.breaches else self.bound
+        return self.stable_bound if self.breaches else self.bound
+
+    @property
+    def stable_bound(self) -> float:
+        """What stable is held to while the canary has traffic: no measurably worse than
+        both the rule and what it was (so a stable near its limit is not taken for one
+        that began to breach)."""
+        return max(self.bound, self.upper)
 
     def describe(self, rule: MetricCheck) -> str:
         """`stable already breaches availability ≥ 99.9% (99.7% measured)`."""

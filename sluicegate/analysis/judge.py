@@ -64,8 +64,8 @@ def start_stage(
             note = f"stable already breached it before the deployment: held to {bound:.3%}"
         limits.append(LimitTest.start(bound, rule.window))
         notes.append(note)
-        held = rule_baseline is not None and rule_baseline.requests and not rule_baseline.breaches
-        guards.append(LimitTest.start(share_bound(rule), rule.window) if held else None)
+        held = rule_baseline is not None and rule_baseline.requests > 0
+        guards.append(LimitTest.start(rule_baseline.stable_bound, rule.window) if held else None)
     return JudgeState(
         limits=tuple(limits),
         guards=tuple(guards),
