@@ -5,12 +5,14 @@ before deploying. Shared by every front end (CLI, chat-ops); the workflows enfor
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -297,3 +299,10 @@ async def _run(
         task_queue=task_queue,
         execution_timeout=timeout,
     )
+
+
+def json_data(model: BaseModel) -> Any:
+    """A model as plain JSON data for scripts and APIs. Infinite floats (a histogram's last
+    bound, a fresh test's evidence) become the strings "Infinity" and "-Infinity", which
+    strict JSON encoders accept."""
+    return json.loads(model.model_dump_json())

@@ -242,9 +242,10 @@ def test_health_and_pre_deployment_test(
     health = sluice.json("health", spec)
     assert health["stable"]["status"] == "healthy"
     assert health["overall"] in ("healthy", "inconclusive")  # the canary has no traffic yet
-    assert_exit(sluice("health", spec), 0, "error_rate", "latency_p99_ms", "≤ 200")
+    assert_exit(sluice("health", spec), 0, "error_rate", "latency_p99_ms", "≤ 1% > 200 ms")
 
-    assert_exit(sluice("test", spec), 0, "ready to deploy", "stable served")
+    done = sluice("test", spec)
+    assert_exit(done, 0, "ready to deploy", "stable served", "stable within error_rate ≤ 1%")
 
     broken = tmp_path / "broken.json"
     data = json.loads(Path(spec).read_text())

@@ -8,6 +8,7 @@ stable that starts breaching while the canary has traffic rolls back.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,8 @@ from sluicegate.analysis import (
     start_stage,
 )
 from sluicegate.analysis.limits import LimitTest, alternatives, upper_bound
+from sluicegate.contracts import CheckReport
+from sluicegate.operations import json_data
 from sluicegate.spec import AnalysisSpec, EnvoyStats, MetricCheck
 
 INF = math.inf
@@ -362,3 +365,13 @@ def test_a_stable_that_breached_before_is_still_held_to_what_it_was() -> None:
     guards = [r for v in verdicts for r in v.breaches if getattr(r, "kind", "") == "stable_limit"]
     assert any(v.rollback for v in verdicts)
     assert {"availability", "error_rate"} <= {r.metric for r in guards}
+
+
+def test_a_check_report_with_the_judges_state_is_strict_json() -> None:
+    stream = Stream()
+    verdict = stream.check(canary=(0,))  # a fresh check-window test: its evidence is -inf
+    report = CheckReport(
+        at=T0, number=1, verdict=verdict, judge=stream.state, sample=stream.sample()
+    )
+    text = json.dumps(json_data(report), allow_nan=False)
+    assert CheckReport.model_validate_json(text) == report

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sluicegate.analysis.limits import upper_bound
 from sluicegate.analysis.rules import bad_requests, share_bound
 from sluicegate.analysis.samples import Sample
+from sluicegate.analysis.verdict import percent
 from sluicegate.spec import AnalysisSpec, MetricCheck
 
 
@@ -57,7 +58,7 @@ class RuleBaseline(_Model):
         """`stable already breaches availability ≥ 99.9% (99.7% measured)`."""
         if self.measured is None:
             return f"stable served no requests to measure {rule_text(rule)} on"
-        shown = rule_value(rule, self.measured)
+        shown = rule_value(rule, self.measured, self.slower_than_ms)
         if self.breaches:
             return f"stable already breaches {rule_text(rule)} ({shown} measured)"
         return f"stable within {rule_text(rule)} ({shown} measured)"
@@ -112,13 +113,10 @@ def rule_text(rule: MetricCheck) -> str:
     return f"{rule.metric} ≤ {rule.max:g}"
 
 
-def rule_value(rule: MetricCheck, share: float) -> str:
+def rule_value(rule: MetricCheck, share: float, slower_than_ms: float | None = None) -> str:
+    """`99.7%` availability, `0.3%` errors, `0.4% slower than 250 ms`."""
     if rule.metric == "availability":
         return percent(1 - share)
     if rule.metric == "error_rate":
         return percent(share)
-    return f"{percent(share)} slower than the limit"
-
-
-def percent(share: float) -> str:
-    return f"{share * 100:.3g}%"
+    return f"{percent(share)} slower than {slower_than_ms or rule.max:g} ms"

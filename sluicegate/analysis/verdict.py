@@ -77,7 +77,7 @@ class MetricResult(BaseModel):
         if self.events is None:
             return f"{self._what()} no data"
         sign = ">" if self.status == "breach" else "≤"
-        share = _percent(self.share_bound or 0.0)
+        share = percent(self.share_bound or 0.0)
         slow = f" >{self.slower_than_ms:g} ms" if self.slower_than_ms else ""
         return f"{self._what()}{slow} {self.events:,} of {self.requests:,} {sign} {share}"
 
@@ -91,8 +91,8 @@ class MetricResult(BaseModel):
         else:
             text = (
                 f"{self._what()}: {self.events:,} of {self.requests:,} {who} requests {bad} "
-                f"{self._span()} ({_percent(self.events / self.requests)}; at most "
-                f"{_percent(self.share_bound or 0.0)} allowed)"
+                f"{self._span()} ({percent(self.events / self.requests)}; at most "
+                f"{percent(self.share_bound or 0.0)} allowed)"
             )
         if self.status == "breach" and self.e_value is not None:
             text += f", evidence {self.e_value:.3g} of {self.evidence_bound:.3g}"
@@ -103,7 +103,8 @@ class MetricResult(BaseModel):
         return text
 
 
-def _percent(share: float) -> str:
+def percent(share: float) -> str:
+    """`1%`, `0.1%`, `99.7%`: three significant digits."""
     return f"{share * 100:.3g}%"
 
 

@@ -21,7 +21,7 @@ from sluicegate.errors import (
     SpecError,
 )
 from sluicegate.history import DeploymentRecord
-from sluicegate.operations import control, current, rollback
+from sluicegate.operations import control, current, json_data, rollback
 from workflows.state import (
     Action,
     ControlInput,
@@ -121,4 +121,4 @@ def status_text(status: DeploymentStatus) -> str:
 
 
 def _json(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json")
+    return json_data(model)

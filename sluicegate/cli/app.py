@@ -37,6 +37,7 @@ from sluicegate.operations import (
     control,
     current,
     ensure_worker,
+    json_data,
     preflight,
     restore,
     rollback,
@@ -217,9 +218,9 @@ def entry() -> None:
 
 def print_json(data: Any) -> None:
     if isinstance(data, BaseModel):
-        data = data.model_dump(mode="json")
+        data = json_data(data)
     elif isinstance(data, list):
-        data = [item.model_dump(mode="json") for item in data]
+        data = [json_data(item) for item in data]
     print(json.dumps(data, indent=2))
 
 
@@ -538,7 +539,7 @@ def health(ctx: typer.Context, spec_file: SpecFile, as_json: Json = False) -> No
 
     async def work(session: Session) -> int:
         report = await preflight(session.client, session.settings.task_queue, spec)
-        data = {"overall": render.overall(report), **report.model_dump(mode="json")}
+        data = {"overall": render.overall(report), **json_data(report)}
         show(data, as_json, render.health_tables(report, spec.service))
         if report.canary is None:
             return Exit.ERROR

@@ -10,7 +10,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from sluicegate.analysis.verdict import ComparisonResult, MetricResult, Verdict
+from sluicegate.analysis.verdict import ComparisonResult, MetricResult, Verdict, percent
 from sluicegate.contracts import BackupEntry, BackupRecord, CheckReport, Finding, PreflightReport
 from sluicegate.history import DeploymentRecord
 from sluicegate.spec import AnalysisSpec
@@ -201,8 +201,9 @@ LIMITS = ("limit", "stable_limit")
 def threshold(result: MetricResult) -> str:
     """`≤ 1% failed`, `≤ 1% > 250 ms`: the share of bad requests a limit allows."""
     if result.kind in LIMITS and result.share_bound is not None:
-        bad = f"> {result.slower_than_ms:g} ms" if result.slower_than_ms else "failed"
-        return f"≤ {result.share_bound:.3%} {bad}".replace(".000%", "%")
+        latency = result.metric.startswith("latency_")
+        bad = f"> {result.bound:g} ms" if latency else "failed"
+        return f"≤ {percent(result.share_bound)} {bad}"
     return f"{'≤' if result.direction == 'max' else '≥'} {result.bound:g}"
 
 

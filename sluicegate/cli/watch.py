@@ -20,6 +20,7 @@ from temporalio.service import RPCError
 from sluicegate.cli.render import control_line, result_line, status_view
 from sluicegate.deployments import deployment_handle, follow, live_check
 from sluicegate.history import DEPLOYMENT, latest
+from sluicegate.operations import json_data
 from workflows.canary import CanaryDeployment
 from workflows.state import DeploymentResult, DeploymentStatus
 
@@ -72,9 +73,9 @@ async def watch_json(client: Client, service: str) -> int:
         return 0
     async for item in follow(client, record.workflow_id):
         kind = "status" if isinstance(item, DeploymentStatus) else "check"
-        print(json.dumps({"kind": kind, **item.model_dump(mode="json")}), flush=True)
+        print(json.dumps({"kind": kind, **json_data(item)}), flush=True)
     result = await deployment_handle(client, service).result()
-    print(json.dumps({"kind": "result", **result.model_dump(mode="json")}), flush=True)
+    print(json.dumps({"kind": "result", **json_data(result)}), flush=True)
     return exit_code(result)
 
 
