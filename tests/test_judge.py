@@ -282,8 +282,16 @@ def test_stage_evidence_is_the_mixture_of_binomial_likelihood_ratios(bound: floa
         binom.logpmf(events, requests, p) - binom.logpmf(events, requests, bound)
         for p in alternatives(bound)
     ]
-    expected = math.log(sum(math.exp(r) for r in ratios) / len(ratios))
+    weights = [0.5 / (len(ratios) - 1)] * (len(ratios) - 1) + [0.5]  # half for the top share
+    expected = math.log(sum(w * math.exp(r) for w, r in zip(weights, ratios, strict=True)))
     assert test.log_evidence() == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("window", ["stage", "check"])
+def test_two_bad_requests_of_two_prove_a_dead_canary_at_a_stage_start(window: str) -> None:
+    test = LimitTest.start(0.01, window).observe(1, 1)
+    assert not test.rejects(0.001)
+    assert test.observe(1, 1).rejects(0.001)
 
 
 def test_alternatives_reach_a_dead_canary_and_stay_above_the_bound() -> None:

@@ -9,6 +9,9 @@ chance that it ever reaches 1/α is at most α (Ville's inequality), however oft
 
 Alternatives: a grid of shares above b, evenly spaced in log-odds from 1.5× b's odds up to
 a share of 99.5%, so that a dead canary (every request bad) is caught at its first check.
+The top share gets half the weight (half of α), the others share the rest: a glaring
+failure is proven by 2 bad requests in a row at a stage's start (3 with an even split),
+which is what a quiet service brings in 2 checks; a small excess pays ln 1.8 nats for it.
 
 Two windows, as a rule's `window` says:
 
@@ -16,9 +19,9 @@ Two windows, as a rule's `window` says:
   reaching 1/α). Small, persistent excesses add up over the whole stage.
 - `check`: the evidence of the *most damning recent stretch*: every run of consecutive
   checks ending now is tried, so an hour of health never hides a failure that starts now.
-  Each stretch start s (the s-th check with requests) gets the share α/(G·s(s+1)) of the
-  budget, for each of the G alternatives; the budgets add up to α, so the false-alarm
-  guarantee holds over the whole stage. The best stretch is kept by a CUSUM-like recursion:
+  Each stretch start s (the s-th check with requests) gets the share 1/(s(s+1)) of each
+  alternative's share of α; the budgets add up to α, so the false-alarm guarantee holds
+  over the whole stage. The best stretch is kept by a CUSUM-like recursion:
   one number per alternative, whatever the stage's length.
 
 Pure: counts in, numbers out; the state is small enough to heartbeat.
@@ -35,6 +38,7 @@ Window = Literal["check", "stage"]
 GRID_POINTS = 10
 _SMALLEST_ODDS_RATIO = 1.5
 _TOP_SHARE = 0.995
+_TOP_WEIGHT = 0.5
 _EDGE = 1e-9  # bounds of exactly 0 or 1 are judged as these: one bad request is proof
 
 
@@ -48,6 +52,15 @@ def alternatives(bound: float) -> tuple[float, ...]:
         return ((b + 1) / 2,)
     ratio = (highest / lowest) ** (1 / (GRID_POINTS - 1))
     return tuple(_expit(_logit(b) + lowest * ratio**i) for i in range(GRID_POINTS))
+
+
+@lru_cache(maxsize=256)
+def _log_weights(bound: float) -> tuple[float, ...]:
+    """ln of each alternative's share of α: half for the top share, the rest evenly."""
+    points = len(alternatives(bound))
+    if points == 1:
+        return (0.0,)
+    return (math.log((1 - _TOP_WEIGHT) / (points - 1)),) * (points - 1) + (math.log(_TOP_WEIGHT),)
 
 
 @lru_cache(maxsize=256)
@@ -131,15 +144,15 @@ class LimitTest:
         )
 
     def log_evidence(self) -> float:
-        """ln E: breach once it reaches `log_threshold(α)`."""
+        """ln E, the weighted evidence: breach once it reaches `log_threshold(α)`."""
+        weighted = self._weighted()
         if self.window == "stage":
-            return _log_mean_exp(self.statistics)
-        return max(self.statistics)
+            return _log_sum_exp(weighted)  # the mixture's likelihood ratio
+        return max(weighted)  # each alternative at its own share of α
 
-    def log_threshold(self, alpha: float) -> float:
-        if self.window == "stage":
-            return math.log(1 / alpha)
-        return math.log(len(self.statistics) / alpha)
+    @staticmethod
+    def log_threshold(alpha: float) -> float:
+        return math.log(1 / alpha)
 
     def rejects(self, alpha: float) -> bool:
         """True once the evidence that the share exceeds the bound reaches its threshold."""
@@ -150,15 +163,19 @@ class LimitTest:
         (checks None for the stage)."""
         if self.window == "stage" or not self.starts:
             return self.events, self.requests, None
-        best = max(range(len(self.statistics)), key=self.statistics.__getitem__)
-        return self.stretches[best]
+        weighted = self._weighted()
+        return self.stretches[max(range(len(weighted)), key=weighted.__getitem__)]
+
+    def _weighted(self) -> list[float]:
+        """Each alternative's ln LR plus the ln of its share of α."""
+        return [s + w for s, w in zip(self.statistics, _log_weights(self.bound), strict=True)]
 
 
-def _log_mean_exp(values: tuple[float, ...]) -> float:
+def _log_sum_exp(values: list[float]) -> float:
     top = max(values)
     if top == -math.inf:
         return top
-    return top + math.log(sum(math.exp(v - top) for v in values) / len(values))
+    return top + math.log(sum(math.exp(v - top) for v in values))
 
 
 def upper_bound(events: int, requests: int, alpha: float) -> float:
