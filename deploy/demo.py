@@ -27,12 +27,12 @@ from deploy.haproxy import haproxy_binary
 from deploy.nginx import nginx_binary
 from deploy.processes import free_port, venv_binary
 from deploy.stack import LocalStack, Service, canary_spec
-from sluicegate.contracts import CheckReport
+from sluicegate.cli.render import event_line
 from sluicegate.deployments import follow, start_deployment
 from sluicegate.settings import Settings
 from sluicegate.spec import DeploymentSpec
 from workers.client import connect
-from workflows.state import DeploymentResult, DeploymentStatus
+from workflows.state import DeploymentResult
 
 DEFAULT_STATE_DIR = Path(__file__).resolve().parent.parent / ".state" / "demo"
 TASK_QUEUE = "sluicegate-demo"
@@ -122,7 +122,7 @@ async def deploy(client: Client, spec: DeploymentSpec, ui: str) -> DeploymentRes
     handle = await start_deployment(client, spec, TASK_QUEUE)
     say(f"\n=== Deploying {spec.canary.version} over {spec.stable.version}: {ui}/{handle.id}")
     async for event in follow(client, handle.id):
-        say(_describe(event))
+        say(event_line(event))
     result = await handle.result()
     say(f"--> {result.outcome.upper()}: {result.reason}")
     if result.outcome == "rolled_back" and result.evidence is not None:
@@ -147,7 +147,7 @@ async def _interactive(client: Client, spec: DeploymentSpec, address: str, ui: s
     say(f'  {temporal} signal --name abort --input \'{{"by": "you", "reason": "not today"}}\'')
     say("Ctrl-C stops the demo and everything it started.")
     async for event in follow(client, handle.id):
-        say(_describe(event))
+        say(event_line(event))
     result = await handle.result()
     say(f"--> {result.outcome.upper()}: {result.reason}\nBrowse the Web UI; Ctrl-C to stop.")
     await asyncio.Event().wait()
@@ -165,15 +165,6 @@ def _spec(
         backup_dir=backups,
         **overrides,  # type: ignore[arg-type]
     )
-
-
-def _describe(event: DeploymentStatus | CheckReport) -> str:
-    if isinstance(event, CheckReport):
-        drift = f"  DRIFT: {event.drift}" if event.drift else ""
-        return f"      check #{event.number:<3} {event.verdict.brief()}{drift}"
-    stage = f" stage {event.stage}" if event.stage else ""
-    paused = " (paused)" if event.paused else ""
-    return f"  {event.phase}{stage}: canary at {event.canary_weight}%{paused}"
 
 
 def _port_or_free(port: int) -> int:

@@ -6,13 +6,19 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from sluicegate import visibility
 from sluicegate.contracts import WATCH_HEALTH, CheckReport
@@ -21,6 +27,8 @@ from sluicegate.spec import DeploymentSpec, Stage, workflow_id_for
 from workflows.canary import CanaryDeployment
 from workflows.details import short_duration
 from workflows.state import FINISHED, DeploymentResult, DeploymentStatus
+
+QUERY_TIMEOUT = timedelta(seconds=5)
 
 
 async def start_deployment(
@@ -81,16 +89,28 @@ async def live_check(client: Client, workflow_id: str) -> CheckReport | None:
 async def follow(
     client: Client, workflow_id: str, poll: timedelta = timedelta(milliseconds=250)
 ) -> AsyncIterator[DeploymentStatus | CheckReport]:
-    """Yield each new status (phase, stage or weight changed) and each new live check."""
+    """Yield each new status (phase, stage, weight, pause or a control changed) and each new
+    live check."""
     handle = client.get_workflow_handle_for(CanaryDeployment.run, workflow_id)
     shown_status: tuple[object, ...] | None = None
     shown_check: CheckReport | None = None
     while True:
         try:
-            status = await handle.query(CanaryDeployment.status)
+            status = await handle.query(CanaryDeployment.status, rpc_timeout=QUERY_TIMEOUT)
         except WorkflowQueryFailedError:
             return
-        key = (status.phase, status.stage, status.canary_weight, status.paused)
+        except RPCError:  # no worker answered in time: it may be restarting
+            if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                return
+            await asyncio.sleep(poll.total_seconds())
+            continue
+        key = (
+            status.phase,
+            status.stage,
+            status.canary_weight,
+            status.paused,
+            len(status.controls),
+        )
         if key != shown_status:
             shown_status = key
             yield status

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -184,6 +185,49 @@ async def test_controls_from_the_cli_and_their_refusals(
     assert_exit(sluice("promote", site.name), 3, "cannot promote")
     assert_exit(sluice("watch", site.name), 1, "rolled_back", "aborted by", "wrong build")
     assert_exit(sluice("pause", site.name), 3, "nothing running")
+
+
+class Output:
+    """A process's stdout, line by line as it comes (read by a thread, never blocking)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert process.stdout is not None
+        stream = process.stdout
+        self.reader = threading.Thread(target=lambda: self.lines.extend(stream), daemon=True)
+        self.reader.start()
+
+    def has(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+
+async def test_watch_in_a_pipe_prints_each_change_as_it_happens(
+    sluice: Sluice, worker: Process, site: Site, tmp_path: Path
+) -> None:
+    assert_exit(sluice("deploy", str(spec_file(site, tmp_path, stages=GATED_STAGES))), 0)
+    watching = subprocess.Popen(
+        [venv_binary("sluice"), "watch", site.name],
+        env=sluice.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output = Output(watching)
+        # Still running: these lines come while the deployment waits, not at its end.
+        await eventually(lambda: output.has("awaiting_approval"), "the gate is shown", 1200)
+        await eventually(lambda: output.has("check #"), "a judged check is shown", 1200)
+        assert watching.poll() is None
+        assert_exit(sluice("abort", site.name, "--reason", "not today"), 0, "abort: accepted")
+        assert watching.wait(timeout=120) == 1
+        output.reader.join(timeout=10)
+    finally:
+        watching.kill()
+        watching.wait()
+    text = "".join(output.lines)
+    assert "operator: abort by" in text and "not today" in text, text
+    assert "rolled_back" in text, text
+    assert "\x1b[" not in text, "no terminal codes in a pipe"
 
 
 async def test_pause_and_resume_hold_the_bake(

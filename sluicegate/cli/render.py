@@ -126,6 +126,16 @@ def status_line(status: DeploymentStatus) -> str:
     )
 
 
+def event_line(event: DeploymentStatus | CheckReport) -> str:
+    """One plain line per change, for a pipe or a log: a status, or a judged check."""
+    if isinstance(event, CheckReport):
+        drift = f"  DRIFT: {event.drift}" if event.drift else ""
+        return f"      check #{event.number:<3} {event.verdict.brief()}{drift}"
+    stage = f" stage {event.stage}" if event.stage else ""
+    paused = " (paused)" if event.paused else ""
+    return f"  {event.phase}{stage}: canary at {event.canary_weight}%{paused}"
+
+
 def bake_bar(bake: BakeClock, now: datetime | None = None) -> RenderableType:
     """The bake as a progress bar with the time left (frozen while paused)."""
     if bake.ends_at is not None:

@@ -1,9 +1,11 @@
-"""`sluice watch`: follow one deployment until it ends, live in the terminal or as JSON lines."""
+"""`sluice watch`: follow one deployment until it ends: live in a terminal, one plain line
+per change in a pipe or a log, or JSON lines."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from datetime import timedelta
 
 from rich.console import Console
@@ -17,15 +19,14 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
-from sluicegate.cli.render import control_line, result_line, status_view
-from sluicegate.deployments import deployment_handle, follow, live_check
+from sluicegate.cli.render import control_line, event_line, result_line, status_view
+from sluicegate.deployments import QUERY_TIMEOUT, deployment_handle, follow, live_check
 from sluicegate.history import DEPLOYMENT, latest
 from sluicegate.operations import json_data
 from workflows.canary import CanaryDeployment
-from workflows.state import DeploymentResult, DeploymentStatus
+from workflows.state import ControlRecord, DeploymentResult, DeploymentStatus
 
 REFRESH = timedelta(milliseconds=500)
-QUERY_TIMEOUT = timedelta(seconds=5)
 
 
 def exit_code(result: DeploymentResult) -> int:
@@ -34,14 +35,31 @@ def exit_code(result: DeploymentResult) -> int:
 
 
 async def watch(client: Client, service: str, console: Console) -> int:
-    """Show the deployment live until it ends; its exit code says how it ended."""
+    """Show the deployment until it ends; its exit code says how it ended."""
     record = await latest(client, service)
-    handle = deployment_handle(client, service)
     if record.kind != DEPLOYMENT:
         console.print(f"{service}: the latest change is a {record.kind}; waiting for it")
         await client.get_workflow_handle(record.workflow_id).result()
         console.print(f"{service}: {record.kind} finished")
         return 0
+    handle = deployment_handle(client, service)
+    if console.is_terminal:
+        shown_controls = await _live(client, handle, console)
+    else:
+        shown_controls = await _lines(client, handle, console)
+    result = await handle.result()
+    _controls(console, result.controls[shown_controls:])
+    console.print(result_line(result), soft_wrap=True)
+    if result.evidence is not None and result.outcome == "rolled_back":
+        evidence = result.evidence
+        console.print(f"evidence: check {evidence.number}: {evidence.describe()}", soft_wrap=True)
+    return exit_code(result)
+
+
+async def _live(
+    client: Client, handle: WorkflowHandle[CanaryDeployment, DeploymentResult], console: Console
+) -> int:
+    """Redraw the status view in place until the deployment ends; the controls shown."""
     shown_controls = 0
     with Live(console=console, refresh_per_second=4, transient=True) as live:
         while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
@@ -49,19 +67,29 @@ async def watch(client: Client, service: str, console: Console) -> int:
             if status is None:
                 live.update(Text("waiting for a worker to answer the status query…"))
             else:
-                for control in status.controls[shown_controls:]:
-                    live.console.print(f"[bold]operator[/]: {control_line(control)}")
+                _controls(live.console, status.controls[shown_controls:])
                 shown_controls = len(status.controls)
                 live.update(status_view(status, await live_check(client, handle.id)))
             await asyncio.sleep(REFRESH.total_seconds())
-    result = await handle.result()
-    for control in result.controls[shown_controls:]:
-        console.print(f"[bold]operator[/]: {control_line(control)}")
-    console.print(result_line(result))
-    if result.evidence is not None and result.outcome == "rolled_back":
-        evidence = result.evidence
-        console.print(f"evidence: check {evidence.number}: {evidence.describe()}")
-    return exit_code(result)
+    return shown_controls
+
+
+async def _lines(
+    client: Client, handle: WorkflowHandle[CanaryDeployment, DeploymentResult], console: Console
+) -> int:
+    """Without a terminal (a pipe, a CI log): one plain line per change, as it happens."""
+    shown_controls = 0
+    async for event in follow(client, handle.id):
+        if isinstance(event, DeploymentStatus):
+            _controls(console, event.controls[shown_controls:])
+            shown_controls = len(event.controls)
+        console.print(event_line(event), soft_wrap=True, markup=False, highlight=False)
+    return shown_controls
+
+
+def _controls(console: Console, controls: Sequence[ControlRecord]) -> None:
+    for control in controls:
+        console.print(f"[bold]operator[/]: {control_line(control)}", soft_wrap=True)
 
 
 async def watch_json(client: Client, service: str) -> int:
