@@ -83,7 +83,10 @@ async def list_deployments(
     """Deployments and restores, newest first, each read from its own history."""
     clauses = [f'WorkflowType IN ("{DEPLOYMENT}", "{RESTORE}")']
     if service is not None:
-        clauses.append(f'{visibility.DEPLOY_SERVICE.name} = "{checked_service(service)}"')
+        name = checked_service(service)
+        # A run whose spec was refused before naming a valid service still has its id.
+        by_id = f'WorkflowId = "{workflow_id_for(name)}"'
+        clauses.append(f'({visibility.DEPLOY_SERVICE.name} = "{name}" OR {by_id})')
     if running:
         clauses.append('ExecutionStatus = "Running"')
     query = " AND ".join(clauses)
@@ -105,7 +108,7 @@ async def _record(client: Client, execution: WorkflowExecution) -> DeploymentRec
         "run_id": execution.run_id,
         "kind": execution.workflow_type,
         "task_queue": execution.task_queue,
-        "service": attributes.get(visibility.DEPLOY_SERVICE) or "?",
+        "service": attributes.get(visibility.DEPLOY_SERVICE) or _service_of(execution.id),
         "stable_version": None,
         "canary_version": attributes.get(visibility.DEPLOY_CANARY_VERSION),
         "status": execution.status.name.title().replace("_", "") if execution.status else "?",
@@ -131,13 +134,29 @@ async def _from_input(client: Client, kind: str, payloads: Any) -> dict[str, Any
     [data] = await client.data_converter.decode(payloads, [dict])
     try:
         spec = parse_spec(data)
-    except SpecError:
-        return {"reason": "invalid spec"}
+    except SpecError:  # a refused spec: what it says, where that is plain
+        return {
+            "reason": "invalid spec",
+            "stable_version": _raw_version(data, "stable"),
+            "canary_version": _raw_version(data, "canary"),
+        }
     return {
         "service": spec.service,
         "stable_version": spec.stable.version,
         "canary_version": spec.canary.version,
     }
+
+
+def _service_of(workflow_id: str) -> str:
+    """The service a deployment's workflow id names (`deploy-checkout`), else `?`."""
+    name = workflow_id.removeprefix(workflow_id_for(""))
+    return name if name != workflow_id and service_name_problem(name) is None else "?"
+
+
+def _raw_version(data: object, arm: str) -> str | None:
+    part = data.get(arm) if isinstance(data, dict) else None
+    version = part.get("version") if isinstance(part, dict) else None
+    return version if isinstance(version, str) else None
 
 
 async def _from_end(client: Client, kind: str, event: HistoryEvent) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import threading
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from subprocess import CompletedProcess
 from typing import Any
@@ -251,6 +252,38 @@ async def test_pause_and_resume_hold_the_bake(
     assert_exit(sluice("promote", site.name, "--full", "-r", "ship it"), 0, "promote: accepted")
     done = sluice("watch", site.name)
     assert_exit(done, 0, "promoted", "pause by", "batch job", "promote --full by", "ship it")
+
+
+async def test_history_lists_specs_the_workflow_refused(
+    sluice: Sluice, worker: Process, site: Site, tmp_path: Path
+) -> None:
+    """Started with the raw `temporal` CLI, a misspelt field fails the run in milliseconds;
+    history still lists it, with the reason, also when the misspelt field is `service`."""
+    data = json.loads(site.spec(stages=QUICK_STAGES).model_dump_json())
+    data["analysis"]["intervall"] = data["analysis"].pop("interval")
+    misnamed = {("servce" if key == "service" else key): value for key, value in data.items()}
+
+    def refused_runs_listed(count: int) -> bool:
+        rows = sluice.json("history", site.name)
+        return len(rows) == count and all(row["outcome"] == "failed" for row in rows)
+
+    for count, spec in enumerate((data, misnamed), start=1):
+        path = tmp_path / "refused.json"
+        path.write_text(json.dumps(spec))
+        started = subprocess.run(
+            [venv_binary("temporal"), "workflow", "start", "--type", "CanaryDeployment",
+             "--address", sluice.env["SLUICEGATE_TEMPORAL_ADDRESS"], "--task-queue", TASK_QUEUE,
+             "--workflow-id", f"deploy-{site.name}", "--input-file", str(path)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        await eventually(partial(refused_runs_listed, count), "the refused run listed", 400)
+    records = sluice.json("history", site.name)
+    assert [r["outcome"] for r in records] == ["failed", "failed"]
+    assert "servce" in records[0]["reason"] and "intervall" in records[1]["reason"]
+    assert all(r["service"] == site.name for r in records)
+    assert records[1]["canary_version"] == "v2"
+    assert_exit(sluice("history", site.name), 0, "failed", "intervall")
 
 
 def test_unknown_service_and_nothing_running(sluice: Sluice, worker: Process) -> None:

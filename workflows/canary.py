@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from sluicegate.errors import SpecError
     from sluicegate.notifications import Event, Notification, severity_of
-    from sluicegate.spec import DeploymentSpec, Stage, parse_spec
+    from sluicegate.spec import DeploymentSpec, Stage, parse_spec, service_name_problem
     from workflows.details import render_details, short_duration, span
     from workflows.restore import restore_until_done, root_cause
     from workflows.retries import NOTIFY_RETRIES, QUICK_HEARTBEAT, QUICK_RETRIES, WATCH_RETRIES
@@ -75,6 +75,9 @@ BASELINE_PATCH = "stable-baseline"
 # Time a stage's watcher reports it was not watching (its worker died) is added to the
 # bake, so a stage is watched for its whole bake.
 BAKE_WATCHED_PATCH = "bake-watched"
+# A refused spec still names its service (and the outcome `failed`) in the search
+# attributes, so `sluice history SERVICE` lists it.
+REFUSED_VISIBLE_PATCH = "refused-spec-visible"
 # How long a finished deployment waits for its last notifications before it ends anyway.
 NOTIFICATION_GRACE = timedelta(minutes=1)
 
@@ -86,6 +89,15 @@ def _validated(spec: SpecInput) -> tuple[DeploymentSpec | None, SpecError | None
         return parse_spec(spec), None
     except SpecError as err:
         return None, err
+
+
+def _publish_refused(spec: SpecInput) -> None:
+    """What a refused spec can say for itself: its service, if it names a valid one."""
+    updates = [visibility.DEPLOY_OUTCOME.value_set("failed")]
+    service = spec.get("service") if isinstance(spec, dict) else None
+    if isinstance(service, str) and service_name_problem(service) is None:
+        updates.append(visibility.DEPLOY_SERVICE.value_set(service))
+    workflow.upsert_search_attributes(updates)
 
 
 class _Stop(Exception):
@@ -139,6 +151,8 @@ class CanaryDeployment:
 
     @workflow.run
     async def run(self, spec: SpecInput) -> DeploymentResult:
+        if self._invalid is not None and workflow.patched(REFUSED_VISIBLE_PATCH):
+            _publish_refused(spec)
         self._set_phase("validating")  # an invalid spec fails the deployment here
         if workflow.patched(NOTIFICATIONS_PATCH):
             self._notifying = True
