@@ -179,6 +179,19 @@ async def bake_made_up(
         path.write_text((await handle.fetch_history()).to_json())
 
 
+async def refused_spec(client: Client, path: Path) -> None:
+    """A spec with a misspelt field, as `temporal workflow start` sends it: refused."""
+    raw = make_spec("recorded-refused").model_dump(mode="json")
+    raw["analysis"]["intervall"] = raw["analysis"].pop("interval")
+    async with build_worker(client, "record-refused", activities=ScriptedActivities().activities()):
+        handle = await client.start_workflow(
+            "CanaryDeployment", raw, id="deploy-recorded-refused", task_queue="record-refused"
+        )
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
+        path.write_text((await handle.fetch_history()).to_json())
+
+
 async def restored_backup(client: Client, path: Path) -> None:
     """RestoreRelease whose first round of restore attempts fails."""
     from tests.test_restore_workflow import PROMOTED, restore_input
@@ -243,6 +256,10 @@ async def main() -> None:
             "stable_baseline_failed.json": promoted_without_a_baseline,
             # Unwatched bake time made up with a further timer (patch "bake-watched").
             "bake_made_up.json": functools.partial(bake_made_up, env.sleep),
+            # A refused spec, before and after it names its service (patch
+            # "refused-spec-visible").
+            "refused_spec.json": refused_spec,
+            "refused_spec_visible.json": refused_spec,
         }
         for name, record in recorders.items():
             path = HISTORIES / name
