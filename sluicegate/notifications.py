@@ -20,6 +20,7 @@ Event = Literal[
     "awaiting_approval",
     "breach",
     "rolled_back",
+    "not_started",
     "promoted",
     "rollback_failing",
 ]

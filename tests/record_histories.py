@@ -129,7 +129,7 @@ async def aborted_while_measuring_stable(client: Client, path: Path) -> None:
         await handle.execute_update(
             CanaryDeployment.abort_update, ControlInput(by="rec", reason="recorded abort")
         )
-        assert (await handle.result()).outcome == "rolled_back"
+        assert (await handle.result()).outcome in ("rolled_back", "not_started")
         assert acts.steps == ["baseline cancelled", "rollback"]
         path.write_text((await handle.fetch_history()).to_json())
 
@@ -176,6 +176,15 @@ async def bake_made_up(
         await handle.execute_update(CanaryDeployment.pause_update, ControlInput(by="rec"))
         await handle.execute_update(CanaryDeployment.resume_update, ControlInput(by="rec"))
         assert (await handle.result()).outcome == "promoted"
+        path.write_text((await handle.fetch_history()).to_json())
+
+
+async def backup_refused(client: Client, path: Path) -> None:
+    """The router refuses the backup: no traffic moves."""
+    acts = ScriptedActivities(fail_backup=True)
+    async with build_worker(client, "record-no-backup", activities=acts.activities()):
+        handle = await start_deployment(client, make_spec("recorded-no-backup"), "record-no-backup")
+        assert (await handle.result()).outcome == "not_started"
         path.write_text((await handle.fetch_history()).to_json())
 
 
@@ -260,6 +269,9 @@ async def main() -> None:
             # "refused-spec-visible").
             "refused_spec.json": refused_spec,
             "refused_spec_visible.json": refused_spec,
+            # Ended before any traffic moved: outcome not_started (patch "not-started-outcome").
+            "not_started_backup_refused.json": backup_refused,
+            "not_started_aborted_while_measuring.json": aborted_while_measuring_stable,
         }
         for name, record in recorders.items():
             path = HISTORIES / name

@@ -153,7 +153,7 @@ async def test_a_baseline_that_cannot_be_measured_leaves_the_limits_as_written(
     assert started.evidence == (f"stable {failed}: limits are held as written",)
 
 
-async def test_an_abort_while_stable_is_measured_rolls_back_at_once(
+async def test_an_abort_while_stable_is_measured_ends_it_at_once_not_started(
     time_skipping_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     acts = ScriptedActivities(hold_baseline=True)
@@ -171,11 +171,11 @@ async def test_an_abort_while_stable_is_measured_rolls_back_at_once(
             CanaryDeployment.abort_update, ControlInput(by="alice", reason="wrong build")
         )
         result = await handle.result()
-    assert (result.outcome, result.reason) == ("rolled_back", "aborted by alice: wrong build")
+    assert (result.outcome, result.reason) == ("not_started", "aborted by alice: wrong build")
     assert result.canary_weight == 0 and acts.weights == []
     # The measuring is stopped before the rollback; nothing was started, so nothing told.
     assert acts.steps == ["baseline cancelled", "rollback"]
-    assert acts.events == ["rolled_back"]
+    assert acts.events == ["not_started"]
 
 
 async def test_a_cancel_while_stable_is_measured_rolls_back(

@@ -78,6 +78,9 @@ BAKE_WATCHED_PATCH = "bake-watched"
 # A refused spec still names its service (and the outcome `failed`) in the search
 # attributes, so `sluice history SERVICE` lists it.
 REFUSED_VISIBLE_PATCH = "refused-spec-visible"
+# A deployment that ends before its first traffic shift began ends `not_started`, not
+# `rolled_back` (before this patch: rolled_back, also for a refused backup).
+NOT_STARTED_PATCH = "not-started-outcome"
 # How long a finished deployment waits for its last notifications before it ends anyway.
 NOTIFICATION_GRACE = timedelta(minutes=1)
 
@@ -140,6 +143,8 @@ class CanaryDeployment:
         self._shift_cancel_waits = False
         self._measures_baseline = False
         self._bake_watched = False
+        self._tells_not_started = False
+        self._shifted = False
         self._baseline: Baseline | None = None
         self._no_baseline: str | None = None
         # The current stage's bake: time its watcher reported unwatched, and how much of
@@ -161,6 +166,7 @@ class CanaryDeployment:
         self._shift_cancel_waits = workflow.patched(SHIFT_CANCEL_PATCH)
         self._measures_baseline = workflow.patched(BASELINE_PATCH)
         self._bake_watched = workflow.patched(BAKE_WATCHED_PATCH)
+        self._tells_not_started = workflow.patched(NOT_STARTED_PATCH)
         try:
             result = await self._deploy()
         finally:
@@ -176,8 +182,9 @@ class CanaryDeployment:
             if is_cancelled_exception(err):
                 raise
             reason = f"backup failed, no traffic moved: {root_cause(err)}"
-            self._notify("rolled_back", reason)
-            return self._finish("rolled_back", reason)
+            outcome: Outcome = "not_started" if self._tells_not_started else "rolled_back"
+            self._notify(outcome, reason)
+            return self._finish(outcome, reason)
         if not self._measures_baseline:  # deployments started before the patch
             self._notify("started", f"deployment started: {self._plan()}")
         try:
@@ -447,6 +454,9 @@ class CanaryDeployment:
         self._set_phase("rolling_back")
         restored = await self._restore_backup(reason)
         self._weight = restored.canary_weight
+        if self._tells_not_started and not self._shifted:
+            self._notify("not_started", f"not started, no traffic moved: {reason}")
+            return self._finish("not_started", reason)
         self._notify("rolled_back", f"rolled back to 100% {self.spec.stable.version}: {reason}")
         return self._finish("rolled_back", reason)
 
@@ -477,6 +487,7 @@ class CanaryDeployment:
     # -- activities --------------------------------------------------------------------
 
     async def _shift(self, weight: int) -> None:
+        self._shifted = True  # from here on it may have moved traffic, even if it fails
         stable = self._backup.state.stable_endpoints if self._backup else ()
         desired = RouterState(
             canary_weight=weight,

@@ -22,12 +22,15 @@ Phase = Literal[
     "promoted",
     "rolling_back",
     "rolled_back",
+    "not_started",
     "failed",
 ]
-Outcome = Literal["promoted", "rolled_back"]
+# not_started: it ended before any traffic moved (a refused backup, an abort while stable
+# was measured), so it is not a failed release.
+Outcome = Literal["promoted", "rolled_back", "not_started"]
 Action = Literal["promote", "abort", "pause", "resume"]
 
-FINISHED: frozenset[Phase] = frozenset({"promoted", "rolled_back"})
+FINISHED: frozenset[Phase] = frozenset({"promoted", "rolled_back", "not_started"})
 WATCHING: frozenset[Phase] = frozenset({"progressing", "paused", "awaiting_approval"})
 
 

@@ -21,6 +21,7 @@ ICONS = {"P0": ":rotating_light:", "P1": ":red_circle:", "P2": ":large_orange_ci
 EVENT_ICONS = {
     "promoted": ":white_check_mark:",
     "rolled_back": ":leftwards_arrow_with_hook:",
+    "not_started": ":no_entry_sign:",
     "paused": ":double_vertical_bar:",
     "awaiting_approval": ":raised_hand:",
 }
@@ -56,6 +57,8 @@ def _where(n: Notification) -> str:
         return f"{n.canary_version} serves all traffic (was {n.stable_version})"
     if n.event == "rolled_back":
         return f"{n.stable_version} serves all traffic ({n.canary_version} rolled back)"
+    if n.event == "not_started":
+        return f"{n.stable_version} serves all traffic ({n.canary_version} never got any)"
     where = f"{n.stable_version} → {n.canary_version}, {n.canary_weight}% on the canary"
     return f"{where} (stage {n.stage})" if n.stage else where
 

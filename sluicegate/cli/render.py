@@ -24,7 +24,12 @@ from workflows.state import (
 )
 
 STATUS_STYLE = {"healthy": "green", "breach": "bold red", "inconclusive": "yellow"}
-OUTCOME_STYLE = {"promoted": "green", "restored": "green", "rolled_back": "bold red"}
+OUTCOME_STYLE = {
+    "promoted": "green",
+    "restored": "green",
+    "rolled_back": "bold red",
+    "not_started": "yellow",
+}
 
 
 def human(duration: timedelta) -> str:
