@@ -286,6 +286,30 @@ async def test_history_lists_specs_the_workflow_refused(
     assert_exit(sluice("history", site.name), 0, "failed", "intervall")
 
 
+async def test_a_refused_backup_ends_not_started_not_rolled_back(
+    sluice: Sluice, worker: Process, site: Site, tmp_path: Path
+) -> None:
+    """The spec names the wrong stable: nothing moves, and it is no failed release."""
+    path = tmp_path / "swapped.json"
+    path.write_text(site.spec(stable=site.canary, canary=site.stable).model_dump_json())
+    done = sluice("deploy", str(path), "--watch")
+    assert_exit(done, 1, "not_started", "backup failed, no traffic moved", site.stable.address)
+    [record] = sluice.json("history", site.name)
+    assert record["outcome"] == "not_started"
+    query = f'DeployService = "{site.name}" AND DeployOutcome = "not_started"'
+    listed = subprocess.run(
+        [venv_binary("temporal"), "workflow", "count", "--query", query,
+         "--address", sluice.env["SLUICEGATE_TEMPORAL_ADDRESS"]],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert listed.stdout.split() == ["Total:", "1"], listed
+    assert await site.router_state() == RouterState(
+        canary_weight=0,
+        stable_endpoints=(site.stable.address,),
+        canary_endpoints=(await site.router_state()).canary_endpoints,
+    )
+
+
 def test_unknown_service_and_nothing_running(sluice: Sluice, worker: Process) -> None:
     for command in (["promote"], ["abort", "-r", "x"], ["status"], ["watch"], ["rollback"]):
         assert_exit(sluice(*command, "never-deployed"), 4, "no deployment of 'never-deployed'")
