@@ -82,7 +82,8 @@ async def test_a_retried_watcher_keeps_its_failed_check_count(
     ]
     assert len(new_breaches) == 1  # the tolerance was already used before the crash
     breached = {m.metric for m in result.last.verdict.breaches}
-    assert "error_rate" in breached
+    # Either error rule may prove it first, by how the failing requests fell into checks.
+    assert breached & {"error_rate", "availability"}, breached
     assert (await envoy_weight(envoy)) == 50  # the drift was repaired by the watcher
 
 
