@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import get_args
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import (
@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     )
     max_watched_deployments: int = Field(
         default=100, ge=1, description="health watchers one worker runs at once"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="worker log level; debug adds a line per HTTP request"
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="worker log lines as text, or one JSON object per line"
     )
     notifications: tuple[NotificationChannel, ...] = Field(
         default=(), description="where the worker sends deployment notifications"

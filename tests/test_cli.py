@@ -144,6 +144,17 @@ def test_deploy_watch_promotes_and_history_tells_who(
     assert_exit(sluice("history", site.name), 0, "v1 → v2", "promoted")
 
 
+def test_the_worker_logs_a_line_per_event_not_per_request(
+    sluice: Sluice, worker: Process, site: Site, tmp_path: Path
+) -> None:
+    assert_exit(sluice("deploy", str(spec_file(site, tmp_path)), "--watch"), 0, "promoted")
+    lines = worker.log.read_text().splitlines()
+    assert not [line for line in lines if "HTTP Request" in line or " httpx" in line]
+    mine = [line for line in lines if f"deploy-{site.name} CanaryDeployment: " in line]
+    events = [line.split("CanaryDeployment: ")[1].split(":")[0] for line in mine]
+    assert events == ["started", "stage_advanced", "stage_advanced", "promoted"], mine
+
+
 async def test_rollback_after_promotion_restores_the_previous_release(
     sluice: Sluice, worker: Process, site: Site, tmp_path: Path
 ) -> None:

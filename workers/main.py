@@ -20,6 +20,7 @@ from sluicegate.errors import SluicegateError
 from sluicegate.settings import Settings, load_settings
 from sluicegate.visibility import SEARCH_ATTRIBUTES
 from workers.client import connect
+from workers.logs import configure_logging
 from workers.search_attributes import ensure_search_attributes
 from workflows.canary import CanaryDeployment
 from workflows.operations import OPERATOR_WORKFLOWS
@@ -82,20 +83,15 @@ async def run(settings: Settings) -> None:
         await stop.wait()
 
 
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
 def main() -> None:
     """`sluicegate-worker` and `python -m workers.main`; `sluice worker` does the same."""
-    configure_logging()
     try:
         settings = load_settings()
     except SluicegateError as err:
+        configure_logging()
         logging.error("%s", err)
         raise SystemExit(2) from None
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(run(settings))
 
 

@@ -800,7 +800,9 @@ class CanaryDeployment:
     def _notify(
         self, event: Event, summary: str, evidence: tuple[str, ...] = (), by: str | None = None
     ) -> None:
-        """Queue a notification; the courier delivers them in order, off the critical path."""
+        """Log it, and queue a notification; the courier delivers them in order, off the
+        critical path."""
+        workflow.logger.info("%s: %s", event, summary)  # not repeated on replay
         if not self._notifying:
             return
         stage = self._current_stage()

@@ -133,7 +133,6 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 async def serve(settings: Settings, host: str, port: int) -> None:
     """Connect to Temporal and serve until SIGINT or SIGTERM."""
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per reply to Slack
     listener = _listen(host, port)
     client = await connect(settings, identity=f"sluice chatops@{socket.gethostname()}")
     async with httpx.AsyncClient(timeout=10) as http:

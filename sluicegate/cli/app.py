@@ -628,19 +628,47 @@ async def _running_check(client: Client, spec: DeploymentSpec) -> list[Check]:
 # -- processes -----------------------------------------------------------------------------
 
 
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
 @app.command()
-def worker(ctx: typer.Context) -> None:
+def worker(
+    ctx: typer.Context,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(help="info: a line per deployment event and error; debug adds HTTP requests."),
+    ] = None,
+    log_format: Annotated[
+        LogFormat | None, typer.Option(help="text, or json: one object per line for log pipelines.")
+    ] = None,
+) -> None:
     """Run a Sluicegate worker: deployments and their activities, until Ctrl-C.
 
     It needs to reach Temporal, the routers, the metric sources and the backup directory.
+    It logs to stderr one line per deployment event (started, stage, breach, rollback,
+    promotion) and per error; the defaults come from the settings log_level and log_format
+    (SLUICEGATE_LOG_LEVEL, SLUICEGATE_LOG_FORMAT).
 
-    Example: [bold]SLUICEGATE_TEMPORAL_ADDRESS=temporal:7233 sluice worker[/]
+    Example: [bold]SLUICEGATE_TEMPORAL_ADDRESS=temporal:7233 sluice worker --log-format json[/]
     """
-    from workers.main import configure_logging
+    from workers.logs import configure_logging
     from workers.main import run as run_worker
 
-    configure_logging()
-    asyncio.run(run_worker(settings_from(ctx.obj)))
+    settings = settings_from(ctx.obj)
+    configure_logging(
+        log_level.value if log_level else settings.log_level,
+        log_format.value if log_format else settings.log_format,
+    )
+    asyncio.run(run_worker(settings))
 
 
 @app.command()
@@ -682,7 +710,7 @@ def chatops(
     Example: [bold]SLUICEGATE_CHATOPS__SIGNING_SECRET=... sluice chatops --port 3000[/]
     """
     from sluicegate.chatops.server import serve
-    from workers.main import configure_logging
+    from workers.logs import configure_logging
 
     settings = settings_from(ctx.obj)
     if not (settings.chatops.serves_slack or settings.chatops.serves_api):
@@ -691,7 +719,7 @@ def chatops(
             "SLUICEGATE_CHATOPS__SIGNING_SECRET) for Slack and/or add [[chatops.tokens]] "
             "for the HTTP API; see docs/CHATOPS.md"
         )
-    configure_logging()
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(serve(settings, host, port))
 
 
