@@ -112,9 +112,13 @@ async def test_the_temporal_cli_path_as_the_readme_gives_it(
     start = (
         "start", "--type", "CanaryDeployment", "--task-queue", TASK_QUEUE, *wid,
         "--input-file", str(spec_file), "--id-conflict-policy", "Fail", "--fail-existing",
+        "--static-summary", f"{spec.service}: v1 → v2", "--static-details", "Stages: canary 20%",
     )  # fmt: skip
     await temporal_cli(address, *start)
     assert "already" in (await temporal_cli(address, *start, ok=False)).lower()
+    described = await client.get_workflow_handle(spec.workflow_id).describe()
+    assert await described.static_summary() == f"{spec.service}: v1 → v2"  # as the Web UI shows
+    assert await described.static_details() == "Stages: canary 20%"
 
     async def shifted() -> bool:
         return (await site.router_state()).canary_weight == 20
