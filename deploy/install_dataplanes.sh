@@ -3,6 +3,18 @@
 # but only when one is missing and we are root; otherwise say why their tests will skip.
 set -eu
 
+# Debian chromium for the Web UI test (tests/test_web_ui.py), which Playwright drives as
+# /usr/bin/chromium: Playwright downloads no browser here. Only as root with apt-get.
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "note: missing /usr/bin/chromium and not root with apt-get: the Web UI test will skip (as root: apt-get install -y chromium)"
+    else
+        echo "installing chromium (missing: /usr/bin/chromium)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+    fi
+fi
+
 missing=""
 for binary in haproxy nginx prometheus; do
     # Debian puts haproxy and nginx in /usr/sbin, which a user's PATH may lack.
