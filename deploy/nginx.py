@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from activities.routers.nginx import render_upstream
+from activities.routers.nginx import render_upstream, workers_of
 from deploy.processes import Process, port_open, start, wait_until
 from sluicegate.contracts import RouterState
 
@@ -79,7 +79,8 @@ def write_config(
 
 
 def start_nginx(config: Path, listen_port: int, log_dir: Path) -> Process:
-    """Start nginx on `config` and wait until it listens and has written its pid file."""
+    """Start nginx on `config` and wait until it listens, has written its pid file and its
+    worker serves (on a busy machine the worker sets its title after the port opens)."""
     binary = nginx_binary()
     if binary is None:
         raise FileNotFoundError(f"nginx is not installed: {INSTALL_HINT}")
@@ -89,6 +90,7 @@ def start_nginx(config: Path, listen_port: int, log_dir: Path) -> Process:
     try:
         wait_until(port_open(listen_port), process, timeout=10)
         wait_until(lambda: _pid(pid_file) == process.pid, process, timeout=5)
+        wait_until(lambda: bool(workers_of(process.pid).active), process, timeout=10)
     except BaseException:
         process.stop()
         raise

@@ -75,4 +75,5 @@ async def test_refused_while_a_deployment_of_the_service_runs(
             await start_restore(client, task_queue, restore_input(service))
         # End it the normal way: terminating on the time-skipping server stalls later tests.
         await handle.signal(CanaryDeployment.abort_signal, ControlInput(by="test"))
-        assert (await handle.result()).outcome == "rolled_back"
+        # not_started when the abort lands while stable is measured, before any traffic
+        assert (await handle.result()).outcome in ("rolled_back", "not_started")
