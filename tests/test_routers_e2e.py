@@ -20,7 +20,7 @@ from deploy.stack import LocalStack, Site
 from sluicegate.contracts import RouterState
 from sluicegate.deployments import start_deployment
 from sluicegate.settings import Settings
-from sluicegate.spec import WebhookRouter
+from sluicegate.spec import DeploymentSpec, WebhookRouter
 from workers.client import connect
 from workers.main import build_worker
 
@@ -52,11 +52,23 @@ async def client(dev_server: str) -> AsyncIterator[Client]:
         yield client
 
 
+def lenient_latency(spec: DeploymentSpec) -> DeploymentSpec:
+    """`spec` with its latency limits at 2 s."""
+    metrics = tuple(
+        rule.model_copy(update={"max": 2000}) if rule.metric.startswith("latency") else rule
+        for rule in spec.analysis.metrics
+    )
+    analysis = spec.analysis.model_copy(update={"metrics": metrics})
+    return spec.model_copy(update={"analysis": analysis})
+
+
 @pytest.mark.parametrize("front", FRONTS)
 async def test_a_healthy_canary_is_promoted(stack: LocalStack, client: Client, front: str) -> None:
     site = Site(stack, f"healthy-{front}", front=front)  # type: ignore[arg-type]
     try:
-        spec = site.spec(stages=STAGES, failed_checks_tolerated=1)
+        # Routing is under test, not this machine's speed: on a loaded CI box both versions
+        # answer slower than 200 ms alike, which the stable guard rightly rolls back.
+        spec = lenient_latency(site.spec(stages=STAGES, failed_checks_tolerated=1))
         result = await (await start_deployment(client, spec, TASK_QUEUE)).result()
         state = await site.router_state()
     finally:

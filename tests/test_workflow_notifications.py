@@ -55,7 +55,8 @@ async def test_controls_are_told_with_who_sent_them(
 ) -> None:
     acts = ScriptedActivities(hold_in_stage="canary")
     async with deployment(time_skipping_env, task_queue, acts, unique_spec(task_queue)) as handle:
-        await wait_for(handle, lambda s: s.phase == "progressing")
+        # The first stage's shift has landed and been told (phase progressing comes first).
+        await wait_for(handle, lambda s: s.phase == "progressing" and s.canary_weight > 0)
         await handle.execute_update(CanaryDeployment.pause_update, ControlInput(by="bob"))
         await handle.execute_update(
             CanaryDeployment.resume_update, ControlInput(by="bob", reason="batch done")
