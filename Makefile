@@ -16,7 +16,7 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 demo: venv
-	$(BIN)/sluice demo $(if $(ROUTER),--router $(ROUTER)) $(ARGS)
+	$(BIN)/sluicegate-demo $(if $(ROUTER),--router $(ROUTER)) $(ARGS)
 
 test: venv
 	sh deploy/install_dataplanes.sh

@@ -32,8 +32,8 @@ from activities.routers.envoy import DEFAULT_RUNTIME_KEY
 from bench import STATE_ROOT, event_name, event_seconds, load_summary, say, until
 from deploy.sample_service import set_fault
 from deploy.stack import LocalStack, Site
+from frontends.client.deployments import live_check, start_deployment
 from sluicegate.contracts import ROLLBACK
-from sluicegate.deployments import live_check, start_deployment
 from sluicegate.settings import Settings
 from workers.client import connect
 from workers.main import build_worker

@@ -28,10 +28,10 @@ from deploy.processes import Process
 from deploy.sample_service import start_sample_service
 from deploy.stack import LocalStack, Site
 from deploy.temporal_server import start_dev_server
+from sluicegate.contracts import DeploymentResult, DeploymentStatus
 from sluicegate.settings import Settings
 from workers.client import connect
 from workflows.canary import CanaryDeployment
-from workflows.state import DeploymentResult, DeploymentStatus
 
 Handle = WorkflowHandle[CanaryDeployment, DeploymentResult]
 RPS = 200

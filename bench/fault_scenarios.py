@@ -18,8 +18,8 @@ from typing import Any
 from bench import until
 from bench.fault_rig import Rig, Run, status_of
 from bench.gate import GateMode
+from sluicegate.contracts import ControlInput, Outcome
 from workflows.canary import CanaryDeployment
-from workflows.state import ControlInput, Outcome
 
 PERSON = "bench (the person on call)"
 # Seconds from pick-up to a randomly timed fault, keyed by "faulty canary": about the

@@ -42,10 +42,9 @@ from bench.fault_scenarios import SCENARIOS, Scenario
 from deploy.fronts import ERRORS_ONLY
 from deploy.sample_service import set_fault
 from deploy.stack import Site
-from sluicegate.contracts import RouterState
-from sluicegate.deployments import start_deployment
+from frontends.client.deployments import start_deployment
+from sluicegate.contracts import FINISHED, DeploymentResult, RouterState
 from sluicegate.spec import DeploymentSpec, parse_spec
-from workflows.state import FINISHED, DeploymentResult
 
 Verdict = Literal["correct", "wrong", "lost"]
 STATE_DIR = STATE_ROOT / "bench-faults"

@@ -28,17 +28,16 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from bench import STATE_ROOT, event_name, event_seconds, load_summary, say
+from bench.scripted import ScriptedActivities, make_spec
 from deploy.processes import venv_binary
 from deploy.stack import LocalStack, Site
-from sluicegate.contracts import CheckReport
-from sluicegate.deployments import follow, start_deployment
+from frontends.client.deployments import follow, start_deployment
+from sluicegate.contracts import CheckReport, DeploymentStatus
 from sluicegate.settings import Settings
 from sluicegate.spec import DEFAULT_STAGES, DeploymentSpec
-from tests.scripted import ScriptedActivities, make_spec
 from workers.client import DATA_CONVERTER, connect
 from workers.main import build_worker
 from workers.search_attributes import ensure_search_attributes
-from workflows.state import DeploymentStatus
 
 STATE_DIR = STATE_ROOT / "bench-history"
 TARGET = 500

@@ -27,12 +27,12 @@ from deploy.haproxy import haproxy_binary
 from deploy.nginx import nginx_binary
 from deploy.processes import free_port, venv_binary
 from deploy.stack import LocalStack, Service, canary_spec
-from sluicegate.cli.render import event_line
-from sluicegate.deployments import follow, start_deployment
+from frontends.client.deployments import follow, start_deployment
+from frontends.client.lines import event_line
+from sluicegate.contracts import DeploymentResult
 from sluicegate.settings import Settings
 from sluicegate.spec import DeploymentSpec
 from workers.client import connect
-from workflows.state import DeploymentResult
 
 DEFAULT_STATE_DIR = Path(__file__).resolve().parent.parent / ".state" / "demo"
 TASK_QUEUE = "sluicegate-demo"
@@ -42,7 +42,7 @@ GATED_STAGES = [{"name": "review", "weight": 10, "bake": "PT5S", "manual_gate": 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="make demo ARGS=...", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="sluicegate-demo", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--once", action="store_true", help="run the two deployments, then exit (0 if both right)"
     )

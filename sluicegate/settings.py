@@ -16,7 +16,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from sluicegate.chatops.config import ChatOpsSettings
+from sluicegate.chatops_settings import ChatOpsSettings
 from sluicegate.errors import SluicegateError
 from sluicegate.notifications import NotificationChannel
 

@@ -19,14 +19,14 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
+from bench.scripted import ScriptedActivities, make_spec
 from deploy.processes import venv_binary
-from sluicegate.deployments import start_deployment
-from sluicegate.operations import start_restore
-from tests.scripted import ScriptedActivities, make_spec
+from frontends.client.deployments import start_deployment
+from frontends.client.operations import start_restore
+from sluicegate.contracts import ControlInput, DeploymentStatus, PromoteInput
 from workers.client import DATA_CONVERTER
 from workers.main import build_worker
 from workflows.canary import CanaryDeployment
-from workflows.state import ControlInput, DeploymentStatus, PromoteInput
 
 HISTORIES = Path(__file__).parent / "histories"
 

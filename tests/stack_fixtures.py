@@ -16,8 +16,8 @@ from temporalio.client import Client
 
 from deploy.processes import Process, free_port, start, venv_binary
 from deploy.stack import LocalStack, Site
+from frontends.client.operations import ensure_worker
 from sluicegate.errors import NoWorker
-from sluicegate.operations import ensure_worker
 from sluicegate.settings import Settings
 from tests.waiting import eventually
 from workers.client import connect

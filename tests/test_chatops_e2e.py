@@ -27,13 +27,13 @@ from temporalio.client import Client, WorkflowFailureError
 
 from deploy.processes import Process, venv_binary
 from deploy.stack import LocalStack, Site
-from sluicegate.chatops.access import token_digest
-from sluicegate.deployments import deployment_handle, start_deployment
-from sluicegate.history import DeploymentRecord
-from sluicegate.operations import current
+from frontends.chatops.access import token_digest
+from frontends.client.deployments import deployment_handle, start_deployment
+from frontends.client.history import DeploymentRecord
+from frontends.client.operations import current
+from sluicegate.contracts import ControlRecord, DeploymentStatus
 from tests.stack_fixtures import sluice_chatops
 from tests.waiting import eventually
-from workflows.state import ControlRecord, DeploymentStatus
 
 pytest_plugins = ["tests.stack_fixtures"]
 pytestmark = pytest.mark.e2e

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from sluicegate.chatops.access import decide, find_token, groups_to_check, token_digest
-from sluicegate.chatops.access import token_refusal as refusal_of
-from sluicegate.chatops.commands import USAGE, Command, UsageError, parse
-from sluicegate.chatops.config import ApiToken, ChatOpsSettings, Rule
-from sluicegate.chatops.guards import RateLimit, ReplayGuard
+from frontends.chatops.access import decide, find_token, groups_to_check, token_digest
+from frontends.chatops.access import token_refusal as refusal_of
+from frontends.chatops.commands import USAGE, Command, UsageError, parse
+from frontends.chatops.guards import RateLimit, ReplayGuard
+from sluicegate.chatops_settings import ApiToken, ChatOpsSettings, Rule
 from sluicegate.settings import CONFIG_ENV, SettingsError, load_settings
 
 ACCESS = {

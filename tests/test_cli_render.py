@@ -8,19 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rich.console import Console, RenderableType
 
+from bench.scripted import a_status
+from frontends.cli.render import bake_bar, overall, status_view
+from frontends.client.lines import ago, control_line, human, status_line
 from sluicegate.analysis.verdict import MetricResult, Status, Verdict
-from sluicegate.cli.render import (
-    ago,
-    bake_bar,
-    control_line,
-    human,
-    overall,
-    status_line,
-    status_view,
-)
-from sluicegate.contracts import Finding, PreflightReport
-from tests.scripted import a_status
-from workflows.state import BakeClock, ControlRecord
+from sluicegate.contracts import BakeClock, ControlRecord, Finding, PreflightReport
 
 NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 

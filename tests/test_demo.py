@@ -1,4 +1,4 @@
-"""`make demo` itself (`sluice demo`), run once, so the main job can never rot."""
+"""`make demo` itself (`sluicegate-demo`), run once, so the main job can never rot."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_demo_promotes_a_healthy_canary_and_rolls_back_a_faulty_one(tmp_path: Path) -> None:
-    argv = [venv_binary("sluice"), "demo", "--once"]
+    argv = [venv_binary("sluicegate-demo"), "--once"]
     argv += ["--state-dir", str(tmp_path / "demo"), "--ui-port", str(free_port())]
     demo = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

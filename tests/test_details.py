@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from bench.scripted import a_baseline, a_status, make_spec
 from sluicegate.analysis.verdict import Verdict
-from sluicegate.contracts import CheckReport
-from tests.scripted import a_baseline, a_status, make_spec
-from workflows.details import render_details, short_duration, span, watched_line
-from workflows.state import BakeClock, DeploymentStatus
+from sluicegate.contracts import BakeClock, CheckReport, DeploymentStatus
+from sluicegate.describe import short_duration, span, watched_line
+from workflows.details import render_details
 
 
 def test_the_table_marks_done_current_and_pending_stages() -> None:

@@ -14,15 +14,14 @@ from temporalio.client import Client
 from deploy.processes import venv_binary
 from deploy.sample_service import set_fault
 from deploy.stack import LocalStack, Site
-from sluicegate.contracts import RouterState
-from sluicegate.deployments import live_check, start_deployment
+from frontends.client.deployments import live_check, start_deployment
+from sluicegate.contracts import ControlInput, DeploymentStatus, PromoteInput, RouterState
 from sluicegate.settings import Settings
 from sluicegate.spec import MetricCheck
 from tests.waiting import eventually
 from workers.client import connect
 from workers.main import build_worker
 from workflows.canary import CanaryDeployment
-from workflows.state import ControlInput, DeploymentStatus, PromoteInput
 
 pytest_plugins = ["tests.stack_fixtures"]
 pytestmark = pytest.mark.e2e

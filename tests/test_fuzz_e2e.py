@@ -31,25 +31,24 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 from typer.main import get_command
 
+from bench.scripted import spec_data
 from deploy.processes import Process
 from deploy.stack import LocalStack, Site
-from sluicegate.chatops.access import token_digest
-from sluicegate.chatops.api import POST_ACTIONS, ControlRequest
-from sluicegate.chatops.commands import MAX_REASON, UsageError, parse
-from sluicegate.cli.app import Exit, app, classify
-from sluicegate.contracts import HEALTH_REPORT
-from sluicegate.deployments import deployment_handle, start_deployment
+from frontends.chatops.access import token_digest
+from frontends.chatops.api import POST_ACTIONS, ControlRequest
+from frontends.chatops.commands import MAX_REASON, UsageError, parse
+from frontends.cli.app import Exit, app, classify
+from frontends.client.deployments import deployment_handle, start_deployment
+from frontends.client.history import DeploymentRecord
+from frontends.client.operations import current
+from sluicegate.contracts import HEALTH_REPORT, ControlRecord, DeploymentStatus
 from sluicegate.errors import SluicegateError, SpecError
-from sluicegate.history import DeploymentRecord
-from sluicegate.operations import current
 from sluicegate.settings import CONFIG_ENV
 from sluicegate.spec import parse_spec, service_name_problem, workflow_id_for
-from tests.scripted import spec_data
 from tests.stack_fixtures import sluice_chatops
 from tests.test_chatops_e2e import SECRET, FakeSlack, command_body, signed_headers
 from tests.test_fuzz_inputs import FIELDS, JSON, PATHS, SLASH_WORDS, mutated
 from tests.waiting import eventually
-from workflows.state import ControlRecord, DeploymentStatus
 
 pytest_plugins = ["tests.stack_fixtures"]
 pytestmark = pytest.mark.e2e

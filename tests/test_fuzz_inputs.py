@@ -9,11 +9,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sluicegate.chatops.commands import Command, UsageError, parse
+from bench.scripted import spec_data
+from frontends.chatops.commands import Command, UsageError, parse
+from frontends.client.history import checked_service
 from sluicegate.errors import SpecError
-from sluicegate.history import checked_service
 from sluicegate.spec import DeploymentSpec, parse_spec
-from tests.scripted import spec_data
 from workflows.canary import _validated
 
 JSON = st.recursive(

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
+from frontends.client.operations import json_data
 from sluicegate.analysis import (
     ArmCounters,
     Baseline,
@@ -30,7 +31,6 @@ from sluicegate.analysis import (
 )
 from sluicegate.analysis.limits import LimitTest, alternatives, upper_bound
 from sluicegate.contracts import CheckReport
-from sluicegate.operations import json_data
 from sluicegate.spec import AnalysisSpec, EnvoyStats, MetricCheck
 
 INF = math.inf

@@ -14,7 +14,7 @@ from temporalio.client import Client
 
 from deploy.processes import free_port
 from deploy.stack import LocalStack, Site
-from sluicegate.deployments import start_deployment
+from frontends.client.deployments import start_deployment
 from sluicegate.notifications import NotificationChannel
 from sluicegate.settings import Settings
 from tests.waiting import eventually

@@ -6,15 +6,20 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from sluicegate.contracts import BackupRecord, RouterState
-from sluicegate.deployments import start_deployment
+from bench.scripted import STABLE, ScriptedActivities, make_spec
+from frontends.client.deployments import start_deployment
+from frontends.client.operations import start_restore
+from sluicegate.contracts import (
+    BackupRecord,
+    ControlInput,
+    RestoreInput,
+    RestoreResult,
+    RouterState,
+)
 from sluicegate.errors import DeploymentAlreadyRunning
-from sluicegate.operations import start_restore
 from sluicegate.spec import BackupSpec
-from tests.scripted import STABLE, ScriptedActivities, make_spec
 from workers.main import build_worker
 from workflows.canary import CanaryDeployment
-from workflows.state import ControlInput, RestoreInput, RestoreResult
 
 PROMOTED = RouterState(canary_weight=0, stable_endpoints=("10.0.0.2:80",), canary_endpoints=())
 BEFORE = RouterState(canary_weight=0, stable_endpoints=(STABLE,), canary_endpoints=())

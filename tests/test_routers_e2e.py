@@ -17,8 +17,8 @@ from activities.routers import router_for
 from deploy.haproxy import haproxy_binary
 from deploy.nginx import nginx_binary
 from deploy.stack import LocalStack, Site
+from frontends.client.deployments import start_deployment
 from sluicegate.contracts import RouterState
-from sluicegate.deployments import start_deployment
 from sluicegate.settings import Settings
 from sluicegate.spec import DeploymentSpec, WebhookRouter
 from workers.client import connect

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from bench.scripted import make_spec, spec_data
 from sluicegate.errors import SpecError
 from sluicegate.spec import DeploymentSpec, MetricCheck, load_spec, parse_spec
-from tests.scripted import make_spec, spec_data
 
 MINIMAL: dict[str, Any] = spec_data()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from temporalio.client import Client
 
-from sluicegate.deployments import start_deployment
-from tests.scripted import ScriptedActivities, make_spec
+from bench.scripted import ScriptedActivities, make_spec
+from frontends.client.deployments import start_deployment
 from tests.test_workflow import check, wait_for
 from workers.main import build_worker
 from workflows.canary import CanaryDeployment

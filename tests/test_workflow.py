@@ -17,14 +17,13 @@ from temporalio.client import (
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
+from bench.scripted import OLD_CANARY, STABLE, ScriptedActivities, make_spec
+from frontends.client.deployments import DeploymentAlreadyRunning, start_deployment
 from sluicegate.analysis.verdict import Verdict
-from sluicegate.contracts import CheckReport
-from sluicegate.deployments import DeploymentAlreadyRunning, start_deployment
+from sluicegate.contracts import CheckReport, ControlInput, DeploymentStatus, PromoteInput
 from sluicegate.spec import DEFAULT_STAGES, DeploymentSpec
-from tests.scripted import OLD_CANARY, STABLE, ScriptedActivities, make_spec
 from workers.main import build_worker
 from workflows.canary import CanaryDeployment
-from workflows.state import ControlInput, DeploymentStatus, PromoteInput
 
 Handle = WorkflowHandle[CanaryDeployment, object]
 

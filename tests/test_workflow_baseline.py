@@ -11,11 +11,11 @@ from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.scripted import ScriptedActivities, a_baseline, make_spec
+from bench.scripted import ScriptedActivities, a_baseline, make_spec
+from sluicegate.contracts import ControlInput, PromoteInput
+from sluicegate.describe import watched_line
 from tests.test_workflow import Handle, deployment, unique_spec, wait_for
 from workflows.canary import CanaryDeployment
-from workflows.details import watched_line
-from workflows.state import ControlInput, PromoteInput
 
 ONE_STAGE = [{"name": "only", "weight": 10, "bake": "PT30M"}]
 BASELINE_LINES = (

@@ -13,7 +13,9 @@ from functools import cache
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-OUR_PACKAGES = ("sluicegate", "workflows", "activities", "deploy", "workers", "bench", "tests")
+OUR_PACKAGES = (
+    "sluicegate", "workflows", "activities", "workers", "frontends", "deploy", "bench", "tests",
+)  # fmt: skip
 FORBIDDEN = (
     "httpx",
     "prometheus_client",
@@ -22,7 +24,7 @@ FORBIDDEN = (
     "deploy",
     "workers",
     "tests",
-    "sluicegate.deployments",
+    "frontends",
     "temporalio.client",
     "temporalio.worker",
 )
@@ -32,7 +34,7 @@ IO_LIBRARIES = ("subprocess", "socket", "httpx", "prometheus_client", "yaml", "s
 @cache
 def workflow_imports() -> frozenset[str]:
     code = (
-        "import workflows.canary, workflows.state, workflows.details, sys; "
+        "import workflows.canary, sluicegate.contracts, workflows.details, sys; "
         "print('\\n'.join(sys.modules))"
     )
     done = subprocess.run(
@@ -78,7 +80,7 @@ def imported_names(path: Path, module_level_only: bool) -> set[str]:
 
 
 def test_the_workflow_modules_import() -> None:
-    assert {"workflows.canary", "workflows.state", "workflows.details"} <= workflow_imports()
+    assert {"workflows.canary", "sluicegate.contracts", "workflows.details"} <= workflow_imports()
 
 
 def test_no_io_modules_are_imported() -> None:

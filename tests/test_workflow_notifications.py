@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from temporalio.testing import WorkflowEnvironment
 
-from tests.scripted import ScriptedActivities
+from bench.scripted import ScriptedActivities
+from sluicegate.contracts import ControlInput, PromoteInput
 from tests.test_workflow import deployment, unique_spec, wait_for
 from workflows.canary import CanaryDeployment
-from workflows.state import ControlInput, PromoteInput
 
 THREE_STAGES = [
     {"name": "canary", "weight": 5, "bake": "PT10M"},

@@ -17,43 +17,42 @@ with workflow.unsafe.imports_passed_through():
     from sluicegate.analysis.baseline import Baseline
     from sluicegate.contracts import (
         BACKUP,
+        FINISHED,
         HEALTH_LAPSED,
         HEALTH_REPORT,
         MEASURE_BASELINE,
         NOTIFY,
         SET_TRAFFIC,
         WATCH_HEALTH,
+        WATCHING,
+        Action,
         BackupInput,
         BackupRecord,
+        BakeClock,
         BaselineInput,
         CheckReport,
+        ControlInput,
+        ControlRecord,
         DeliveryReport,
+        DeploymentResult,
+        DeploymentStatus,
         NotifyInput,
+        Outcome,
+        Phase,
+        PromoteInput,
         RouterState,
         SetTrafficInput,
         WatchHealthInput,
         WatchHealthResult,
         heartbeat_timeout,
     )
+    from sluicegate.describe import short_duration, span
     from sluicegate.errors import SpecError
     from sluicegate.notifications import Event, Notification, severity_of
     from sluicegate.spec import DeploymentSpec, Stage, parse_spec, service_name_problem
-    from workflows.details import render_details, short_duration, span
+    from workflows.details import render_details
     from workflows.restore import restore_until_done, root_cause
     from workflows.retries import NOTIFY_RETRIES, QUICK_HEARTBEAT, QUICK_RETRIES, WATCH_RETRIES
-    from workflows.state import (
-        FINISHED,
-        WATCHING,
-        Action,
-        BakeClock,
-        ControlInput,
-        ControlRecord,
-        DeploymentResult,
-        DeploymentStatus,
-        Outcome,
-        Phase,
-        PromoteInput,
-    )
 
 # Typed callers pass a DeploymentSpec; `temporal workflow start --input-file` passes JSON.
 # Either way it is validated here, so a bad spec fails the workflow naming every bad field

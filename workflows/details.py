@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sluicegate.contracts import WATCHING, DeploymentStatus
+from sluicegate.describe import short_duration, span, watched_line
 from sluicegate.spec import DeploymentSpec
-from workflows.state import WATCHING, BakeClock, DeploymentStatus
 
 
 def render_details(spec: DeploymentSpec, status: DeploymentStatus) -> str:
@@ -44,38 +45,6 @@ def render_details(spec: DeploymentSpec, status: DeploymentStatus) -> str:
         lines += ["", "Notifications not delivered:"]
         lines += [f"- {failure}" for failure in status.notification_failures[-5:]]
     return "\n".join(lines)
-
-
-def short_duration(duration: timedelta) -> str:
-    """30m, 2h, 1.5s: the way operators say durations."""
-    seconds = duration.total_seconds()
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds / 3600:g}h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{seconds / 60:g}m"
-    return f"{seconds:g}s"
-
-
-def span(duration: timedelta) -> str:
-    """2m, 1m 30s, 1h 5m, 45s: a measured duration, to the second."""
-    seconds = round(max(duration.total_seconds(), 0))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
-    parts.append(f"{seconds}s" if seconds or not (hours or minutes) else "")
-    return " ".join(part for part in parts if part)
-
-
-def watched_line(bake: BakeClock, left: timedelta | None = None) -> str | None:
-    """`watched 28m of 30m bake (2m unwatched, made up)`, once some of it was unwatched;
-    `left` is what is left now (by default: when the deployment last changed)."""
-    if bake.unwatched <= timedelta(0):
-        return None
-    made_up = "made up" if bake.made_up >= bake.unwatched else "to be made up"
-    return (
-        f"watched {span(bake.watched(left))} of {span(bake.total)} bake "
-        f"({span(bake.unwatched)} unwatched, {made_up})"
-    )
 
 
 def _stage_state(index: int, status: DeploymentStatus) -> str:

@@ -19,6 +19,8 @@ with workflow.unsafe.imports_passed_through():
         ROLLBACK,
         SNAPSHOT,
         BackupRecord,
+        RestoreInput,
+        RestoreResult,
         RollbackInput,
         RollbackResult,
         RouterState,
@@ -32,7 +34,6 @@ with workflow.unsafe.imports_passed_through():
         ROLLBACK_RETRIES,
         ROLLBACK_RETRY_PAUSE,
     )
-    from workflows.state import RestoreInput, RestoreResult
 
 # Restore rounds after a failed one are retried sooner at first (see ROLLBACK_FIRST_PAUSE).
 ROLLBACK_BACKOFF_PATCH = "rollback-backoff"

@@ -1,4 +1,9 @@
-"""The deployment's state as operators see it, and the inputs of its controls."""
+"""The workflows' side of the contract: their names, the deployment's state as operators
+see it, its results, and the inputs of its controls.
+
+Front ends start and steer workflows by these names with these models; they never import
+the workflow code.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluicegate.analysis.baseline import Baseline
-from sluicegate.contracts import BackupRecord, CheckReport, RouterState
+from sluicegate.contracts.activities import BackupRecord, CheckReport, RouterState
 from sluicegate.spec import BackupSpec, RouterSpec
+
+CANARY_DEPLOYMENT = "CanaryDeployment"
+RESTORE_RELEASE = "RestoreRelease"
+SNAPSHOT_ROUTING = "SnapshotRouting"
+LIST_BACKUPS_WORKFLOW = "ListBackups"
+PREFLIGHT_WORKFLOW = "Preflight"
+STATUS = "status"  # CanaryDeployment's query; its controls are signals and updates by Action
 
 Phase = Literal[
     "validating",

@@ -21,19 +21,14 @@ from rich.markup import escape
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from sluicegate.cli import render
-from sluicegate.cli.watch import watch as watch_live
-from sluicegate.cli.watch import watch_json
-from sluicegate.deployments import live_check, start_deployment
-from sluicegate.errors import (
-    ControlRefused,
-    DeploymentAlreadyRunning,
-    DeploymentNotFound,
-    SluicegateError,
-)
-from sluicegate.history import DeploymentRecord, checked_service, latest, list_deployments
-from sluicegate.operations import backups as list_backups
-from sluicegate.operations import (
+from frontends.cli import render
+from frontends.cli.watch import watch as watch_live
+from frontends.cli.watch import watch_json
+from frontends.client import lines
+from frontends.client.deployments import live_check, start_deployment
+from frontends.client.history import DeploymentRecord, checked_service, latest, list_deployments
+from frontends.client.operations import backups as list_backups
+from frontends.client.operations import (
     control,
     current,
     ensure_worker,
@@ -43,23 +38,21 @@ from sluicegate.operations import (
     rollback,
     snapshot,
 )
-from sluicegate.settings import CONFIG_ENV, Settings, SettingsError, load_settings
-from sluicegate.spec import DeploymentSpec, load_spec, workflow_id_for
-from workers.client import connect
-from workflows.state import (
+from sluicegate.contracts import (
     Action,
     ControlInput,
     DeploymentResult,
     PromoteInput,
 )
-
-
-class DemoRouter(StrEnum):
-    """The data planes `sluice demo` can run (deploy/fronts.py)."""
-
-    envoy = "envoy"
-    haproxy = "haproxy"
-    nginx = "nginx"
+from sluicegate.errors import (
+    ControlRefused,
+    DeploymentAlreadyRunning,
+    DeploymentNotFound,
+    SluicegateError,
+)
+from sluicegate.settings import CONFIG_ENV, Settings, SettingsError, load_settings
+from sluicegate.spec import DeploymentSpec, load_spec, workflow_id_for
+from workers.client import connect
 
 
 class Exit(IntEnum):
@@ -316,7 +309,7 @@ def status(
             return Exit.OK
         state = await current(session.client, service)
         if isinstance(state, DeploymentRecord):
-            show(state, as_json, render.ended_line(state))
+            show(state, as_json, lines.ended_line(state))
             return Exit.OK
         if as_json:
             print_json(state)
@@ -325,7 +318,7 @@ def status(
             check = await live_check(session.client, workflow_id)
             console.print(render.status_view(state, check))
             for control_record in state.controls:
-                console.print(f"operator: {render.control_line(control_record)}")
+                console.print(f"operator: {lines.control_line(control_record)}")
             console.print(f"Web UI: {session.settings.workflow_link(workflow_id)}")
         return Exit.OK
 
@@ -366,7 +359,7 @@ def _control(
     async def work(session: Session) -> int:
         signed = request.model_copy(update={"by": session.by})
         current = await control(session.client, service, action, signed)
-        show(current, as_json, f"{action}: accepted", render.status_line(current))
+        show(current, as_json, f"{action}: accepted", lines.status_line(current))
         return Exit.OK
 
     run(ctx, work)
@@ -672,31 +665,6 @@ def worker(
 
 
 @app.command()
-def demo(
-    once: Annotated[bool, typer.Option(help="Run the two deployments, then exit.")] = False,
-    ui_port: Annotated[int, typer.Option(help="Web UI port (a free one if taken).")] = 8233,
-    state_dir: Annotated[Path | None, typer.Option(help="Where state and logs go.")] = None,
-    router: Annotated[
-        DemoRouter, typer.Option(help="The data plane: envoy, haproxy or nginx.")
-    ] = DemoRouter.envoy,
-) -> None:
-    """The local demo: a canary promoted, then a faulty one rolled back by itself.
-
-    Starts its own Temporal dev server, data plane (Envoy by default; HAProxy with
-    Prometheus, or nginx with HTTP probes), sample services, load and worker on loopback,
-    and stops them all at the end (Ctrl-C, or --once).
-
-    Example: [bold]sluice demo --once --router haproxy[/]
-    """
-    from deploy import demo as demo_module
-
-    argv = ["--ui-port", str(ui_port), "--router", router.value] + (["--once"] if once else [])
-    if state_dir is not None:
-        argv += ["--state-dir", str(state_dir)]
-    demo_module.main(argv)
-
-
-@app.command()
 def chatops(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -709,7 +677,7 @@ def chatops(
 
     Example: [bold]SLUICEGATE_CHATOPS__SIGNING_SECRET=... sluice chatops --port 3000[/]
     """
-    from sluicegate.chatops.server import serve
+    from frontends.chatops.server import serve
     from workers.logs import configure_logging
 
     settings = settings_from(ctx.obj)
@@ -742,8 +710,8 @@ def chatops_token(
     """
     import secrets
 
-    from sluicegate.chatops.access import token_digest
-    from sluicegate.chatops.config import ACTIONS, ApiToken, ChatAction
+    from frontends.chatops.access import token_digest
+    from sluicegate.chatops_settings import ACTIONS, ApiToken, ChatAction
 
     known = (*ACTIONS, "*")
     if bad := [action for action in actions or () if action not in known]:

@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sluicegate.chatops.access import find_token, token_refusal
-from sluicegate.chatops.commands import MAX_REASON, Command
-from sluicegate.chatops.config import ACTIONS, ApiToken, ChatAction
-from sluicegate.chatops.controls import Controls, Kind
-from sluicegate.chatops.guards import RateLimit
+from frontends.chatops.access import find_token, token_refusal
+from frontends.chatops.commands import MAX_REASON, Command
+from frontends.chatops.controls import Controls, Kind
+from frontends.chatops.guards import RateLimit
+from sluicegate.chatops_settings import ACTIONS, ApiToken, ChatAction
 from sluicegate.spec import service_name_problem
 
 HTTP_STATUS: dict[Kind, int] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import (
     Client,
@@ -21,29 +22,38 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from sluicegate import visibility
-from sluicegate.contracts import WATCH_HEALTH, CheckReport
+from sluicegate.contracts import (
+    CANARY_DEPLOYMENT,
+    FINISHED,
+    STATUS,
+    WATCH_HEALTH,
+    CheckReport,
+    DeploymentResult,
+    DeploymentStatus,
+)
+from sluicegate.describe import plan
 from sluicegate.errors import DeploymentAlreadyRunning
-from sluicegate.spec import DeploymentSpec, Stage, workflow_id_for
-from workflows.canary import CanaryDeployment
-from workflows.details import short_duration
-from workflows.state import FINISHED, DeploymentResult, DeploymentStatus
+from sluicegate.spec import DeploymentSpec, workflow_id_for
 
 QUERY_TIMEOUT = timedelta(seconds=5)
+# A deployment's handle: started and reached by the workflow's name, never its code.
+DeploymentHandle = WorkflowHandle[Any, DeploymentResult]
 
 
 async def start_deployment(
     client: Client, spec: DeploymentSpec, task_queue: str
-) -> WorkflowHandle[CanaryDeployment, DeploymentResult]:
+) -> DeploymentHandle:
     """Start `CanaryDeployment` for `spec`; refuse if one is already running for the service."""
     try:
         return await client.start_workflow(
-            CanaryDeployment.run,
+            CANARY_DEPLOYMENT,
             spec,
             id=spec.workflow_id,
+            result_type=DeploymentResult,
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             static_summary=f"{spec.service}: {spec.stable.version} → {spec.canary.version}",
-            static_details=_plan(spec),
+            static_details=plan(spec),
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(visibility.DEPLOY_SERVICE, spec.service),
@@ -58,21 +68,20 @@ async def start_deployment(
         ) from None
 
 
-def deployment_handle(
-    client: Client, service: str
-) -> WorkflowHandle[CanaryDeployment, DeploymentResult]:
-    """The latest deployment of `service`, running or finished."""
-    return client.get_workflow_handle_for(CanaryDeployment.run, workflow_id_for(service))
+def deployment_handle(client: Client, service: str, run_id: str | None = None) -> DeploymentHandle:
+    """The latest deployment of `service` (or its run `run_id`), running or finished."""
+    return handle_for(client, workflow_id_for(service), run_id)
 
 
-def _plan(spec: DeploymentSpec) -> str:
-    stages = ", ".join(_stage_plan(stage) for stage in spec.stages)
-    return f"Stages: {stages}; then 100%. Checks every {short_duration(spec.analysis.interval)}."
+def handle_for(client: Client, workflow_id: str, run_id: str | None = None) -> DeploymentHandle:
+    return client.get_workflow_handle(workflow_id, run_id=run_id, result_type=DeploymentResult)
 
 
-def _stage_plan(stage: Stage) -> str:
-    gate = ", then a manual gate" if stage.manual_gate else ""
-    return f"{stage.name} {stage.weight}% for {short_duration(stage.bake)}{gate}"
+async def query_status(
+    handle: DeploymentHandle, timeout: timedelta | None = QUERY_TIMEOUT
+) -> DeploymentStatus:
+    """The deployment's `status` query; raises RPCError when no worker answers in time."""
+    return await handle.query(STATUS, result_type=DeploymentStatus, rpc_timeout=timeout)
 
 
 async def live_check(client: Client, workflow_id: str) -> CheckReport | None:
@@ -91,12 +100,12 @@ async def follow(
 ) -> AsyncIterator[DeploymentStatus | CheckReport]:
     """Yield each new status (phase, stage, weight, pause or a control changed) and each new
     live check."""
-    handle = client.get_workflow_handle_for(CanaryDeployment.run, workflow_id)
+    handle = handle_for(client, workflow_id)
     shown_status: tuple[object, ...] | None = None
     shown_check: CheckReport | None = None
     while True:
         try:
-            status = await handle.query(CanaryDeployment.status, rpc_timeout=QUERY_TIMEOUT)
+            status = await query_status(handle)
         except WorkflowQueryFailedError:
             return
         except RPCError:  # no worker answered in time: it may be restarting

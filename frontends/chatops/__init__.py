@@ -1,2 +1,2 @@
 """Chat-ops: `/deploy` slash commands and buttons from Slack, and a bearer-token HTTP API,
-both steering deployments through `sluicegate.operations` (see docs/CHATOPS.md)."""
+both steering deployments through `frontends.client.operations` (see docs/CHATOPS.md)."""

@@ -14,17 +14,22 @@ from rich.text import Text
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
-    WorkflowHandle,
     WorkflowQueryFailedError,
 )
 from temporalio.service import RPCError
 
-from sluicegate.cli.render import control_line, event_line, result_line, status_view
-from sluicegate.deployments import QUERY_TIMEOUT, deployment_handle, follow, live_check
-from sluicegate.history import DEPLOYMENT, latest
-from sluicegate.operations import json_data
-from workflows.canary import CanaryDeployment
-from workflows.state import ControlRecord, DeploymentResult, DeploymentStatus
+from frontends.cli.render import result_line, status_view
+from frontends.client.deployments import (
+    DeploymentHandle,
+    deployment_handle,
+    follow,
+    live_check,
+    query_status,
+)
+from frontends.client.history import DEPLOYMENT, latest
+from frontends.client.lines import control_line, event_line
+from frontends.client.operations import json_data
+from sluicegate.contracts import ControlRecord, DeploymentResult, DeploymentStatus
 
 REFRESH = timedelta(milliseconds=500)
 
@@ -56,9 +61,7 @@ async def watch(client: Client, service: str, console: Console) -> int:
     return exit_code(result)
 
 
-async def _live(
-    client: Client, handle: WorkflowHandle[CanaryDeployment, DeploymentResult], console: Console
-) -> int:
+async def _live(client: Client, handle: DeploymentHandle, console: Console) -> int:
     """Redraw the status view in place until the deployment ends; the controls shown."""
     shown_controls = 0
     with Live(console=console, refresh_per_second=4, transient=True) as live:
@@ -74,9 +77,7 @@ async def _live(
     return shown_controls
 
 
-async def _lines(
-    client: Client, handle: WorkflowHandle[CanaryDeployment, DeploymentResult], console: Console
-) -> int:
+async def _lines(client: Client, handle: DeploymentHandle, console: Console) -> int:
     """Without a terminal (a pipe, a CI log): one plain line per change, as it happens."""
     shown_controls = 0
     async for event in follow(client, handle.id):
@@ -108,10 +109,10 @@ async def watch_json(client: Client, service: str) -> int:
 
 
 async def _status(
-    handle: WorkflowHandle[CanaryDeployment, DeploymentResult],
+    handle: DeploymentHandle,
 ) -> DeploymentStatus | None:
     """The live status, or None when no worker answers in time."""
     try:
-        return await handle.query(CanaryDeployment.status, rpc_timeout=QUERY_TIMEOUT)
+        return await query_status(handle)
     except (WorkflowQueryFailedError, RPCError):
         return None

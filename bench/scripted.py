@@ -1,4 +1,5 @@
-"""Scripted stand-ins for the deployment activities, for workflow-logic tests.
+"""Scripted stand-ins for the deployment activities, for workflow-logic tests and the
+history-length bench (bench/history_length.py).
 
 The time-skipping server cannot skip time while an activity runs, so these return at
 once. They keep the router's state in memory; the real activities are tested against
@@ -32,6 +33,7 @@ from sluicegate.contracts import (
     BaselineInput,
     CheckReport,
     DeliveryReport,
+    DeploymentStatus,
     NotifyInput,
     RollbackInput,
     RollbackResult,
@@ -43,7 +45,6 @@ from sluicegate.contracts import (
 )
 from sluicegate.notifications import Notification
 from sluicegate.spec import DeploymentSpec, parse_spec
-from workflows.state import DeploymentStatus
 
 STABLE = "127.0.0.1:18080"
 OLD_CANARY = "127.0.0.1:18079"

@@ -1,4 +1,5 @@
-"""Run an authorized command through `sluicegate.operations`: one path for Slack and the API."""
+"""Run an authorized command through `frontends.client.operations`: one path for Slack
+and the API."""
 
 from __future__ import annotations
 
@@ -10,8 +11,17 @@ from pydantic import BaseModel
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from sluicegate.chatops.commands import Command
-from sluicegate.cli.render import control_line, ended_line, status_line
+from frontends.chatops.commands import Command
+from frontends.client.history import DeploymentRecord
+from frontends.client.lines import control_line, ended_line, status_line
+from frontends.client.operations import control, current, json_data, rollback
+from sluicegate.contracts import (
+    Action,
+    ControlInput,
+    DeploymentResult,
+    DeploymentStatus,
+    PromoteInput,
+)
 from sluicegate.errors import (
     ControlRefused,
     DeploymentAlreadyRunning,
@@ -19,15 +29,6 @@ from sluicegate.errors import (
     NoWorker,
     SluicegateError,
     SpecError,
-)
-from sluicegate.history import DeploymentRecord
-from sluicegate.operations import control, current, json_data, rollback
-from workflows.state import (
-    Action,
-    ControlInput,
-    DeploymentResult,
-    DeploymentStatus,
-    PromoteInput,
 )
 
 log = logging.getLogger(__name__)

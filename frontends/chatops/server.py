@@ -17,10 +17,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
-from sluicegate.chatops.api import ControlApi, error
-from sluicegate.chatops.controls import Controls
-from sluicegate.chatops.guards import RateLimit
-from sluicegate.chatops.slack import SlackApp
+from frontends.chatops.api import ControlApi, error
+from frontends.chatops.controls import Controls
+from frontends.chatops.guards import RateLimit
+from frontends.chatops.slack import SlackApp
 from sluicegate.errors import SluicegateError
 from sluicegate.settings import Settings
 from workers.client import connect

@@ -22,12 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sluicegate.chatops.access import decide, groups_to_check
-from sluicegate.chatops.commands import Command, UsageError, parse
-from sluicegate.chatops.config import ChatAction, ChatOpsSettings
-from sluicegate.chatops.controls import Controls
-from sluicegate.chatops.groups import UserGroups
-from sluicegate.chatops.guards import REPLAY_WINDOW, RateLimit, ReplayGuard
+from frontends.chatops.access import decide, groups_to_check
+from frontends.chatops.commands import Command, UsageError, parse
+from frontends.chatops.controls import Controls
+from frontends.chatops.groups import UserGroups
+from frontends.chatops.guards import REPLAY_WINDOW, RateLimit, ReplayGuard
+from sluicegate.chatops_settings import ChatAction, ChatOpsSettings
 from sluicegate.notifications import BUTTON_ACTIONS, ButtonTarget
 
 log = logging.getLogger(__name__)

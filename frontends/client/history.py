@@ -17,7 +17,14 @@ from temporalio.client import Client, WorkflowExecution
 from temporalio.service import RPCError, RPCStatusCode
 
 from sluicegate import visibility
-from sluicegate.contracts import BACKUP, BackupRecord
+from sluicegate.contracts import (
+    BACKUP,
+    BackupRecord,
+    ControlRecord,
+    DeploymentResult,
+    RestoreInput,
+    RestoreResult,
+)
 from sluicegate.errors import DeploymentNotFound, InvalidArgument, SluicegateError, SpecError
 from sluicegate.spec import (
     BackupSpec,
@@ -27,7 +34,6 @@ from sluicegate.spec import (
     service_name_problem,
     workflow_id_for,
 )
-from workflows.state import ControlRecord, DeploymentResult, RestoreInput, RestoreResult
 
 DEPLOYMENT = "CanaryDeployment"
 RESTORE = "RestoreRelease"

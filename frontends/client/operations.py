@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,24 +24,8 @@ from temporalio.common import (
 from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from sluicegate import visibility
-from sluicegate.contracts import (
-    BackupEntry,
-    BackupList,
-    BackupRecord,
-    ListBackupsInput,
-    PreflightInput,
-    PreflightReport,
-    SnapshotInput,
-)
-from sluicegate.deployments import deployment_handle
-from sluicegate.errors import (
-    ControlRefused,
-    DeploymentAlreadyRunning,
-    DeploymentNotFound,
-    NoWorker,
-)
-from sluicegate.history import (
+from frontends.client.deployments import deployment_handle, handle_for, query_status
+from frontends.client.history import (
     DEPLOYMENT,
     DeploymentRecord,
     ServiceRouting,
@@ -50,21 +33,35 @@ from sluicegate.history import (
     latest,
     routing_of,
 )
-from sluicegate.spec import DeploymentSpec, workflow_id_for
-from workflows.canary import CanaryDeployment
-from workflows.operations import ListBackups, Preflight, SnapshotRouting
-from workflows.restore import RestoreRelease
-from workflows.state import (
+from sluicegate import visibility
+from sluicegate.contracts import (
+    LIST_BACKUPS_WORKFLOW,
+    PREFLIGHT_WORKFLOW,
+    RESTORE_RELEASE,
+    SNAPSHOT_ROUTING,
     Action,
+    BackupEntry,
+    BackupList,
+    BackupRecord,
     ControlInput,
     DeploymentResult,
     DeploymentStatus,
+    ListBackupsInput,
+    PreflightInput,
+    PreflightReport,
     RestoreInput,
     RestoreResult,
+    SnapshotInput,
 )
+from sluicegate.errors import (
+    ControlRefused,
+    DeploymentAlreadyRunning,
+    DeploymentNotFound,
+    NoWorker,
+)
+from sluicegate.spec import DeploymentSpec, workflow_id_for
 
 OPERATION_TIMEOUT = timedelta(minutes=2)
-Request = TypeVar("Request")
 Result = TypeVar("Result")
 
 
@@ -90,10 +87,8 @@ async def current(client: Client, service: str) -> DeploymentStatus | Deployment
     if record.status != "Running" or record.kind != DEPLOYMENT:
         return record
     await ensure_worker(client, record.task_queue)  # else the query would wait for one
-    handle = client.get_workflow_handle_for(
-        CanaryDeployment.run, record.workflow_id, run_id=record.run_id
-    )
-    return await handle.query(CanaryDeployment.status)
+    handle = handle_for(client, record.workflow_id, record.run_id)
+    return await query_status(handle, timeout=None)
 
 
 async def control(
@@ -157,7 +152,9 @@ async def snapshot(
     """Back up the service's routing as it is now."""
     routing = await service_routing(client, service, spec)
     request = SnapshotInput(service=service, router=routing.router, backup=routing.backup)
-    return await _run(client, task_queue, SnapshotRouting.run, request, f"backup-{service}")
+    return await _run(
+        client, task_queue, SNAPSHOT_ROUTING, request, BackupRecord, f"backup-{service}"
+    )
 
 
 async def backups(
@@ -167,7 +164,7 @@ async def backups(
     routing = await service_routing(client, service, spec)
     request = ListBackupsInput(service=service, backup=routing.backup)
     listed: BackupList = await _run(
-        client, task_queue, ListBackups.run, request, f"backups-{service}"
+        client, task_queue, LIST_BACKUPS_WORKFLOW, request, BackupList, f"backups-{service}"
     )
     return list(listed.entries)
 
@@ -227,8 +224,9 @@ async def preflight(client: Client, task_queue: str, spec: DeploymentSpec) -> Pr
     return await _run(
         client,
         task_queue,
-        Preflight.run,
+        PREFLIGHT_WORKFLOW,
         PreflightInput(spec=spec),
+        PreflightReport,
         f"preflight-{spec.service}",
         timeout,
     )
@@ -259,13 +257,14 @@ async def _restore(
 
 async def start_restore(
     client: Client, task_queue: str, request: RestoreInput
-) -> WorkflowHandle[RestoreRelease, RestoreResult]:
+) -> WorkflowHandle[Any, RestoreResult]:
     """Start RestoreRelease; refused while a deployment of the service runs."""
     service = request.service
     try:
         return await client.start_workflow(
-            RestoreRelease.run,
+            RESTORE_RELEASE,
             request,
+            result_type=RestoreResult,
             # The deployment id: a restore never overlaps a deployment of the same service.
             id=workflow_id_for(service),
             task_queue=task_queue,
@@ -285,16 +284,18 @@ async def start_restore(
 async def _run(
     client: Client,
     task_queue: str,
-    workflow: Callable[[Request], Awaitable[Result]],
-    request: Request,
+    workflow: str,
+    request: BaseModel,
+    result_type: type[Result],
     id_prefix: str,
     timeout: timedelta = OPERATION_TIMEOUT,
 ) -> Result:
-    """Run a short operator workflow on a live worker and return its result."""
+    """Run a short operator workflow (by name) on a live worker and return its result."""
     await ensure_worker(client, task_queue)
     return await client.execute_workflow(
         workflow,
         request,
+        result_type=result_type,
         id=f"{id_prefix}-{uuid.uuid4().hex[:8]}",
         task_queue=task_queue,
         execution_timeout=timeout,

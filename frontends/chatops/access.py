@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
-from sluicegate.chatops.config import EVERYONE, ApiToken, ChatAction, Rule
+from sluicegate.chatops_settings import EVERYONE, ApiToken, ChatAction, Rule
 
 OPEN = Rule(users=(EVERYONE,))
 Access = Mapping[str, Mapping[ChatAction, Rule]]
