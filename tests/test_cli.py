@@ -90,7 +90,7 @@ def assert_exit(done: CompletedProcess[str], code: int, *words: str) -> None:
 
 COMMANDS = [
     "deploy", "watch", "status", "history", "promote", "abort", "pause", "resume",
-    "rollback", "backup", "backups", "restore", "health", "test", "worker", "demo",
+    "rollback", "backup", "backups", "restore", "health", "test", "worker",
     "chatops", "chatops-token",
 ]  # fmt: skip
 
