@@ -1,4 +1,4 @@
-"""The router interface: every traffic router implements these three operations.
+"""The router interface, and the base class the routers build it from.
 
 Temporal retries activities, so every operation must be idempotent: applying the same
 state twice, or restoring the same backup twice, leaves the router exactly as once.
@@ -6,9 +6,12 @@ state twice, or restoring the same backup twice, leaves the router exactly as on
 
 from __future__ import annotations
 
-from typing import Protocol
+from abc import ABC, abstractmethod
+from contextlib import AbstractAsyncContextManager
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from sluicegate.contracts import RouterState
+from sluicegate.errors import RouterUnavailable
 
 
 class Router(Protocol):
@@ -28,3 +31,59 @@ class Router(Protocol):
     async def restore(self, backup: RouterState) -> RouterState:
         """Put a backed-up state back exactly; returns the read-back state."""
         ...
+
+
+Connection = TypeVar("Connection")
+
+
+class ReadBackRouter(ABC, Generic[Connection]):
+    """A Router built from two primitives, read and write; apply verifies by read-back.
+
+    A subclass implements `_connect`, `_read` and `_write` (and `_validate` if it refuses or
+    rewrites some states); `read_state`, `apply` and `restore` are the same for all.
+    """
+
+    # The read-back error's verb: "<where> reads back <state> after applying <state>".
+    asked: ClassVar[str] = "applying"
+
+    @property
+    @abstractmethod
+    def where(self) -> str:
+        """The router as error messages name it, e.g. `Envoy at http://127.0.0.1:9901`."""
+
+    @abstractmethod
+    def _connect(self) -> AbstractAsyncContextManager[Connection]:
+        """What one read or apply holds open: a client, a process, or nothing."""
+
+    @abstractmethod
+    async def _read(self, connection: Connection, /) -> RouterState:
+        """The routing the router reports now."""
+
+    @abstractmethod
+    async def _write(self, connection: Connection, desired: RouterState, /) -> None:
+        """Make the router route as `desired`, idempotently, in the order `Router.apply` says."""
+
+    def _validate(self, desired: RouterState) -> RouterState:
+        """The state the read-back must match; SpecError, before any change, if unroutable."""
+        return desired
+
+    async def read_state(self) -> RouterState:
+        """Read the weights and upstream endpoints the router is using right now."""
+        async with self._connect() as connection:
+            return await self._read(connection)
+
+    async def apply(self, desired: RouterState) -> RouterState:
+        """Write `desired`, read it back, and raise RouterUnavailable if the two differ."""
+        wanted = self._validate(desired)
+        async with self._connect() as connection:
+            await self._write(connection, wanted)
+            after = await self._read(connection)
+        if not after.matches(wanted):
+            raise RouterUnavailable(
+                f"{self.where} reads back {after.describe()} after {self.asked} {wanted.describe()}"
+            )
+        return after
+
+    async def restore(self, backup: RouterState) -> RouterState:
+        """Put a backed-up state back: the same as applying it."""
+        return await self.apply(backup)

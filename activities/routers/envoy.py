@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import yaml
 
+from activities.routers.base import ReadBackRouter
 from sluicegate.contracts import RouterState
 from sluicegate.errors import RouterMisconfigured, RouterUnavailable, SpecError
 from sluicegate.spec import EnvoyRouter
@@ -75,48 +76,39 @@ def _address(socket_address: dict[str, Any]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-class EnvoyRouterClient:
+class EnvoyRouterClient(ReadBackRouter[httpx.AsyncClient]):
     """Router for one Envoy, steered through its admin API and EDS files."""
 
     def __init__(self, spec: EnvoyRouter) -> None:
         self.spec = spec
         self.endpoints_dir = Path(spec.endpoints_dir)
 
-    async def read_state(self) -> RouterState:
-        """Canary weight from /runtime (missing key = route default 0), endpoints from /clusters."""
-        async with self._client() as client:
-            return await self._read(client)
+    @property
+    def where(self) -> str:
+        return f"Envoy at {self.spec.admin_url}"
 
-    async def apply(self, desired: RouterState) -> RouterState:
-        """Lower the weight, swap changed endpoints (waiting for Envoy), raise the weight."""
-        for address in (*desired.stable_endpoints, *desired.canary_endpoints):
-            _socket(address)  # refuse host names before changing anything
-        async with self._client() as client:
-            current = await self._read(client)
-            if desired.canary_weight < current.canary_weight:
-                await self._set_weight(client, desired.canary_weight)
-            for cluster, old, new in (
-                (self.spec.stable_cluster, current.stable_endpoints, desired.stable_endpoints),
-                (self.spec.canary_cluster, current.canary_endpoints, desired.canary_endpoints),
-            ):
-                if sorted(old) != sorted(new):
-                    await self._set_endpoints(client, cluster, new)
-            if desired.canary_weight > current.canary_weight:
-                await self._set_weight(client, desired.canary_weight)
-            after = await self._read(client)
-        if not after.matches(desired):
-            raise RouterUnavailable(
-                f"Envoy at {self.spec.admin_url} reads back {after.describe()} "
-                f"after applying {desired.describe()}"
-            )
-        return after
-
-    async def restore(self, backup: RouterState) -> RouterState:
-        """Put a backed-up state back: the same as applying it."""
-        return await self.apply(backup)
-
-    def _client(self) -> httpx.AsyncClient:
+    def _connect(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.spec.admin_url, timeout=_TIMEOUT)
+
+    def _validate(self, desired: RouterState) -> RouterState:
+        """Refuse host names before changing anything."""
+        for address in (*desired.stable_endpoints, *desired.canary_endpoints):
+            _socket(address)
+        return desired
+
+    async def _write(self, client: httpx.AsyncClient, desired: RouterState) -> None:
+        """Lower the weight, swap changed endpoints (waiting for Envoy), raise the weight."""
+        current = await self._read(client)
+        if desired.canary_weight < current.canary_weight:
+            await self._set_weight(client, desired.canary_weight)
+        for cluster, old, new in (
+            (self.spec.stable_cluster, current.stable_endpoints, desired.stable_endpoints),
+            (self.spec.canary_cluster, current.canary_endpoints, desired.canary_endpoints),
+        ):
+            if sorted(old) != sorted(new):
+                await self._set_endpoints(client, cluster, new)
+        if desired.canary_weight > current.canary_weight:
+            await self._set_weight(client, desired.canary_weight)
 
     async def _get(self, client: httpx.AsyncClient, path: str) -> Any:
         try:
@@ -129,6 +121,7 @@ class EnvoyRouterClient:
             ) from err
 
     async def _read(self, client: httpx.AsyncClient) -> RouterState:
+        """Canary weight from /runtime (missing key = route default 0), endpoints from /clusters."""
         runtime = await self._get(client, "/runtime")
         clusters = await self._get(client, "/clusters?format=json")
         hosts = {

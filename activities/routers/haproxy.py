@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
+from contextlib import AbstractAsyncContextManager, nullcontext
 
+from activities.routers.base import ReadBackRouter
 from sluicegate.contracts import RouterState
 from sluicegate.errors import RouterMisconfigured, RouterUnavailable, SpecError
 from sluicegate.spec import HAProxyRouter
@@ -115,7 +117,7 @@ def _one_endpoint(endpoints: tuple[str, ...], arm: str) -> str:
     return canonical_endpoint(endpoints[0], arm)
 
 
-class HAProxyRouterClient:
+class HAProxyRouterClient(ReadBackRouter[None]):
     """Router for one HAProxy backend, steered through the runtime API."""
 
     def __init__(self, spec: HAProxyRouter) -> None:
@@ -133,9 +135,24 @@ class HAProxyRouterClient:
         self.spec = spec
         self.api = RuntimeApi(spec.runtime_api)
 
-    async def read_state(self) -> RouterState:
+    @property
+    def where(self) -> str:
+        return f"HAProxy {self.spec.runtime_api} backend {self.spec.backend!r}"
+
+    def _connect(self) -> AbstractAsyncContextManager[None]:
+        return nullcontext()  # one connection per command: RuntimeApi opens them
+
+    def _validate(self, desired: RouterState) -> RouterState:
+        """`desired` with one IP:port per arm, as HAProxy reports it."""
+        return RouterState(
+            canary_weight=desired.canary_weight,
+            stable_endpoints=(_one_endpoint(desired.stable_endpoints, "stable"),),
+            canary_endpoints=(_one_endpoint(desired.canary_endpoints, "canary"),),
+        )
+
+    async def _read(self, _: None) -> RouterState:
         """Weights from `get weight`, addresses from `show servers state`."""
-        weights, endpoints = await self._read()
+        weights, endpoints = await self._servers()
         stable, canary = self.spec.stable_server, self.spec.canary_server
         return RouterState(
             canary_weight=canary_percent(weights[stable], weights[canary]),
@@ -143,16 +160,11 @@ class HAProxyRouterClient:
             canary_endpoints=endpoints[canary],
         )
 
-    async def apply(self, desired: RouterState) -> RouterState:
-        """Lower the canary's share, change addresses, raise its share; then read back."""
+    async def _write(self, _: None, desired: RouterState) -> None:
+        """Lower the canary's share, change addresses, raise its share."""
         stable, canary = self.spec.stable_server, self.spec.canary_server
-        wanted = RouterState(
-            canary_weight=desired.canary_weight,
-            stable_endpoints=(_one_endpoint(desired.stable_endpoints, "stable"),),
-            canary_endpoints=(_one_endpoint(desired.canary_endpoints, "canary"),),
-        )
-        new = dict(zip((stable, canary), server_weights(wanted.canary_weight), strict=True))
-        weights, endpoints = await self._read()
+        new = dict(zip((stable, canary), server_weights(desired.canary_weight), strict=True))
+        weights, endpoints = await self._servers()
         # What lowers the canary's share goes first (stable up before canary down, so the
         # two are never both 0), addresses change at the lower share, the rest goes last.
         if new[stable] > weights[stable]:
@@ -160,8 +172,8 @@ class HAProxyRouterClient:
         if new[canary] < weights[canary]:
             await self._set_weight(canary, new[canary])
         for server, endpoint in (
-            (stable, wanted.stable_endpoints),
-            (canary, wanted.canary_endpoints),
+            (stable, desired.stable_endpoints),
+            (canary, desired.canary_endpoints),
         ):
             if endpoints[server] != endpoint:
                 await self._set_address(server, endpoint[0])
@@ -169,19 +181,8 @@ class HAProxyRouterClient:
             await self._set_weight(canary, new[canary])
         if new[stable] < weights[stable]:
             await self._set_weight(stable, new[stable])
-        after = await self.read_state()
-        if not after.matches(wanted):
-            raise RouterUnavailable(
-                f"HAProxy {self.spec.runtime_api} backend {self.spec.backend!r} reads back "
-                f"{after.describe()} after applying {wanted.describe()}"
-            )
-        return after
 
-    async def restore(self, backup: RouterState) -> RouterState:
-        """Put a backed-up state back: the same as applying it."""
-        return await self.apply(backup)
-
-    async def _read(self) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
+    async def _servers(self) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
         """Both servers' weights and addresses (an address-less server has none)."""
         endpoints = await self._endpoints()
         weights = {

@@ -13,114 +13,27 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
 import signal
 import tempfile
 import time
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from activities.routers.base import ReadBackRouter
+from activities.routers.nginx_upstream import check_endpoints, parse_upstream, render_upstream
 from sluicegate.contracts import RouterState
-from sluicegate.errors import RouterMisconfigured, RouterUnavailable, SpecError
+from sluicegate.errors import RouterMisconfigured, RouterUnavailable
 from sluicegate.spec import NginxRouter
 
 RELOAD_TIMEOUT = 10.0  # seconds nginx gets to replace its workers after SIGHUP
 TEST_TIMEOUT = 30.0  # seconds `nginx -T` may take
 _POLL = 0.05
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")  # nginx lives here, often not on PATH
-_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.\-]*):(\d{1,5})$")
-_SERVER = re.compile(r"^server\s+([^\s;#]+)((?:\s+[^\s;#]+)*)\s*;\s*#\s*(stable|canary)\b.*$")
-_PARAMETER = re.compile(r"^weight=\d+$|^(max_fails|fail_timeout)=\w+$|^down$")
-_HEADER = """\
-# Owned by Sluicegate (nginx router): rewritten on every traffic change, so edit the
-# deployment, not this file. The trailing comment tells the arms apart. nginx has no
-# weight 0: a server at 0% is written `down`. max_fails=0: the split stays as written.
-"""
-
-
-def render_upstream(name: str, state: RouterState) -> str:
-    """The upstream file for `state`: arm shares (100 - w) : w, split evenly among servers."""
-    lines = [_HEADER.rstrip("\n"), f"upstream {name} {{"]
-    for arm, address, weight in _server_weights(state):
-        params = f"weight={weight} max_fails=0" if weight else "down"
-        lines.append(f"    server {address} {params};  # {arm}")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def _server_weights(state: RouterState) -> list[tuple[str, str, int]]:
-    """Per-server weights whose arm sums are in the ratio (100 - w) : w, as small as possible."""
-    stable, canary = state.stable_endpoints, state.canary_endpoints
-    # Each stable server gets (100 - w) * |canary|, each canary server w * |stable|:
-    # both arm totals then carry the same factor |stable| * |canary|.
-    per_stable = (100 - state.canary_weight) * max(len(canary), 1)
-    per_canary = state.canary_weight * max(len(stable), 1)
-    divisor = math.gcd(per_stable, per_canary) or 1
-    return [("stable", a, per_stable // divisor) for a in stable] + [
-        ("canary", a, per_canary // divisor) for a in canary
-    ]
-
-
-def parse_upstream(text: str, name: str, where: str) -> RouterState:
-    """The routing an upstream file describes; anything Sluicegate would not write is refused."""
-    block = re.search(
-        rf"^\s*upstream\s+{re.escape(name)}\s*\{{(.*?)^\s*\}}", text, re.MULTILINE | re.DOTALL
-    )
-    if block is None:
-        raise RouterMisconfigured(f"{where} has no `upstream {name} {{ ... }}` block")
-    endpoints: dict[str, list[str]] = {"stable": [], "canary": []}
-    totals = {"stable": 0, "canary": 0}
-    for raw in block.group(1).splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = _SERVER.match(line)
-        if match is None:
-            raise RouterMisconfigured(
-                f"{where}: upstream {name}: cannot use {line!r} (Sluicegate owns this file and "
-                "writes only `server <host:port> weight=N max_fails=0;  # stable|canary` lines)"
-            )
-        address, params, arm = match.group(1), match.group(2).split(), match.group(3)
-        endpoints[arm].append(address)
-        totals[arm] += _weight(params, line, where)
-    total = totals["stable"] + totals["canary"]
-    if total == 0:
-        raise RouterMisconfigured(f"{where}: upstream {name}: every server is down")
-    return RouterState(
-        canary_weight=round(100 * totals["canary"] / total),
-        stable_endpoints=tuple(endpoints["stable"]),
-        canary_endpoints=tuple(endpoints["canary"]),
-    )
-
-
-def _weight(params: list[str], line: str, where: str) -> int:
-    for param in params:
-        if not _PARAMETER.match(param):
-            raise RouterMisconfigured(
-                f"{where}: unsupported server parameter {param!r} in {line!r}"
-            )
-    if "down" in params:
-        return 0
-    weights = [int(p.split("=", 1)[1]) for p in params if p.startswith("weight=")]
-    return weights[-1] if weights else 1  # nginx's default weight
-
-
-def check_endpoints(desired: RouterState) -> None:
-    """Refuse, before anything changes, what nginx cannot route or what would break the file."""
-    problems = [
-        f"endpoint {address!r}: nginx upstream servers need host:port with a port 1-65535"
-        for address in (*desired.stable_endpoints, *desired.canary_endpoints)
-        if not (m := _ADDRESS.match(address)) or not 0 < int(m.group(2)) < 65536
-    ]
-    if desired.canary_weight > 0 and not desired.canary_endpoints:
-        problems.append(f"{desired.canary_weight}% to the canary, but it has no endpoints")
-    if desired.canary_weight < 100 and not desired.stable_endpoints:
-        problems.append(f"{100 - desired.canary_weight}% to stable, but it has no endpoints")
-    if problems:
-        raise SpecError(problems)
 
 
 @dataclass(frozen=True)
@@ -131,7 +44,7 @@ class Workers:
     draining: frozenset[int]
 
 
-class NginxRouterClient:
+class NginxRouterClient(ReadBackRouter[int]):
     """Router for one local nginx whose main config includes the upstream file we own."""
 
     def __init__(self, spec: NginxRouter) -> None:
@@ -141,46 +54,42 @@ class NginxRouterClient:
         self.loaded_file = self.upstream_file.with_name(self.upstream_file.name + ".loaded")
         self._pid_file: Path | None = None
 
-    async def read_state(self) -> RouterState:
-        """The upstream file's routing, once nginx is known to be running."""
-        await self._master()
-        return self._read_file()
+    @property
+    def where(self) -> str:
+        return str(self.upstream_file)
 
-    async def apply(self, desired: RouterState) -> RouterState:
-        """Write, test, reload and wait for new workers; skipped if that is already live."""
+    @asynccontextmanager
+    async def _connect(self) -> AsyncGenerator[int, None]:
+        """The running master's pid: nothing is read or written while nginx is down."""
+        yield await self._master()
+
+    def _validate(self, desired: RouterState) -> RouterState:
         check_endpoints(desired)
+        return desired
+
+    async def _write(self, master: int, desired: RouterState) -> None:
+        """Write, test, reload and wait for new workers; skipped if that is already live."""
         text = render_upstream(self.spec.upstream, desired)
-        master = await self._master()
         current = self._file_text()
         workers = workers_of(master)
-        if current != text or not self._loaded(master, workers, text):
-            if current != text:
-                if current is not None:
-                    self._write(self.previous_file, current)
-                self._write(self.upstream_file, text)
-            try:
-                await self._test()
-            except BaseException:
-                self._put_back(current)  # nothing was loaded: leave the file as nginx runs it
-                raise
-            workers = await self._reload(master, workers)
-            self._write(
-                self.loaded_file,
-                json.dumps(
-                    {"sha256": _sha256(text), "master": master, "workers": sorted(workers.active)}
-                ),
-            )
-        after = self._read_file()
-        if not after.matches(desired):
-            raise RouterUnavailable(
-                f"{self.upstream_file} reads back {after.describe()} after applying "
-                f"{desired.describe()}"
-            )
-        return after
-
-    async def restore(self, backup: RouterState) -> RouterState:
-        """Put a backed-up state back: the same as applying it."""
-        return await self.apply(backup)
+        if current == text and self._loaded(master, workers, text):
+            return
+        if current != text:
+            if current is not None:
+                self._write_file(self.previous_file, current)
+            self._write_file(self.upstream_file, text)
+        try:
+            await self._test()
+        except BaseException:
+            self._put_back(current)  # nothing was loaded: leave the file as nginx runs it
+            raise
+        workers = await self._reload(master, workers)
+        self._write_file(
+            self.loaded_file,
+            json.dumps(
+                {"sha256": _sha256(text), "master": master, "workers": sorted(workers.active)}
+            ),
+        )
 
     def _file_text(self) -> str | None:
         try:
@@ -190,7 +99,8 @@ class NginxRouterClient:
         except OSError as err:
             raise RouterMisconfigured(f"cannot read {self.upstream_file}: {err}") from err
 
-    def _read_file(self) -> RouterState:
+    async def _read(self, _: int) -> RouterState:
+        """The upstream file's routing."""
         text = self._file_text()
         if text is None:
             raise RouterMisconfigured(
@@ -203,9 +113,9 @@ class NginxRouterClient:
         if previous is None:
             self.upstream_file.unlink(missing_ok=True)
         else:
-            self._write(self.upstream_file, previous)
+            self._write_file(self.upstream_file, previous)
 
-    def _write(self, path: Path, text: str) -> None:
+    def _write_file(self, path: Path, text: str) -> None:
         try:
             _write_atomically(path, text)
         except OSError as err:
@@ -344,7 +254,8 @@ class NginxRouterClient:
 
 def workers_of(master: int) -> Workers:
     """The master's worker processes, from /proc (nginx sets their titles)."""
-    active, draining = set(), set()
+    active: set[int] = set()
+    draining: set[int] = set()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+from activities.routers.base import ReadBackRouter
 from sluicegate.contracts import RouterState
 from sluicegate.errors import RouterMisconfigured, RouterUnavailable
 from sluicegate.spec import WebhookRouter
@@ -20,35 +21,24 @@ _EXCERPT = 300  # characters of an error body quoted in the exception
 _TRY_AGAIN = (408, 429)  # 4xx that say "later", not "wrong"
 
 
-class WebhookRouterClient:
+class WebhookRouterClient(ReadBackRouter[httpx.AsyncClient]):
     """Router that delegates to the platform's own endpoint, verified by read-back."""
+
+    asked = "being sent"
 
     def __init__(self, spec: WebhookRouter) -> None:
         self.spec = spec
 
-    async def read_state(self) -> RouterState:
-        """GET the URL: the platform's current routing."""
-        async with self._client() as client:
-            return await self._read(client)
+    @property
+    def where(self) -> str:
+        return f"webhook {self.spec.url}"
 
-    async def apply(self, desired: RouterState) -> RouterState:
-        """POST `desired` unless the platform already reports it, then GET and compare."""
-        async with self._client() as client:
-            if not (await self._read(client)).matches(desired):
-                await self._send(client, "POST", json=desired.model_dump(mode="json"))
-            after = await self._read(client)
-        if not after.matches(desired):
-            raise RouterUnavailable(
-                f"webhook {self.spec.url} reads back {after.describe()} after being sent "
-                f"{desired.describe()}"
-            )
-        return after
+    async def _write(self, client: httpx.AsyncClient, desired: RouterState) -> None:
+        """POST `desired` unless the platform already reports it."""
+        if not (await self._read(client)).matches(desired):
+            await self._send(client, "POST", json=desired.model_dump(mode="json"))
 
-    async def restore(self, backup: RouterState) -> RouterState:
-        """Put a backed-up state back: the same as applying it."""
-        return await self.apply(backup)
-
-    def _client(self) -> httpx.AsyncClient:
+    def _connect(self) -> httpx.AsyncClient:
         headers = {"accept": "application/json"}
         if self.spec.token_env is not None:
             token = os.environ.get(self.spec.token_env)
@@ -63,6 +53,7 @@ class WebhookRouterClient:
         )
 
     async def _read(self, client: httpx.AsyncClient) -> RouterState:
+        """GET the URL: the platform's current routing."""
         response = await self._send(client, "GET")
         try:
             return RouterState.model_validate(response.json())
