@@ -1,0 +1,80 @@
+"""The deployment spec: what to deploy, through which router, in which stages, judged how.
+
+Pure pydantic models, safe to import from workflow code. `load_spec` reads YAML or JSON
+and turns every validation problem into one `SpecError` that names each bad field.
+Sections: `routers`, `sources` (metric sources), `analysis`, `deployment` (versions, stages,
+backups, the whole spec) and `loading`; `fields` holds what they share.
+"""
+
+from sluicegate.spec.analysis import (
+    DEFAULT_METRICS,
+    AnalysisSpec,
+    BusinessCheck,
+    MetricCheck,
+    MetricName,
+    SequentialPolicy,
+)
+from sluicegate.spec.deployment import (
+    DEFAULT_STAGES,
+    BackupSpec,
+    DeploymentSpec,
+    Percent,
+    Stage,
+    Version,
+    service_name_problem,
+    workflow_id_for,
+)
+from sluicegate.spec.fields import AdminUrl, EnvName, UrlWithPath
+from sluicegate.spec.loading import load_spec, parse_spec
+from sluicegate.spec.routers import (
+    EnvoyRouter,
+    HAProxyRouter,
+    NginxRouter,
+    RouterSpec,
+    WebhookRouter,
+)
+from sluicegate.spec.sources import (
+    QUERY_VARIABLES,
+    EnvoyStats,
+    HAProxyStats,
+    HttpProbe,
+    MetricLabel,
+    MetricSourceSpec,
+    PrometheusSource,
+    PromQL,
+)
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "DEFAULT_STAGES",
+    "QUERY_VARIABLES",
+    "AdminUrl",
+    "AnalysisSpec",
+    "BackupSpec",
+    "BusinessCheck",
+    "DeploymentSpec",
+    "EnvName",
+    "EnvoyRouter",
+    "EnvoyStats",
+    "HAProxyRouter",
+    "HAProxyStats",
+    "HttpProbe",
+    "MetricCheck",
+    "MetricLabel",
+    "MetricName",
+    "MetricSourceSpec",
+    "NginxRouter",
+    "Percent",
+    "PromQL",
+    "PrometheusSource",
+    "RouterSpec",
+    "SequentialPolicy",
+    "Stage",
+    "UrlWithPath",
+    "Version",
+    "WebhookRouter",
+    "load_spec",
+    "parse_spec",
+    "service_name_problem",
+    "workflow_id_for",
+]

@@ -1,0 +1,137 @@
+"""The deployment itself: the two versions, the stages, the backups, and the top-level
+`DeploymentSpec` with its service name and workflow id."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from sluicegate.spec.analysis import AnalysisSpec
+from sluicegate.spec.fields import SpecModel
+from sluicegate.spec.routers import RouterSpec
+
+Percent = Annotated[int, Field(ge=0, le=100, description="share of traffic, 0-100")]
+_ADDRESS = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+_SERVICE = re.compile(r"^[a-z0-9]([a-z0-9\-_.]{0,61}[a-z0-9])?$")
+
+
+class Version(SpecModel):
+    """One build of the service and the address its instances listen on."""
+
+    version: str = Field(min_length=1, description="label shown everywhere, e.g. v2 or a git sha")
+    address: str = Field(description="host:port of the upstream serving this version")
+
+    @field_validator("address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if not _ADDRESS.match(value) or not 0 < int(value.rsplit(":", 1)[1]) < 65536:
+            raise ValueError(f"must be host:port with a port 1-65535, got {value!r}")
+        return value
+
+
+class Stage(SpecModel):
+    """One step of the rollout: a canary weight held for a bake time and/or a manual gate."""
+
+    name: str = Field(min_length=1)
+    weight: Percent
+    bake: timedelta = Field(default=timedelta(0), description="how long to hold and watch")
+    manual_gate: bool = Field(default=False, description="after baking, wait for promote")
+
+    @field_validator("bake")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError(f"must not be negative, got {value.total_seconds():g} s")
+        return value
+
+    @model_validator(mode="after")
+    def _holds_somehow(self) -> Stage:
+        problems: list[str] = []
+        if self.weight == 0:
+            problems.append("weight must be 1-100 (0 sends no traffic)")
+        if self.bake == timedelta(0) and not self.manual_gate:
+            problems.append("give a bake time, a manual_gate, or both")
+        if problems:
+            raise ValueError(f"stage {self.name!r}: " + "; ".join(problems))
+        return self
+
+
+DEFAULT_STAGES = (
+    Stage(name="canary", weight=5, bake=timedelta(minutes=30)),
+    Stage(name="pilot", weight=25, bake=timedelta(minutes=60)),
+    Stage(name="gradual", weight=50, bake=timedelta(minutes=120)),
+)
+
+
+class BackupSpec(SpecModel):
+    directory: str = Field(default=".state/backups", description="where router backups go")
+
+
+class DeploymentSpec(SpecModel):
+    """Everything one canary deployment of one service needs."""
+
+    service: str = Field(description="lowercase name; the workflow id is deploy-<service>")
+    stable: Version
+    canary: Version
+    router: RouterSpec
+    analysis: AnalysisSpec
+    stages: tuple[Stage, ...] = DEFAULT_STAGES
+    backup: BackupSpec = BackupSpec()
+
+    @field_validator("service")
+    @classmethod
+    def _service_name(cls, value: str) -> str:
+        if problem := service_name_problem(value):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("stages")
+    @classmethod
+    def _increasing(cls, stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
+        if not stages:
+            raise ValueError("needs at least one stage")
+        problems = [
+            f"weights must increase: stage {after.name!r} has {after.weight}% "
+            f"after {before.name!r} at {before.weight}%"
+            for before, after in itertools.pairwise(stages)
+            if after.weight <= before.weight
+        ]
+        names = [stage.name for stage in stages]
+        if len(set(names)) != len(names):
+            problems.append(f"stage names must be unique, got {names}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return stages
+
+    @field_validator("canary")
+    @classmethod
+    def _canary_elsewhere(cls, canary: Version, info: ValidationInfo) -> Version:
+        stable = info.data.get("stable")
+        if stable is not None and canary.address == stable.address:
+            raise ValueError(
+                f"canary.address equals stable.address ({stable.address}): "
+                "the canary must run somewhere else"
+            )
+        return canary
+
+    @property
+    def workflow_id(self) -> str:
+        return workflow_id_for(self.service)
+
+
+def service_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a service name, or None if it can."""
+    if _SERVICE.match(name):
+        return None
+    return (
+        "must be 1-63 characters of a-z, 0-9, '-', '_' or '.', "
+        f"starting and ending with a letter or digit, got {name!r}"
+    )
+
+
+def workflow_id_for(service: str) -> str:
+    return f"deploy-{service}"
