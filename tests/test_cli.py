@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from deploy.processes import Process, free_port, venv_binary
+from deploy.processes import REPO_ROOT, Process, free_port, venv_binary
 from deploy.stack import LocalStack, Site
 from sluicegate.contracts import RouterState
 from tests.stack_fixtures import sluice_worker
@@ -37,6 +37,8 @@ class Sluice:
     def __init__(self, home: Path, address: str) -> None:
         self.env = {
             "PATH": os.environ["PATH"],
+            # This checkout's code, not that of the one the virtualenv was installed from.
+            "PYTHONPATH": str(REPO_ROOT),
             "HOME": str(home),  # no ~/.config/sluicegate from the machine running the tests
             "COLUMNS": "250",
             "SLUICEGATE_TEMPORAL_ADDRESS": address,
@@ -197,6 +199,20 @@ async def test_controls_from_the_cli_and_their_refusals(
     assert_exit(sluice("promote", site.name), 3, "cannot promote")
     assert_exit(sluice("watch", site.name), 1, "rolled_back", "aborted by", "wrong build")
     assert_exit(sluice("pause", site.name), 3, "nothing running")
+
+
+async def test_a_rollback_without_a_reason_records_that_it_came_from_the_cli(
+    sluice: Sluice, worker: Process, site: Site, tmp_path: Path
+) -> None:
+    assert_exit(sluice("deploy", str(spec_file(site, tmp_path, stages=GATED_STAGES))), 0)
+
+    def at_the_gate() -> bool:
+        return sluice.json("status", site.name)["phase"] == "awaiting_approval"
+
+    await eventually(at_the_gate, "the deployment waits at its manual gate", attempts=200)
+    assert_exit(sluice("rollback", site.name), 0, "rolled_back", "rolled back from the CLI")
+    [record] = sluice.json("history", site.name)
+    assert record["controls"][-1]["reason"] == "rolled back from the CLI"
 
 
 class Output:

@@ -1,5 +1,6 @@
 """How the CLI words things: durations, one-line statuses and controls, the preflight's
-overall verdict and the bake bar. Pure helpers, rendered to plain text."""
+overall verdict, the bake bar, default reasons and `--help`. Pure helpers, rendered to plain
+text."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from rich.console import Console, RenderableType
+from typer.testing import CliRunner
 
 from bench.scripted import a_status
+from frontends.cli.app import app, flowed
 from frontends.cli.render import bake_bar, overall, status_view
 from frontends.client.lines import ago, control_line, human, status_line
+from frontends.client.operations import default_reason
 from sluicegate.analysis.verdict import MetricResult, Status, Verdict
 from sluicegate.contracts import BakeClock, ControlRecord, Finding, PreflightReport
 
@@ -195,3 +199,32 @@ def test_status_view_shows_stable_before_the_deployment_and_the_unwatched_bake()
     shown = console.export_text()
     assert "stable before the deployment: stable already breaches availability" in shown
     assert "(2m unwatched, made up)" in shown
+
+
+def test_a_control_without_a_reason_records_where_it_came_from() -> None:
+    assert default_reason("abort", "Slack") == "aborted from Slack"
+    assert default_reason("rollback", "the CLI") == "rolled back from the CLI"
+
+
+def test_help_paragraphs_flow_and_keep_their_breaks_and_examples() -> None:
+    text = "First line.\n\nOne sentence\n    wrapped in the source.\nExample: [bold]x[/]\n\nLast."
+    assert flowed(text) == (
+        "First line.\n\nOne sentence wrapped in the source.\nExample: [bold]x[/]\n\nLast."
+    )
+    assert flowed(None) is None
+
+
+@pytest.mark.parametrize("columns", [100, 80])
+def test_help_wraps_at_the_terminal_not_where_the_docstring_did(columns: int) -> None:
+    done = CliRunner().invoke(app, ["rollback", "--help"], env={"COLUMNS": str(columns)})
+    assert done.exit_code == 0, done.output
+    shown = [line.strip() for line in done.output.splitlines()]
+    start = next(i for i, line in enumerate(shown) if line.startswith("While a deployment"))
+    paragraph = shown[start : shown.index("", start)]
+    assert " ".join(paragraph).startswith(
+        "While a deployment runs: abort it and wait for its rollback. After a promotion: "
+        "restore the routing from before that deployment (straight to 100% of the previous "
+        "version, verified by read-back)"
+    )
+    assert all(len(line) > columns - 15 for line in paragraph[:-1]), paragraph  # filled
+    assert any(line.startswith("Example: sluice rollback checkout") for line in shown)

@@ -36,12 +36,12 @@ from deploy.processes import Process
 from deploy.stack import LocalStack, Site
 from frontends.chatops.access import token_digest
 from frontends.chatops.api import POST_ACTIONS, ControlRequest
-from frontends.chatops.commands import MAX_REASON, UsageError, parse
+from frontends.chatops.commands import UsageError, parse
 from frontends.cli.app import Exit, app, classify
 from frontends.client.deployments import deployment_handle, start_deployment
 from frontends.client.history import DeploymentRecord
 from frontends.client.operations import current
-from sluicegate.contracts import HEALTH_REPORT, ControlRecord, DeploymentStatus
+from sluicegate.contracts import HEALTH_REPORT, MAX_REASON, ControlRecord, DeploymentStatus
 from sluicegate.errors import SluicegateError, SpecError
 from sluicegate.settings import CONFIG_ENV
 from sluicegate.spec import parse_spec, service_name_problem, workflow_id_for

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from bench.scripted import spec_data
 from frontends.chatops.commands import Command, UsageError, parse
 from frontends.client.history import checked_service
+from sluicegate.contracts import MAX_REASON
 from sluicegate.errors import SpecError
 from sluicegate.spec import DeploymentSpec, parse_spec
 from workflows.canary import _validated
@@ -110,4 +111,4 @@ def test_a_slash_command_is_understood_or_refused_with_usage(text: str) -> None:
     assert isinstance(command, Command)
     assert checked_service(command.service) == command.service
     assert not command.full or command.action == "promote"
-    assert len(command.reason) <= 2000
+    assert len(command.reason) <= MAX_REASON

@@ -12,10 +12,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from frontends.chatops.access import find_token, token_refusal
-from frontends.chatops.commands import MAX_REASON, Command
+from frontends.chatops.commands import Command
 from frontends.chatops.controls import Controls, Kind
 from frontends.chatops.guards import RateLimit
 from sluicegate.chatops_settings import ACTIONS, ApiToken, ChatAction
+from sluicegate.contracts import MAX_REASON
 from sluicegate.spec import service_name_problem
 
 HTTP_STATUS: dict[Kind, int] = {

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from typing import cast
 
 from sluicegate.chatops_settings import ACTIONS, ChatAction
+from sluicegate.contracts import MAX_REASON
 from sluicegate.spec import service_name_problem
 
 USAGE = (
     "usage: /deploy status|promote|abort|pause|resume|rollback SERVICE [reason]; "
     "promote also takes --full (skip to 100%), e.g. `/deploy promote checkout --full ship it`"
 )
-MAX_REASON = 2000  # what a control records (sluicegate.contracts.ControlInput.reason)
 
 
 @dataclass(frozen=True)

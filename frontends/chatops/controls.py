@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 from frontends.chatops.commands import Command
 from frontends.client.history import DeploymentRecord
 from frontends.client.lines import control_line, ended_line, status_line
-from frontends.client.operations import control, current, json_data, rollback
+from frontends.client.operations import control, current, default_reason, json_data, rollback
 from sluicegate.contracts import (
     Action,
     ControlInput,
@@ -83,7 +83,7 @@ class Controls:
             return await self._status(command.service)
         reason, note = command.reason, ""
         if not reason and command.action in ("abort", "rollback"):
-            reason = f"{'aborted' if command.action == 'abort' else 'rolled back'} from {origin}"
+            reason = default_reason(cast(Literal["abort", "rollback"], command.action), origin)
             note = f' (no reason given; recorded as "{reason}")'
         if command.action == "rollback":
             return await self._rollback(command.service, ControlInput(by=by, reason=reason), note)

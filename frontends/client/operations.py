@@ -9,7 +9,7 @@ import json
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import TaskQueueType
@@ -63,6 +63,11 @@ from sluicegate.spec import DeploymentSpec, workflow_id_for
 
 OPERATION_TIMEOUT = timedelta(minutes=2)
 Result = TypeVar("Result")
+
+
+def default_reason(action: Literal["abort", "rollback"], origin: str) -> str:
+    """What an abort or rollback without a reason records, e.g. "rolled back from Slack"."""
+    return f"{'aborted' if action == 'abort' else 'rolled back'} from {origin}"
 
 
 async def ensure_worker(client: Client, task_queue: str) -> None:

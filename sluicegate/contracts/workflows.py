@@ -42,6 +42,9 @@ Phase = Literal[
 Outcome = Literal["promoted", "rolled_back", "not_started"]
 Action = Literal["promote", "abort", "pause", "resume"]
 
+MAX_REASON = 2000  # characters of a control's reason, as recorded in the history
+MAX_BY = 200  # characters of who asked for it
+
 FINISHED: frozenset[Phase] = frozenset({"promoted", "rolled_back", "not_started"})
 WATCHING: frozenset[Phase] = frozenset({"progressing", "paused", "awaiting_approval"})
 
@@ -53,8 +56,8 @@ class _Model(BaseModel):
 class ControlInput(_Model):
     """Who asks for a control and why; both are recorded in the deployment's history."""
 
-    by: str = Field(default="unknown", max_length=200)
-    reason: str = Field(default="", max_length=2000)
+    by: str = Field(default="unknown", max_length=MAX_BY)
+    reason: str = Field(default="", max_length=MAX_REASON)
 
 
 class PromoteInput(ControlInput):
@@ -150,8 +153,8 @@ class RestoreInput(_Model):
     backup_store: BackupSpec = Field(description="where the undo backup goes")
     backup_id: str
     backup: BackupRecord
-    by: str = Field(default="unknown", max_length=200)
-    reason: str = Field(default="", max_length=2000)
+    by: str = Field(default="unknown", max_length=MAX_BY)
+    reason: str = Field(default="", max_length=MAX_REASON)
 
 
 class RestoreResult(_Model):
