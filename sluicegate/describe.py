@@ -39,10 +39,10 @@ def plan(spec: DeploymentSpec) -> str:
     """The whole plan in one line, as the Web UI's static details and the started
     notification show it."""
     stages = "; ".join(stage_plan(stage) for stage in spec.stages)
-    return (
-        f"{spec.stable.version} → {spec.canary.version}: {stages}; then 100%. "
-        f"Checks every {short_duration(spec.analysis.interval)}."
-    )
+    if spec.stages[-1].weight < 100:
+        stages += "; then 100%"
+    checks = f"checks every {short_duration(spec.analysis.interval)}"
+    return f"{spec.stable.version} → {spec.canary.version}: {stages}; {checks}."
 
 
 def watched_line(bake: BakeClock, left: timedelta | None = None) -> str | None:

@@ -30,7 +30,8 @@ async def test_a_promotion_is_told_stage_by_stage(
     stages = [(n.stage, n.canary_weight) for n in acts.notifications if n.event == "stage_advanced"]
     assert stages == [("canary", 5), ("pilot", 50), ("full", 100)]
     assert all(n.run_id == handle.result_run_id for n in acts.notifications)
-    assert "5% → 50% → 100%" in acts.notifications[0].summary
+    plan = "canary 5% for 10m; pilot 50% for 10m; full 100% for 10m; checks every 10s"
+    assert plan in acts.notifications[0].summary
 
 
 async def test_a_breach_pages_by_weight_with_the_failing_numbers(

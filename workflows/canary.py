@@ -5,83 +5,47 @@ promote to 100% or restore the backup. Deterministic orchestration only: activit
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
-from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from sluicegate import visibility
-    from sluicegate.analysis.baseline import Baseline
     from sluicegate.contracts import (
-        BACKUP,
-        FINISHED,
+        CANARY_DEPLOYMENT,
         HEALTH_LAPSED,
         HEALTH_REPORT,
-        MEASURE_BASELINE,
-        NOTIFY,
-        SET_TRAFFIC,
-        WATCH_HEALTH,
+        STATUS,
         WATCHING,
         Action,
-        BackupInput,
         BackupRecord,
-        BakeClock,
-        BaselineInput,
         CheckReport,
         ControlInput,
-        ControlRecord,
-        DeliveryReport,
         DeploymentResult,
         DeploymentStatus,
-        NotifyInput,
         Outcome,
         Phase,
         PromoteInput,
         RouterState,
-        SetTrafficInput,
-        WatchHealthInput,
-        WatchHealthResult,
-        heartbeat_timeout,
     )
-    from sluicegate.describe import short_duration, span
+    from sluicegate.describe import plan, stage_plan
     from sluicegate.errors import SpecError
-    from sluicegate.notifications import Event, Notification, severity_of
-    from sluicegate.spec import DeploymentSpec, Stage, parse_spec, service_name_problem
-    from workflows.details import render_details
+    from sluicegate.notifications import Event
+    from sluicegate.spec import DeploymentSpec, Stage, parse_spec
+    from workflows import steps
+    from workflows.bake import BakeTime
+    from workflows.baseline import StableBefore
+    from workflows.controls import Controls, control_handlers
+    from workflows.courier import Courier, notification
+    from workflows.details import Visibility, publish_refused
     from workflows.restore import restore_until_done, root_cause
-    from workflows.retries import NOTIFY_RETRIES, QUICK_HEARTBEAT, QUICK_RETRIES, WATCH_RETRIES
+    from workflows.watch import Stop, Watcher
 
 # Typed callers pass a DeploymentSpec; `temporal workflow start --input-file` passes JSON.
 # Either way it is validated here, so a bad spec fails the workflow naming every bad field
 # instead of failing the workflow task (which Temporal would retry forever).
 SpecInput = DeploymentSpec | dict[str, Any]
-# Deployments started before notifications existed replay without them.
-NOTIFICATIONS_PATCH = "notifications"
-# Bake timers are left to lapse instead of being cancelled when a stage is interrupted.
-LAPSING_TIMERS_PATCH = "bake-timers-lapse"
-# A cancelled traffic shift is waited for before the rollback starts, so a shift still in
-# flight cannot land after the restore (before this patch the rollback started at once).
-SHIFT_CANCEL_PATCH = "shift-cancel-waits"
-# A watcher that times out while being stopped (its worker died) counts as stopped.
-WATCHER_LOST_PATCH = "watcher-lost-while-stopping"
-# Stable is watched for `analysis.baseline` before any traffic moves; the limits stable
-# already breaches are not held against the canary (the judge does that, given the
-# baseline); the started notification comes after it, with stable's numbers.
-BASELINE_PATCH = "stable-baseline"
-# Time a stage's watcher reports it was not watching (its worker died) is added to the
-# bake, so a stage is watched for its whole bake.
-BAKE_WATCHED_PATCH = "bake-watched"
-# A refused spec still names its service (and the outcome `failed`) in the search
-# attributes, so `sluice history SERVICE` lists it.
-REFUSED_VISIBLE_PATCH = "refused-spec-visible"
-# A deployment that ends before its first traffic shift began ends `not_started`, not
-# `rolled_back` (before this patch: rolled_back, also for a refused backup).
-NOT_STARTED_PATCH = "not-started-outcome"
-# How long a finished deployment waits for its last notifications before it ends anyway.
-NOTIFICATION_GRACE = timedelta(minutes=1)
 
 
 def _validated(spec: SpecInput) -> tuple[DeploymentSpec | None, SpecError | None]:
@@ -93,28 +57,7 @@ def _validated(spec: SpecInput) -> tuple[DeploymentSpec | None, SpecError | None
         return None, err
 
 
-def _publish_refused(spec: SpecInput) -> None:
-    """What a refused spec can say for itself: its service, if it names a valid one."""
-    updates = [visibility.DEPLOY_OUTCOME.value_set("failed")]
-    service = spec.get("service") if isinstance(spec, dict) else None
-    if isinstance(service, str) and service_name_problem(service) is None:
-        updates.append(visibility.DEPLOY_SERVICE.value_set(service))
-    workflow.upsert_search_attributes(updates)
-
-
-class _Stop(Exception):
-    """Leave the stage loop and roll back, with the reason and the evidence."""
-
-    def __init__(
-        self, reason: str, evidence: CheckReport | None = None, unhealthy: bool = False
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.evidence = evidence
-        self.unhealthy = unhealthy  # the canary's health, not a person, stopped it
-
-
-@workflow.defn(name="CanaryDeployment")
+@workflow.defn(name=CANARY_DEPLOYMENT)
 class CanaryDeployment:
     @workflow.init
     def __init__(self, spec: SpecInput) -> None:
@@ -122,82 +65,52 @@ class CanaryDeployment:
         self._phase: Phase = "validating"
         self._stage_index: int | None = None
         self._weight = 0
-        self._paused = False
-        self._pending_promote: ControlRecord | None = None
-        self._abort: ControlRecord | None = None
+        self._controls = Controls()
+        self._courier = Courier(on_failure=self._publish)
         self._latest_check: CheckReport | None = None
         self._stage_health: str | None = None  # latest judged verdict reported this stage
+        self._bake: BakeTime | None = None  # the current stage's
         self._reason: str | None = None
-        self._controls: list[ControlRecord] = []
         self._backup: BackupRecord | None = None
-        self._published: tuple[Phase, int, Outcome | None] | None = None
-        self._bake_clock: BakeClock | None = None
-        self._notifying = False
-        self._outbox: list[Notification] = []
-        self._notification_failures: list[str] = []
-        self._courier: asyncio.Task[None] | None = None
-        self._delivering = False
-        self._stop_delivering = False
-        self._lapsing_timers = False
-        self._shift_cancel_waits = False
-        self._measures_baseline = False
-        self._bake_watched = False
-        self._tells_not_started = False
-        self._shifted = False
-        self._baseline: Baseline | None = None
-        self._no_baseline: str | None = None
-        # The current stage's bake: time its watcher reported unwatched, and how much of
-        # that has been added to the bake; the bake clock's base (left, and when the
-        # running timer ends; None while paused).
-        self._unwatched = timedelta(0)
-        self._made_up = timedelta(0)
-        self._bake_base: tuple[timedelta, datetime | None] | None = None
+        self._visibility = Visibility()
+        self._shifted = False  # a traffic shift began: the deployment may have moved traffic
+        self._stable = StableBefore()
 
     @workflow.run
     async def run(self, spec: SpecInput) -> DeploymentResult:
-        if self._invalid is not None and workflow.patched(REFUSED_VISIBLE_PATCH):
-            _publish_refused(spec)
+        if self._invalid is not None:
+            publish_refused(spec.get("service") if isinstance(spec, dict) else None)
         self._set_phase("validating")  # an invalid spec fails the deployment here
-        if workflow.patched(NOTIFICATIONS_PATCH):
-            self._notifying = True
-            self._courier = asyncio.create_task(self._deliver_notifications())
-        self._lapsing_timers = workflow.patched(LAPSING_TIMERS_PATCH)
-        self._shift_cancel_waits = workflow.patched(SHIFT_CANCEL_PATCH)
-        self._measures_baseline = workflow.patched(BASELINE_PATCH)
-        self._bake_watched = workflow.patched(BAKE_WATCHED_PATCH)
-        self._tells_not_started = workflow.patched(NOT_STARTED_PATCH)
+        self._courier.start()
         try:
             result = await self._deploy()
         finally:
-            await self._flush_notifications()
-        return result.model_copy(
-            update={"notification_failures": tuple(self._notification_failures)}
-        )
+            await self._courier.flush()
+        return result.model_copy(update={"notification_failures": tuple(self._courier.failures)})
 
     async def _deploy(self) -> DeploymentResult:
         try:
-            self._backup = await self._take_backup()
+            self._set_phase("backing_up")
+            self._backup = await steps.take_backup(self.spec)
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise
             reason = f"backup failed, no traffic moved: {root_cause(err)}"
-            outcome: Outcome = "not_started" if self._tells_not_started else "rolled_back"
-            self._notify(outcome, reason)
-            return self._finish(outcome, reason)
-        if not self._measures_baseline:  # deployments started before the patch
-            self._notify("started", f"deployment started: {self._plan()}")
+            self._notify("not_started", reason)
+            return self._finish("not_started", reason)
         try:
-            if self._measures_baseline:
-                await self._measure_baseline()
-                self._check_abort()
-                self._notify(
-                    "started", f"deployment started: {self._plan()}", self._baseline_lines()
-                )
+            await self._measure_baseline()
+            self._check_abort()
+            self._notify(
+                "started",
+                f"deployment started: {plan(self.spec)}",
+                self._stable.lines(self.spec.analysis),
+            )
             await self._progress()
             await self._promote()
             self._notify("promoted", f"{self.spec.canary.version} promoted to 100%")
             return self._finish("promoted", "all stages passed; canary promoted to 100%")
-        except _Stop as stop:
+        except Stop as stop:
             if stop.unhealthy:
                 self._notify_breach(stop)
             return await self._roll_back(stop.reason, stop.evidence)
@@ -219,100 +132,43 @@ class CanaryDeployment:
 
     # -- steps -------------------------------------------------------------------------
 
-    async def _take_backup(self) -> BackupRecord:
-        self._set_phase("backing_up")
-        return await workflow.execute_activity(
-            BACKUP,
-            BackupInput(
-                service=self.spec.service,
-                deployment_id=workflow.info().run_id,
-                router=self.spec.router,
-                backup=self.spec.backup,
-                expected_stable=self.spec.stable.address,
-            ),
-            result_type=BackupRecord,
-            start_to_close_timeout=timedelta(seconds=30),
-            heartbeat_timeout=QUICK_HEARTBEAT,
-            retry_policy=QUICK_RETRIES,
-            summary=f"back up {self.spec.router.type} routing of {self.spec.service}",
-        )
-
     async def _measure_baseline(self) -> None:
-        """Watch stable for `analysis.baseline` before any traffic moves.
-
-        Without a baseline (`baseline: 0`, or the activity failed) the deployment goes on
-        with the limits held as written. An abort stops the measuring at once (the
-        rollback follows); a cancellation stops it and is raised for the rollback.
-        """
-        length = self.spec.analysis.baseline
-        if length <= timedelta(0):
-            self._no_baseline = "not measured (analysis.baseline is 0)"
+        """Watch stable for `analysis.baseline` before any traffic moves (not with
+        `baseline: 0`, nor once aborted)."""
+        if self.spec.analysis.baseline <= timedelta(0):
+            self._stable.missing = "not measured (analysis.baseline is 0)"
             return
-        if self._abort is not None:
+        if self._controls.abort is not None:
             return
         self._set_phase("measuring_baseline")
-        measuring = workflow.start_activity(
-            MEASURE_BASELINE,
-            BaselineInput(
-                service=self.spec.service,
-                analysis=self.spec.analysis,
-                stable_version=self.spec.stable.version,
-                canary_version=self.spec.canary.version,
-            ),
-            result_type=Baseline,
-            start_to_close_timeout=length + timedelta(seconds=60),
-            heartbeat_timeout=QUICK_HEARTBEAT,
-            retry_policy=QUICK_RETRIES,
-            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=f"watch stable {short_duration(length)} before any traffic",
-        )
-        try:
-            await workflow.wait_condition(lambda: measuring.done() or self._abort is not None)
-        finally:
-            if not measuring.done():  # aborted, or the deployment was cancelled
-                measuring.cancel()
-                await workflow.wait([measuring])
-        if measuring.cancelled():
-            return
-        error = measuring.exception()
-        if error is None:
-            self._baseline = measuring.result()
-        elif is_cancelled_exception(error):
-            if self._abort is None:  # not stopped for an abort: a cancellation, roll back
-                raise error
-        else:
-            self._no_baseline = f"could not be measured ({root_cause(error)})"
+        await self._stable.measure(self.spec, lambda: self._controls.abort is not None)
         self._publish()
 
-    def _baseline_lines(self) -> tuple[str, ...]:
-        """Stable against every limit before the deployment, or why that is unknown."""
-        if self._baseline is not None:
-            return self._baseline.lines(self.spec.analysis)
-        if self._no_baseline is not None:
-            return (f"stable {self._no_baseline}: limits are held as written",)
-        return ()
-
     async def _progress(self) -> None:
-        """Run the stages in order; raises _Stop when the deployment must roll back."""
+        """Run the stages in order; raises Stop when the deployment must roll back."""
         for index, stage in enumerate(self.spec.stages):
             self._check_abort()
             self._stage_index = index
             self._stage_health = None
-            self._unwatched = self._made_up = timedelta(0)
+            self._bake = BakeTime(stage)
             self._set_phase("progressing")
             await self._shift(stage.weight)
-            self._notify("stage_advanced", self._stage_summary(stage))
-            await self._hold(stage)
-            promote, self._pending_promote = self._pending_promote, None
+            self._notify("stage_advanced", f"{self.spec.canary.version}: stage {stage_plan(stage)}")
+            await self._hold(stage, self._bake)
+            promote = self._controls.take_promote()
             if promote is not None and promote.full:
                 return
 
-    async def _hold(self, stage: Stage) -> None:
+    async def _hold(self, stage: Stage, bake: BakeTime) -> None:
         """Watch health for the stage's bake time and through its manual gate."""
-        watcher = self._start_watcher(stage)
+        routing = steps.stage_routing(self.spec, self._taken(), stage.weight)
+        watcher = Watcher(self.spec, stage, routing, self._stable.baseline)
         try:
-            await self._bake(stage, watcher)
-            if self._pending_promote is not None:
+            try:
+                await self._bake_out(bake, watcher)
+            finally:
+                bake.stop()
+            if self._controls.pending_promote is not None:
                 return
             if stage.manual_gate:
                 self._set_phase("awaiting_approval")
@@ -326,125 +182,65 @@ class CanaryDeployment:
                 # (and not while paused).
                 await workflow.wait_condition(
                     lambda: (
-                        (self._judged_healthy(watcher) and not self._paused)
+                        (self._judged_healthy(watcher) and not self._controls.paused)
                         or self._interrupted(watcher)
                     )
                 )
             self._check_stops(watcher)
         finally:
-            await self._stop_watcher(watcher)
+            await watcher.stop()
 
-    async def _bake(self, stage: Stage, watcher: asyncio.Task[WatchHealthResult]) -> None:
-        """Wait out the bake time; pause freezes it, promote ends it, a stop raises."""
-        try:
-            await self._bake_loop(stage, watcher)
-        finally:
-            self._bake_clock = None
-            self._bake_base = None
-
-    async def _bake_loop(self, stage: Stage, watcher: asyncio.Task[WatchHealthResult]) -> None:
-        """Time the watcher reported unwatched is made up when the bake runs out: a new
-        timer for what is owed, until nothing is (a watcher may be lost again meanwhile)."""
-        remaining = stage.bake
+    async def _bake_out(self, bake: BakeTime, watcher: Watcher) -> None:
+        """Wait out the bake time; pause freezes it, promote ends it, a stop raises. Time the
+        watcher reported unwatched is made up when the bake runs out: a new timer for what
+        is owed, until nothing is (a watcher may be lost again meanwhile)."""
+        remaining = bake.stage.bake
         while True:
             if remaining <= timedelta(0):
-                remaining = self._owed()
-                if remaining <= timedelta(0):
+                if bake.owed() <= timedelta(0):
                     return
-                self._made_up = self._unwatched
-            if self._paused:
-                self._set_bake_clock(stage, remaining, None)
+                remaining = bake.start_making_up()
+            if self._controls.paused:
+                self._set_bake(bake, remaining, paused=True)
                 self._set_phase("paused")
                 await workflow.wait_condition(
-                    lambda: self._interrupted(watcher) or not self._paused
+                    lambda: self._interrupted(watcher) or not self._controls.paused
                 )
                 self._set_phase("progressing")
             else:
                 started = workflow.now()
-                self._set_bake_clock(stage, remaining, started + remaining)
-                if await self._baked(remaining, stage, watcher):
-                    if not self._bake_watched:  # deployments started before the patch
-                        return
+                if await self._timer(bake, remaining, watcher):
                     remaining = timedelta(0)
                     continue
                 remaining -= workflow.now() - started
             self._check_stops(watcher)
-            if self._pending_promote is not None:
+            if self._controls.pending_promote is not None:
                 return
 
-    def _owed(self) -> timedelta:
-        """Unwatched bake time not made up yet (none before the bake-watched patch)."""
-        return self._unwatched - self._made_up
-
-    def _set_bake_clock(self, stage: Stage, remaining: timedelta, ends_at: datetime | None) -> None:
-        """The bake clock, with what is owed to unwatched time included in what is left."""
-        self._bake_base = (remaining, ends_at)
-        self._refresh_bake_clock(stage)
-        if self._unwatched > timedelta(0):  # the Web UI says how much was watched
-            self._publish()
-
-    def _refresh_bake_clock(self, stage: Stage) -> None:
-        if self._bake_base is None:
-            return
-        remaining, ends_at = self._bake_base
-        owed = self._owed()
-        if ends_at is not None:
-            ends_at = ends_at + owed
-            left = max(ends_at - workflow.now(), timedelta(0))
-        else:
-            left = remaining + owed
-        self._bake_clock = BakeClock(
-            total=stage.bake,
-            left=left,
-            ends_at=ends_at,
-            unwatched=self._unwatched,
-            made_up=self._made_up,
-        )
-
-    async def _baked(
-        self, remaining: timedelta, stage: Stage, watcher: asyncio.Task[WatchHealthResult]
-    ) -> bool:
+    async def _timer(self, bake: BakeTime, remaining: timedelta, watcher: Watcher) -> bool:
         """Wait out `remaining` unless interrupted or paused first; True if it ran out.
 
         The timer of an interrupted bake is left to lapse, not cancelled: Temporal's
         time-skipping test server wedges on cancelling a timer that fires meanwhile.
         """
-        summary = f"bake {short_duration(remaining)} at {stage.weight}%"
-        if self._made_up > timedelta(0):
-            summary = f"make up {span(remaining)} unwatched at {stage.weight}%"
-        if not self._lapsing_timers:  # deployments started before the patch
-            try:
-                await workflow.wait_condition(
-                    lambda: self._interrupted(watcher) or self._paused,
-                    timeout=remaining,
-                    timeout_summary=summary,
-                )
-            except TimeoutError:
-                return True
-            return False
-        timer = asyncio.create_task(workflow.sleep(remaining, summary=summary))
+        self._set_bake(bake, remaining, paused=False)
+        timer = asyncio.create_task(
+            workflow.sleep(remaining, summary=bake.timer_summary(remaining))
+        )
         await workflow.wait_condition(
-            lambda: timer.done() or self._interrupted(watcher) or self._paused
+            lambda: timer.done() or self._interrupted(watcher) or self._controls.paused
         )
         return timer.done()
 
+    def _set_bake(self, bake: BakeTime, remaining: timedelta, paused: bool) -> None:
+        bake.set(remaining, None if paused else workflow.now() + remaining)
+        if bake.unwatched > timedelta(0):  # the Web UI says how much was watched
+            self._publish()
+
     async def _promote(self) -> None:
         self._set_phase("promoting")
-        canary = (self.spec.canary.address,)
-        stable = self._backup.state.stable_endpoints if self._backup else ()
-        if self._weight < 100:
-            await self._apply(
-                RouterState(canary_weight=100, stable_endpoints=stable, canary_endpoints=canary),
-                f"shift 100% → {self.spec.canary.version}",
-            )
-        await self._apply(
-            RouterState(canary_weight=100, stable_endpoints=canary, canary_endpoints=canary),
-            f"point stable at {self.spec.canary.version}",
-        )
-        await self._apply(
-            RouterState(canary_weight=0, stable_endpoints=canary, canary_endpoints=canary),
-            f"serve {self.spec.canary.version} as stable",
-        )
+        for desired, summary in steps.promotion(self.spec, self._taken(), self._weight):
+            await self._apply(desired, summary)
 
     async def _roll_back(self, reason: str, evidence: CheckReport | None) -> DeploymentResult:
         self._reason = reason
@@ -453,7 +249,7 @@ class CanaryDeployment:
         self._set_phase("rolling_back")
         restored = await self._restore_backup(reason)
         self._weight = restored.canary_weight
-        if self._tells_not_started and not self._shifted:
+        if not self._shifted:
             self._notify("not_started", f"not started, no traffic moved: {reason}")
             return self._finish("not_started", reason)
         self._notify("rolled_back", f"rolled back to 100% {self.spec.stable.version}: {reason}")
@@ -461,7 +257,6 @@ class CanaryDeployment:
 
     async def _restore_backup(self, reason: str) -> RouterState:
         """Restore the backup until it works. Never abandoned, not even when cancelled."""
-        assert self._backup is not None
         told: list[str] = []
 
         def on_trouble(problem: str | None) -> None:
@@ -476,210 +271,74 @@ class CanaryDeployment:
 
         state = await restore_until_done(
             self.spec.router,
-            self._backup,
+            self._taken(),
             f"restore backup: 100% {self.spec.stable.version}",
             on_trouble,
         )
         self._reason = reason
         return state
 
-    # -- activities --------------------------------------------------------------------
+    def _taken(self) -> BackupRecord:
+        assert self._backup is not None, "no traffic moves before the backup is taken"
+        return self._backup
 
     async def _shift(self, weight: int) -> None:
         self._shifted = True  # from here on it may have moved traffic, even if it fails
-        stable = self._backup.state.stable_endpoints if self._backup else ()
-        desired = RouterState(
-            canary_weight=weight,
-            stable_endpoints=stable,
-            canary_endpoints=(self.spec.canary.address,),
-        )
-        await self._apply(desired, f"shift {weight}% → {self.spec.canary.version}")
+        routing = steps.stage_routing(self.spec, self._taken(), weight)
+        await self._apply(routing, f"shift {weight}% → {self.spec.canary.version}")
 
     async def _apply(self, desired: RouterState, summary: str) -> None:
-        state = await workflow.execute_activity(
-            SET_TRAFFIC,
-            SetTrafficInput(router=self.spec.router, desired=desired),
-            result_type=RouterState,
-            start_to_close_timeout=timedelta(seconds=30),
-            heartbeat_timeout=QUICK_HEARTBEAT,
-            retry_policy=QUICK_RETRIES,
-            cancellation_type=(
-                workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
-                if self._shift_cancel_waits
-                else workflow.ActivityCancellationType.TRY_CANCEL
-            ),
-            summary=summary,
-        )
-        self._weight = state.canary_weight
+        self._weight = (await steps.set_traffic(self.spec, desired, summary)).canary_weight
         self._publish()
-
-    def _start_watcher(self, stage: Stage) -> asyncio.Task[WatchHealthResult]:
-        interval = self.spec.analysis.interval
-        stable = self._backup.state.stable_endpoints if self._backup else ()
-        expected = RouterState(
-            canary_weight=stage.weight,
-            stable_endpoints=stable,
-            canary_endpoints=(self.spec.canary.address,),
-        )
-        return workflow.start_activity(
-            WATCH_HEALTH,
-            WatchHealthInput(
-                service=self.spec.service,
-                stage=stage.name,
-                router=self.spec.router,
-                expected=expected,
-                analysis=self.spec.analysis,
-                stable_version=self.spec.stable.version,
-                canary_version=self.spec.canary.version,
-                baseline=self._baseline,
-            ),
-            result_type=WatchHealthResult,
-            start_to_close_timeout=timedelta(days=30),
-            heartbeat_timeout=heartbeat_timeout(interval),
-            retry_policy=WATCH_RETRIES,
-            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=f"watch health at {stage.weight}% every {short_duration(interval)}",
-        )
-
-    async def _stop_watcher(self, watcher: asyncio.Task[WatchHealthResult]) -> None:
-        """Cancel the watcher and wait until it has stopped, so it cannot undo the next shift.
-
-        A watcher whose worker died cannot confirm the cancel: its attempt times out
-        instead, and it is stopped all the same (a live but hung attempt learns of it at
-        its next heartbeat). Before the patch this rolled a healthy deployment back.
-        """
-        if watcher.done():
-            return
-        watcher.cancel()
-        try:
-            await watcher
-        except ActivityError as err:
-            if is_cancelled_exception(err):
-                return
-            if isinstance(err.cause, TemporalTimeout) and workflow.patched(WATCHER_LOST_PATCH):
-                return
-            raise
-        except asyncio.CancelledError:
-            pass
 
     # -- decisions ---------------------------------------------------------------------
 
-    def _interrupted(self, watcher: asyncio.Task[WatchHealthResult]) -> bool:
+    def _interrupted(self, watcher: Watcher) -> bool:
         return (
-            self._abort is not None
-            or self._pending_promote is not None
-            or self._watch_alarm(watcher) is not None
+            self._controls.abort is not None
+            or self._controls.pending_promote is not None
+            or watcher.alarm(self._latest_check) is not None
         )
 
-    def _judged_healthy(self, watcher: asyncio.Task[WatchHealthResult]) -> bool:
-        if self._stage_health == "healthy":
-            return True
-        ended_healthy = watcher.done() and not watcher.cancelled() and not watcher.exception()
-        return ended_healthy and watcher.result().status == "healthy"
+    def _judged_healthy(self, watcher: Watcher) -> bool:
+        return self._stage_health == "healthy" or watcher.ended_healthy()
 
     def _check_abort(self) -> None:
-        if self._abort is not None:
-            reason = self._abort.reason or "no reason given"
-            raise _Stop(f"aborted by {self._abort.by}: {reason}", self._latest_check)
+        if (abort := self._controls.abort) is not None:
+            reason = abort.reason or "no reason given"
+            raise Stop(f"aborted by {abort.by}: {reason}", self._latest_check)
 
-    def _check_stops(self, watcher: asyncio.Task[WatchHealthResult]) -> None:
+    def _check_stops(self, watcher: Watcher) -> None:
         self._check_abort()
-        alarm = self._watch_alarm(watcher)
+        alarm = watcher.alarm(self._latest_check)
         if alarm is not None:
             raise alarm
 
-    def _watch_alarm(self, watcher: asyncio.Task[WatchHealthResult]) -> _Stop | None:
-        """A watcher that ended on a breach, on lasting lack of data, or on an error."""
-        if not watcher.done() or watcher.cancelled():
-            return None
-        error = watcher.exception()
-        if error is not None:
-            if is_cancelled_exception(error):
-                return None
-            return _Stop(
-                f"health watch failed: {root_cause(error)}", self._latest_check, unhealthy=True
-            )
-        result = watcher.result()
-        if result.status == "healthy":
-            return None
-        self._latest_check = result.last or self._latest_check
-        stage = self._current_stage()
-        where = f"stage {stage.name if stage else '?'} ({self._weight}%), check {result.checks}"
-        detail = result.last.describe() if result.last else "no check completed"
-        return _Stop(f"health {result.status} at {where}: {detail}", result.last, unhealthy=True)
-
-    def _refusal(self, action: Action) -> str | None:
-        """Why `action` makes no sense right now, or None if it does."""
-        phase = self._phase
-        if phase in FINISHED:
-            return f"deployment already {phase}"
-        if phase in ("rolling_back", "failed"):
-            return "deployment is rolling back"
-        if phase == "promoting":
-            return "deployment is already promoting to 100%"
-        if self._abort is not None:
-            return f"deployment is being aborted (by {self._abort.by})"
-        if action == "pause" and (self._paused or phase != "progressing"):
-            return "already paused" if self._paused else f"nothing to pause while {phase}"
-        if action == "resume" and not self._paused:
-            return "deployment is not paused"
-        if action == "promote" and phase in ("validating", "backing_up", "measuring_baseline"):
-            return f"nothing to promote yet ({phase})"
-        return None
-
     # -- controls ----------------------------------------------------------------------
 
-    @workflow.signal(name="promote")
-    def promote_signal(self, request: PromoteInput | None = None) -> None:
-        self._control("promote", request or PromoteInput())
+    promote_signal, promote_update = control_handlers("promote", PromoteInput)
+    abort_signal, abort_update = control_handlers("abort", ControlInput)
+    pause_signal, pause_update = control_handlers("pause", ControlInput)
+    resume_signal, resume_update = control_handlers("resume", ControlInput)
 
-    @workflow.signal(name="abort")
-    def abort_signal(self, request: ControlInput | None = None) -> None:
-        self._control("abort", request or ControlInput())
+    def validate(self, action: Action) -> None:
+        refusal = self._controls.refusal(action, self._phase)
+        if refusal is not None:
+            raise ValueError(f"cannot {action}: {refusal}")
 
-    @workflow.signal(name="pause")
-    def pause_signal(self, request: ControlInput | None = None) -> None:
-        self._control("pause", request or ControlInput())
-
-    @workflow.signal(name="resume")
-    def resume_signal(self, request: ControlInput | None = None) -> None:
-        self._control("resume", request or ControlInput())
-
-    @workflow.update(name="promote")
-    def promote_update(self, request: PromoteInput | None = None) -> DeploymentStatus:
-        self._control("promote", request or PromoteInput())
-        return self.status()
-
-    @promote_update.validator
-    def _validate_promote(self, request: PromoteInput | None = None) -> None:
-        self._validate("promote")
-
-    @workflow.update(name="abort")
-    def abort_update(self, request: ControlInput | None = None) -> DeploymentStatus:
-        self._control("abort", request or ControlInput())
-        return self.status()
-
-    @abort_update.validator
-    def _validate_abort(self, request: ControlInput | None = None) -> None:
-        self._validate("abort")
-
-    @workflow.update(name="pause")
-    def pause_update(self, request: ControlInput | None = None) -> DeploymentStatus:
-        self._control("pause", request or ControlInput())
-        return self.status()
-
-    @pause_update.validator
-    def _validate_pause(self, request: ControlInput | None = None) -> None:
-        self._validate("pause")
-
-    @workflow.update(name="resume")
-    def resume_update(self, request: ControlInput | None = None) -> DeploymentStatus:
-        self._control("resume", request or ControlInput())
-        return self.status()
-
-    @resume_update.validator
-    def _validate_resume(self, request: ControlInput | None = None) -> None:
-        self._validate("resume")
+    def control(self, action: Action, request: ControlInput) -> None:
+        """A person's control, by signal or update; one that makes no sense now is ignored."""
+        record = self._controls.accept(action, request, self._phase, workflow.now())
+        if record is None:
+            return
+        if action in ("pause", "resume"):
+            self._notify(
+                "paused" if action == "pause" else "resumed",
+                ("paused" if action == "pause" else "resumed")
+                + (f": {request.reason}" if request.reason else ""),
+                by=request.by,
+            )
+        self._publish()
 
     @workflow.signal(name=HEALTH_REPORT)
     def health_report(self, report: CheckReport) -> None:
@@ -690,17 +349,43 @@ class CanaryDeployment:
             self._latest_check = report
             if report.verdict.status != "inconclusive":
                 self._stage_health = report.verdict.status
-            self._note_unwatched(report, stage)
+            if self._bake is not None:
+                self._bake.note_unwatched(report.unwatched)
             self._publish()
 
-    def _note_unwatched(self, report: CheckReport, stage: Stage) -> None:
-        """The stage's watcher was not running for `report.unwatched` so far (its worker
-        died): the bake is made longer by as much."""
-        if self._bake_watched and report.unwatched > self._unwatched:
-            self._unwatched = report.unwatched
-            self._refresh_bake_clock(stage)
+    @workflow.update(name=HEALTH_LAPSED)
+    def health_lapsed(self, report: CheckReport) -> DeploymentStatus:
+        """The watcher had no data past the limit and the spec says pause for a person.
 
-    @workflow.query(name="status")
+        Evidence from before the lapse no longer counts: after a resume the stage moves on
+        only once a new check is healthy.
+        """
+        lapsed = self.spec.analysis.inconclusive_checks_tolerated + 1
+        record = self._controls.pause_for_a_person(
+            f"no data for {lapsed} checks in a row: {report.describe()}", workflow.now()
+        )
+        self._stage_health = None
+        self._latest_check = report
+        if self._bake is not None:
+            self._bake.note_unwatched(report.unwatched)
+        self._notify(
+            "paused",
+            f"paused for a person: {record.reason}; resume, promote or abort",
+            by=record.by,
+        )
+        self._publish()
+        return self.status()
+
+    @health_lapsed.validator
+    def _validate_health_lapsed(self, report: CheckReport) -> None:
+        self.validate("pause")
+        stage = self._current_stage()
+        if stage is None or report.stage != stage.name:
+            raise ValueError(f"cannot pause: the report is from stage {report.stage!r}")
+
+    # -- visibility --------------------------------------------------------------------
+
+    @workflow.query(name=STATUS)
     def status(self) -> DeploymentStatus:
         stage = self._current_stage()
         return DeploymentStatus(
@@ -712,185 +397,34 @@ class CanaryDeployment:
             stage_index=self._stage_index,
             stages=len(self.spec.stages),
             canary_weight=self._weight,
-            paused=self._paused,
-            pending_promote=self._pending_promote,
+            paused=self._controls.paused,
+            pending_promote=self._controls.pending_promote,
             latest_check=self._latest_check,
             reason=self._reason,
-            controls=tuple(self._controls),
-            bake=self._bake_clock,
-            notification_failures=tuple(self._notification_failures),
-            baseline=self._baseline,
-            no_baseline=self._no_baseline,
-            baseline_lines=self._baseline_lines(),
+            controls=tuple(self._controls.records),
+            bake=self._bake.clock if self._bake else None,
+            notification_failures=tuple(self._courier.failures),
+            baseline=self._stable.baseline,
+            no_baseline=self._stable.missing,
+            baseline_lines=self._stable.lines(self.spec.analysis),
         )
-
-    def _validate(self, action: Action) -> None:
-        refusal = self._refusal(action)
-        if refusal is not None:
-            raise ValueError(f"cannot {action}: {refusal}")
-
-    def _control(self, action: Action, request: ControlInput) -> None:
-        refusal = self._refusal(action)
-        if refusal is not None:
-            workflow.logger.warning("ignored %s from %s: %s", action, request.by, refusal)
-            return
-        record = ControlRecord(
-            action=action,
-            by=request.by,
-            reason=request.reason,
-            at=workflow.now(),
-            full=isinstance(request, PromoteInput) and request.full,
-        )
-        self._controls.append(record)
-        if action == "promote":
-            self._pending_promote = record
-            self._paused = False
-        elif action == "abort":
-            self._abort = record
-        else:
-            self._paused = action == "pause"
-            self._notify(
-                "paused" if self._paused else "resumed",
-                f"{'paused' if self._paused else 'resumed'}"
-                + (f": {request.reason}" if request.reason else ""),
-                by=request.by,
-            )
-        self._publish()
-
-    @workflow.update(name=HEALTH_LAPSED)
-    def health_lapsed(self, report: CheckReport) -> DeploymentStatus:
-        """The watcher had no data past the limit and the spec says pause for a person.
-
-        Evidence from before the lapse no longer counts: after a resume the stage moves on
-        only once a new check is healthy. Reached only by specs with `on_inconclusive:
-        pause`, which did not exist before this handler, so no running deployment can
-        change course (no patch needed).
-        """
-        lapsed = self.spec.analysis.inconclusive_checks_tolerated + 1
-        record = ControlRecord(
-            action="pause",
-            by="sluicegate",
-            reason=f"no data for {lapsed} checks in a row: {report.describe()}",
-            at=workflow.now(),
-        )
-        self._controls.append(record)
-        self._paused = True
-        self._stage_health = None
-        self._latest_check = report
-        if (stage := self._current_stage()) is not None:
-            self._note_unwatched(report, stage)
-        self._notify(
-            "paused",
-            f"paused for a person: {record.reason}; resume, promote or abort",
-            by=record.by,
-        )
-        self._publish()
-        return self.status()
-
-    @health_lapsed.validator
-    def _validate_health_lapsed(self, report: CheckReport) -> None:
-        self._validate("pause")
-        stage = self._current_stage()
-        if stage is None or report.stage != stage.name:
-            raise ValueError(f"cannot pause: the report is from stage {report.stage!r}")
-
-    # -- notifications -----------------------------------------------------------------
 
     def _notify(
         self, event: Event, summary: str, evidence: tuple[str, ...] = (), by: str | None = None
     ) -> None:
-        """Log it, and queue a notification; the courier delivers them in order, off the
-        critical path."""
+        """Log it, and hand the courier a notification."""
         workflow.logger.info("%s: %s", event, summary)  # not repeated on replay
-        if not self._notifying:
-            return
         stage = self._current_stage()
-        info = workflow.info()
-        self._outbox.append(
-            Notification(
-                event=event,
-                severity=severity_of(event, self._weight),
-                service=self.spec.service,
-                workflow_id=info.workflow_id,
-                run_id=info.run_id,
-                stable_version=self.spec.stable.version,
-                canary_version=self.spec.canary.version,
-                stage=stage.name if stage else None,
-                canary_weight=self._weight,
-                summary=summary,
-                evidence=evidence,
-                by=by,
-                at=workflow.now(),
-            )
+        name = stage.name if stage else None
+        self._courier.send(
+            notification(self.spec, event, summary, self._weight, name, evidence, by)
         )
 
-    def _notify_breach(self, stop: _Stop) -> None:
+    def _notify_breach(self, stop: Stop) -> None:
         stage = self._current_stage()
         where = f"stage {stage.name} " if stage else ""
         evidence = stop.evidence.verdict.lines() if stop.evidence else (stop.reason,)
         self._notify("breach", f"unhealthy at {where}{self._weight}%: rolling back", evidence)
-
-    async def _deliver_notifications(self) -> None:
-        """Deliver queued notifications one at a time, so they arrive in order."""
-        while not self._stop_delivering:
-            await workflow.wait_condition(lambda: bool(self._outbox))
-            notification = self._outbox[0]
-            self._delivering = True
-            try:
-                report = await workflow.execute_activity(
-                    NOTIFY,
-                    NotifyInput(notification=notification),
-                    result_type=DeliveryReport,
-                    start_to_close_timeout=timedelta(seconds=60),
-                    heartbeat_timeout=QUICK_HEARTBEAT,
-                    schedule_to_close_timeout=NOTIFICATION_GRACE * 2,
-                    retry_policy=NOTIFY_RETRIES,
-                    summary=f"notify {notification.event} ({notification.severity})",
-                )
-                problems = [f"{f.channel}: {f.error}" for f in report.failed]
-            except ActivityError as err:
-                problems = [root_cause(err)]
-            finally:
-                self._delivering = False
-            if problems:
-                self._notification_failures += [f"{notification.event} → {p}" for p in problems]
-                self._publish()
-            self._outbox.pop(0)
-
-    async def _flush_notifications(self) -> None:
-        """Give the last notifications a bounded time to go out before the workflow ends.
-
-        Past the grace time the courier stops after the delivery in flight: a workflow
-        never ends with a notify activity still pending. The grace timer is left to lapse,
-        never cancelled (Temporal's time-skipping test server wedges on cancelling a timer
-        that fires during the workflow task that cancels it).
-        """
-        if not self._outbox:
-            return
-        grace = asyncio.create_task(
-            workflow.sleep(NOTIFICATION_GRACE, summary="last notifications")
-        )
-        await workflow.wait_condition(lambda: not self._outbox or grace.done())
-        if not self._outbox:
-            return
-        self._stop_delivering = True
-        await workflow.wait_condition(lambda: not self._delivering)
-        if events := ", ".join(n.event for n in self._outbox):
-            self._notification_failures.append(f"not delivered before the end: {events}")
-
-    def _plan(self) -> str:
-        weights = " → ".join(f"{stage.weight}%" for stage in self.spec.stages)
-        return f"{self.spec.stable.version} → {self.spec.canary.version} in stages {weights}"
-
-    def _stage_summary(self, stage: Stage) -> str:
-        hold = [f"bake {short_duration(stage.bake)}"] if stage.bake else []
-        if stage.manual_gate:
-            hold.append("then a manual gate")
-        return f"stage {stage.name}: {stage.weight}% to {self.spec.canary.version}, " + (
-            " ".join(hold)
-        )
-
-    # -- visibility --------------------------------------------------------------------
 
     def _current_stage(self) -> Stage | None:
         return self.spec.stages[self._stage_index] if self._stage_index is not None else None
@@ -911,21 +445,8 @@ class CanaryDeployment:
             canary_weight=self._weight if self._backup else None,
             evidence=self._latest_check,
             backup_path=self._backup.path if self._backup else None,
-            controls=tuple(self._controls),
+            controls=tuple(self._controls.records),
         )
 
     def _publish(self, outcome: Outcome | None = None) -> None:
-        """Refresh the search attributes and the Web UI's current details."""
-        published = (self._phase, self._weight, outcome)
-        if published != self._published:
-            updates = [
-                visibility.DEPLOY_SERVICE.value_set(self.spec.service),
-                visibility.DEPLOY_PHASE.value_set(self._phase),
-                visibility.DEPLOY_CANARY_WEIGHT.value_set(self._weight),
-                visibility.DEPLOY_CANARY_VERSION.value_set(self.spec.canary.version),
-            ]
-            if outcome is not None:
-                updates.append(visibility.DEPLOY_OUTCOME.value_set(outcome))
-            workflow.upsert_search_attributes(updates)
-            self._published = published
-        workflow.set_current_details(render_details(self.spec, self.status()))
+        self._visibility.publish(self.spec, self.status(), outcome)

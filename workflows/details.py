@@ -1,12 +1,50 @@
-"""The markdown the Temporal Web UI shows as a deployment's current details."""
+"""What the Temporal Web UI shows of a deployment: its search attributes, and the markdown
+of its current details."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sluicegate.contracts import WATCHING, DeploymentStatus
-from sluicegate.describe import short_duration, span, watched_line
-from sluicegate.spec import DeploymentSpec
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from sluicegate import visibility
+    from sluicegate.contracts import WATCHING, DeploymentStatus, Outcome, Phase
+    from sluicegate.describe import short_duration, span, watched_line
+    from sluicegate.spec import DeploymentSpec, service_name_problem
+
+
+class Visibility:
+    """Search attributes when what they show changed; the current details every time."""
+
+    def __init__(self) -> None:
+        self._shown: tuple[Phase, int, Outcome | None] | None = None
+
+    def publish(
+        self, spec: DeploymentSpec, status: DeploymentStatus, outcome: Outcome | None = None
+    ) -> None:
+        shown = (status.phase, status.canary_weight, outcome)
+        if shown != self._shown:
+            updates = [
+                visibility.DEPLOY_SERVICE.value_set(spec.service),
+                visibility.DEPLOY_PHASE.value_set(status.phase),
+                visibility.DEPLOY_CANARY_WEIGHT.value_set(status.canary_weight),
+                visibility.DEPLOY_CANARY_VERSION.value_set(spec.canary.version),
+            ]
+            if outcome is not None:
+                updates.append(visibility.DEPLOY_OUTCOME.value_set(outcome))
+            workflow.upsert_search_attributes(updates)
+            self._shown = shown
+        workflow.set_current_details(render_details(spec, status))
+
+
+def publish_refused(service: object) -> None:
+    """What a refused spec can say for itself: its service, if it names a valid one, and
+    the outcome `failed`, so `sluice history SERVICE` lists it."""
+    updates = [visibility.DEPLOY_OUTCOME.value_set("failed")]
+    if isinstance(service, str) and service_name_problem(service) is None:
+        updates.append(visibility.DEPLOY_SERVICE.value_set(service))
+    workflow.upsert_search_attributes(updates)
 
 
 def render_details(spec: DeploymentSpec, status: DeploymentStatus) -> str:

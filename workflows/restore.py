@@ -35,9 +35,6 @@ with workflow.unsafe.imports_passed_through():
         ROLLBACK_RETRY_PAUSE,
     )
 
-# Restore rounds after a failed one are retried sooner at first (see ROLLBACK_FIRST_PAUSE).
-ROLLBACK_BACKOFF_PATCH = "rollback-backoff"
-
 
 async def restore_until_done(
     router: RouterSpec,
@@ -74,8 +71,7 @@ async def restore_until_done(
 def _next_pause(previous: timedelta | None) -> timedelta:
     """The pause before the next round of restore attempts."""
     if previous is None:
-        backoff = workflow.patched(ROLLBACK_BACKOFF_PATCH)
-        return ROLLBACK_FIRST_PAUSE if backoff else ROLLBACK_RETRY_PAUSE
+        return ROLLBACK_FIRST_PAUSE
     return min(previous * 2, ROLLBACK_RETRY_PAUSE)
 
 

@@ -32,8 +32,7 @@ ROLLBACK_RETRIES = RetryPolicy(
     maximum_attempts=5,
 )
 # Between rounds: 2 s at first (a router back after a blip is used at once), doubling up
-# to 30 s, so a long outage does not flood the history. Before the "rollback-backoff"
-# patch every pause was 30 s.
+# to 30 s, so a long outage does not flood the history.
 ROLLBACK_FIRST_PAUSE = timedelta(seconds=2)
 ROLLBACK_RETRY_PAUSE = timedelta(seconds=30)
 # A notification's channels each get quick attempts inside the activity; these retries

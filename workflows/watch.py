@@ -1,0 +1,113 @@
+"""A stage's health watcher, as the workflow holds it: started, judged when it ends, and
+stopped before anything else changes the routing."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.exceptions import TimeoutError as TemporalTimeout
+
+with workflow.unsafe.imports_passed_through():
+    from sluicegate.analysis.baseline import Baseline
+    from sluicegate.contracts import (
+        WATCH_HEALTH,
+        CheckReport,
+        RouterState,
+        WatchHealthInput,
+        WatchHealthResult,
+        heartbeat_timeout,
+    )
+    from sluicegate.describe import short_duration
+    from sluicegate.spec import DeploymentSpec, Stage
+    from workflows.restore import root_cause
+    from workflows.retries import WATCH_RETRIES
+    from workflows.steps import WAIT
+
+
+class Stop(Exception):
+    """Leave the stage loop and roll back, with the reason and the evidence."""
+
+    def __init__(
+        self, reason: str, evidence: CheckReport | None = None, unhealthy: bool = False
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.evidence = evidence
+        self.unhealthy = unhealthy  # the canary's health, not a person, stopped it
+
+
+class Watcher:
+    """One long-running `watch_health` activity that judges every check of a stage."""
+
+    def __init__(
+        self, spec: DeploymentSpec, stage: Stage, expected: RouterState, baseline: Baseline | None
+    ) -> None:
+        self.stage = stage
+        interval = spec.analysis.interval
+        self._task: asyncio.Task[WatchHealthResult] = workflow.start_activity(
+            WATCH_HEALTH,
+            WatchHealthInput(
+                service=spec.service,
+                stage=stage.name,
+                router=spec.router,
+                expected=expected,
+                analysis=spec.analysis,
+                stable_version=spec.stable.version,
+                canary_version=spec.canary.version,
+                baseline=baseline,
+            ),
+            result_type=WatchHealthResult,
+            start_to_close_timeout=timedelta(days=30),
+            heartbeat_timeout=heartbeat_timeout(interval),
+            retry_policy=WATCH_RETRIES,
+            cancellation_type=WAIT,
+            summary=f"watch health at {stage.weight}% every {short_duration(interval)}",
+        )
+
+    def alarm(self, latest: CheckReport | None) -> Stop | None:
+        """A watcher that ended on a breach, on lasting lack of data, or on an error."""
+        task = self._task
+        if not task.done() or task.cancelled():
+            return None
+        error = task.exception()
+        if error is not None:
+            if is_cancelled_exception(error):
+                return None
+            return Stop(f"health watch failed: {root_cause(error)}", latest, unhealthy=True)
+        result = task.result()
+        if result.status == "healthy":
+            return None
+        where = f"stage {self.stage.name} ({self.stage.weight}%), check {result.checks}"
+        detail = result.last.describe() if result.last else "no check completed"
+        return Stop(f"health {result.status} at {where}: {detail}", result.last, unhealthy=True)
+
+    def ended_healthy(self) -> bool:
+        task = self._task
+        return (
+            task.done()
+            and not task.cancelled()
+            and not task.exception()
+            and task.result().status == "healthy"
+        )
+
+    async def stop(self) -> None:
+        """Cancel the watcher and wait until it has stopped, so it cannot undo the next shift.
+
+        A watcher whose worker died cannot confirm the cancel: its attempt times out
+        instead, and it is stopped all the same (a live but hung attempt learns of it at
+        its next heartbeat).
+        """
+        if self._task.done():
+            return
+        self._task.cancel()
+        try:
+            await self._task
+        except ActivityError as err:
+            if is_cancelled_exception(err) or isinstance(err.cause, TemporalTimeout):
+                return
+            raise
+        except asyncio.CancelledError:
+            pass
