@@ -7,8 +7,8 @@
   `ControlRefused` (the workflow said no, with its reason) and `NoWorker`.
 
 "No data" is not an error: a metric source returns a sample with no counters and the
-judge calls it inconclusive. `activities.errors.to_application_error` is the one place
-these map to Temporal's retryable / non-retryable failures.
+judge calls it inconclusive. The `activities.errors.temporal_errors` decorator is the one
+place these become Temporal's retryable / non-retryable failures.
 """
 
 from __future__ import annotations

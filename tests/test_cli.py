@@ -3,8 +3,11 @@ Envoy, sample services and load: every command's happy path and its main refusal
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pty
+import re
 import subprocess
 import threading
 from collections.abc import AsyncIterator
@@ -256,6 +259,51 @@ async def test_watch_in_a_pipe_prints_each_change_as_it_happens(
     assert "operator: abort by" in text and "not today" in text, text
     assert "rolled_back" in text, text
     assert "\x1b[" not in text, "no terminal codes in a pipe"
+
+
+class Terminal:
+    """A process's output to a pseudo-terminal, as a person would see it (read by a thread)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        main, side = pty.openpty()
+        env = {**env, "COLUMNS": "120", "LINES": "40", "TERM": "xterm"}
+        self.process = subprocess.Popen(argv, env=env, stdin=side, stdout=side, stderr=side)
+        os.close(side)
+        self.chunks: list[bytes] = []
+        self.reader = threading.Thread(target=self._read, args=(main,), daemon=True)
+        self.reader.start()
+
+    def _read(self, fd: int) -> None:
+        with contextlib.suppress(OSError):  # EIO once the process has closed its side
+            while chunk := os.read(fd, 4096):
+                self.chunks.append(chunk)
+        os.close(fd)
+
+    def has(self, text: str) -> bool:
+        return text in self.screen()
+
+    def screen(self) -> str:
+        return b"".join(self.chunks).decode(errors="replace")
+
+
+async def test_watch_in_a_terminal_redraws_the_live_view_until_the_end(
+    sluice: Sluice, worker: Process, site: Site, tmp_path: Path
+) -> None:
+    assert_exit(sluice("deploy", str(spec_file(site, tmp_path, stages=GATED_STAGES))), 0)
+    terminal = Terminal([venv_binary("sluice"), "watch", site.name], sluice.env)
+    try:
+        await eventually(lambda: terminal.has("awaiting_approval"), "the gate is shown", 1200)
+        checked = re.compile(r"check \d+ at \d\d:\d\d:\d\d")
+        await eventually(lambda: checked.search(terminal.screen()), "a check is shown", 1200)
+        assert terminal.process.poll() is None
+        assert_exit(sluice("abort", site.name, "--reason", "not today"), 0, "abort: accepted")
+        assert terminal.process.wait(timeout=120) == 1
+        terminal.reader.join(timeout=10)
+    finally:
+        terminal.process.kill()
+        terminal.process.wait()
+    assert terminal.has("\x1b["), "a terminal gets the live view"
+    assert terminal.has("not today") and terminal.has("rolled_back")
 
 
 async def test_pause_and_resume_hold_the_bake(

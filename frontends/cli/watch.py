@@ -3,35 +3,20 @@ per change in a pipe or a log, or JSON lines."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
-from datetime import timedelta
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.text import Text
-from temporalio.client import (
-    Client,
-    WorkflowExecutionStatus,
-    WorkflowQueryFailedError,
-)
-from temporalio.service import RPCError
+from temporalio.client import Client
 
 from frontends.cli.render import result_line, status_view
-from frontends.client.deployments import (
-    DeploymentHandle,
-    deployment_handle,
-    follow,
-    live_check,
-    query_status,
-)
+from frontends.client.deployments import DeploymentHandle, deployment_handle, follow
 from frontends.client.history import DEPLOYMENT, latest
 from frontends.client.lines import control_line, event_line
 from frontends.client.operations import json_data
-from sluicegate.contracts import ControlRecord, DeploymentResult, DeploymentStatus
-
-REFRESH = timedelta(milliseconds=500)
+from sluicegate.contracts import CheckReport, ControlRecord, DeploymentResult, DeploymentStatus
 
 
 def exit_code(result: DeploymentResult) -> int:
@@ -61,19 +46,32 @@ async def watch(client: Client, service: str, console: Console) -> int:
     return exit_code(result)
 
 
+class _View:
+    """The live view's latest status and check; rich renders it at every refresh, so the
+    bake's time left keeps moving between changes."""
+
+    def __init__(self) -> None:
+        self.status: DeploymentStatus | None = None
+        self.check: CheckReport | None = None
+
+    def __rich__(self) -> RenderableType:
+        if self.status is None:
+            return Text("waiting for a worker to answer the status query…")
+        return status_view(self.status, self.check)
+
+
 async def _live(client: Client, handle: DeploymentHandle, console: Console) -> int:
     """Redraw the status view in place until the deployment ends; the controls shown."""
     shown_controls = 0
-    with Live(console=console, refresh_per_second=4, transient=True) as live:
-        while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-            status = await _status(handle)
-            if status is None:
-                live.update(Text("waiting for a worker to answer the status query…"))
+    view = _View()
+    with Live(view, console=console, refresh_per_second=4, transient=True) as live:
+        async for event in follow(client, handle.id):
+            if isinstance(event, DeploymentStatus):
+                _controls(live.console, event.controls[shown_controls:])
+                shown_controls = len(event.controls)
+                view.status = event
             else:
-                _controls(live.console, status.controls[shown_controls:])
-                shown_controls = len(status.controls)
-                live.update(status_view(status, await live_check(client, handle.id)))
-            await asyncio.sleep(REFRESH.total_seconds())
+                view.check = event
     return shown_controls
 
 
@@ -106,13 +104,3 @@ async def watch_json(client: Client, service: str) -> int:
     result = await deployment_handle(client, service).result()
     print(json.dumps({"kind": "result", **json_data(result)}), flush=True)
     return exit_code(result)
-
-
-async def _status(
-    handle: DeploymentHandle,
-) -> DeploymentStatus | None:
-    """The live status, or None when no worker answers in time."""
-    try:
-        return await query_status(handle)
-    except (WorkflowQueryFailedError, RPCError):
-        return None
