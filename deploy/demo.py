@@ -34,7 +34,7 @@ from sluicegate.settings import Settings
 from sluicegate.spec import DeploymentSpec
 from workers.client import connect
 
-DEFAULT_STATE_DIR = Path(__file__).resolve().parent.parent / ".state" / "demo"
+DEFAULT_STATE_DIR = Path(".state") / "demo"  # under the directory it is started in
 TASK_QUEUE = "sluicegate-demo"
 SERVICE = "shop"
 LOAD_RPS = 300

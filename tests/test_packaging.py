@@ -140,12 +140,15 @@ def test_sluice_worker_help(installed: Installed) -> None:
     assert "--log-format" in done.stdout
 
 
-def test_worker_imports_everything_and_refuses_a_bad_setting(installed: Installed) -> None:
-    """`sluicegate-worker` has no --help (it would start a worker): a bad setting instead.
+def test_worker_help(installed: Installed) -> None:
+    done = installed.run(installed.bin("sluicegate-worker"), "--help")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "usage: sluicegate-worker" in done.stdout and "SLUICEGATE_" in done.stdout
 
-    workers.main imports every workflow and activity at the top, before it reads the
-    settings, so its clean settings error proves the whole worker imported.
-    """
+
+def test_worker_imports_everything_and_refuses_a_bad_setting(installed: Installed) -> None:
+    """workers.main imports every workflow and activity at the top, before it reads the
+    settings, so its clean settings error proves the whole worker imported."""
     done = installed.run(installed.bin("sluicegate-worker"), SLUICEGATE_MAX_WATCHED_DEPLOYMENTS="0")
     output = done.stdout + done.stderr
     assert done.returncode == 2, output

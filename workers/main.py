@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
@@ -83,8 +84,16 @@ async def run(settings: Settings) -> None:
         await stop.wait()
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """`sluicegate-worker` and `python -m workers.main`; `sluice worker` does the same."""
+    argparse.ArgumentParser(
+        prog="sluicegate-worker",
+        description="The Sluicegate worker: runs the deployment workflows and their activities "
+        "until Ctrl-C or SIGTERM.",
+        epilog="Settings come from SLUICEGATE_* environment variables and the TOML file in "
+        "SLUICEGATE_CONFIG (docs/CLI.md, docs/OPERATIONS.md); `sluice worker` takes them as "
+        "options.",
+    ).parse_args(argv)
     try:
         settings = load_settings()
     except SluicegateError as err:
