@@ -3,8 +3,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# Strict, over the product code ([tool.pyright] in pyproject.toml). The variable stops the
+# wrapper asking PyPI on each run whether a newer pyright exists: the version is pinned.
+PYRIGHT := PYRIGHT_PYTHON_IGNORE_WARNINGS=1 $(BIN)/pyright
 
-.PHONY: venv demo test lint format bench clean
+.PHONY: venv demo test lint typecheck format bench clean
 
 venv: $(INSTALLED)
 
@@ -22,10 +25,14 @@ test: venv
 	sh deploy/install_dataplanes.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(PYRIGHT)
 	$(BIN)/pytest -q $(ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
+
+typecheck: venv
+	$(PYRIGHT)
 
 format: venv
 	$(BIN)/ruff format .

@@ -96,7 +96,7 @@ def check_writable(directory: str, service: str) -> Path:
 
 
 def _entry(folder: Path) -> BackupEntry:
-    base = {"id": folder.name, "path": str(folder)}
+    folder_id, path = folder.name, str(folder)
     try:
         manifest = json.loads((folder / MANIFEST_FILE).read_text())
         created_at = datetime.fromisoformat(manifest["created_at"])
@@ -105,14 +105,28 @@ def _entry(folder: Path) -> BackupEntry:
         digest = manifest["files"][STATE_FILE]
     except (OSError, ValueError, KeyError, TypeError) as err:
         problem = f"manifest unreadable: {err}"
-        return BackupEntry(**base, created_at=None, sha256=None, verified=False, problem=problem)
+        return BackupEntry(
+            id=folder_id,
+            path=path,
+            created_at=None,
+            sha256=None,
+            verified=False,
+            problem=problem,
+        )
     try:
         state = _read_verified(folder, digest)
     except BackupUnreadable as err:
         return BackupEntry(
-            **base, created_at=created_at, sha256=digest, verified=False, problem=str(err)
+            id=folder_id,
+            path=path,
+            created_at=created_at,
+            sha256=digest,
+            verified=False,
+            problem=str(err),
         )
-    return BackupEntry(**base, created_at=created_at, sha256=digest, verified=True, state=state)
+    return BackupEntry(
+        id=folder_id, path=path, created_at=created_at, sha256=digest, verified=True, state=state
+    )
 
 
 def _write_atomically(path: Path, payload: bytes) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import ValidationError
 from temporalio import activity
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from activities.backup_store import state_to_restore, write_backup
@@ -213,9 +214,8 @@ class _Watch:
     async def _report(self, report: CheckReport) -> None:
         """Tell the workflow (its details, when a stage may move on, unwatched time to make
         up); live checks are in the heartbeat."""
-        workflow_id = activity.info().workflow_id
         try:
-            await activity.client().get_workflow_handle(workflow_id).signal(HEALTH_REPORT, report)
+            await _own_workflow().signal(HEALTH_REPORT, report)
         except Exception as err:  # never let it stop the watching
             activity.logger.warning("could not report check %d: %s", report.number, err)
             return  # unwatched time not told yet is told with the next check
@@ -227,9 +227,11 @@ class _Watch:
         Once asked, a new lapse needs the full count of checks again, so a deployment
         resumed while data is still missing pauses again only after as many checks.
         """
-        handle = activity.client().get_workflow_handle(activity.info().workflow_id)
+        handle = _own_workflow()
         try:
-            await handle.execute_update(HEALTH_LAPSED, report)
+            # temporalio's multi-param overload annotates `args: MultiParamSpec.args`, which
+            # pyright reads as Unknown; the string-name overload used here is fully typed.
+            await handle.execute_update(HEALTH_LAPSED, report)  # pyright: ignore[reportUnknownMemberType]
         except WorkflowUpdateFailedError:
             pass  # already paused by someone, or no longer progressing: no trace in history
         except RPCError as err:  # Temporal unreachable: the next check asks again
@@ -276,6 +278,15 @@ def _resumed_from(latest: CheckReport | None) -> datetime | None:
         return latest.at
     info = activity.info()
     return info.scheduled_time if info.attempt > 1 else None
+
+
+def _own_workflow() -> WorkflowHandle[Any, Any]:
+    """The workflow this watcher reports to. Temporal leaves `workflow_id` None only for an
+    activity started on its own, which watch_health never is."""
+    workflow_id = activity.info().workflow_id
+    if workflow_id is None:
+        raise RuntimeError("watch_health runs only as a workflow's activity")
+    return activity.client().get_workflow_handle(workflow_id)
 
 
 def _last_heartbeat() -> CheckReport | None:

@@ -92,7 +92,7 @@ async def _check_router(spec: DeploymentSpec) -> tuple[Finding, RouterState | No
         state = await router_for(spec.router).read_state()
     except SluicegateError as err:
         return Finding(name="router", ok=False, detail=f"{spec.router.type}: {err}"), None
-    problems = []
+    problems: list[str] = []
     if spec.stable.address not in state.stable_endpoints:
         problems.append(f"stable upstream is not the spec's stable.address {spec.stable.address}")
     if state.canary_weight != 0:

@@ -1,0 +1,3 @@
+"""The local stack (Temporal dev server, data planes, sample services, load) and the demo."""
+
+__all__: list[str] = []

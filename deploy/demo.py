@@ -42,7 +42,9 @@ GATED_STAGES = [{"name": "review", "weight": 10, "bake": "PT5S", "manual_gate": 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="sluicegate-demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="sluicegate-demo", description=(__doc__ or "").split("\n")[0]
+    )
     parser.add_argument(
         "--once", action="store_true", help="run the two deployments, then exit (0 if both right)"
     )

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from deploy.arguments import number_in
@@ -60,9 +60,13 @@ class SampleServer(ThreadingHTTPServer):
 
 
 class Handler(BaseHTTPRequestHandler):
-    server: SampleServer
     protocol_version = "HTTP/1.1"  # keep-alive, so Envoy and the load generator reuse connections
     disable_nagle_algorithm = True  # else headers and body, written apart, wait ~40 ms for an ACK
+
+    @property
+    def sample_server(self) -> SampleServer:
+        """The server that made this handler: socketserver types it as any BaseServer."""
+        return cast(SampleServer, self.server)
 
     def log_message(self, format: str, *args: Any) -> None:
         """No per-request log lines."""
@@ -70,9 +74,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/healthz":
-            self.reply(200, {"status": "ok", "version": self.server.version})
+            self.reply(200, {"status": "ok", "version": self.sample_server.version})
         elif path == "/fault":
-            self.reply(200, asdict(self.server.current_faults()))
+            self.reply(200, asdict(self.sample_server.current_faults()))
         elif path == "/":
             self.serve_root()
         else:
@@ -91,23 +95,23 @@ class Handler(BaseHTTPRequestHandler):
         except argparse.ArgumentTypeError as err:
             self.reply(400, {"error": str(err)})
             return
-        with self.server.lock:
+        with self.sample_server.lock:
             if error_rate:
-                self.server.faults.error_rate = error_rate[-1]
+                self.sample_server.faults.error_rate = error_rate[-1]
             if delay_ms:
-                self.server.faults.delay_ms = delay_ms[-1]
-        faults = self.server.current_faults()
+                self.sample_server.faults.delay_ms = delay_ms[-1]
+        faults = self.sample_server.current_faults()
         print(f"faults now error_rate={faults.error_rate} delay_ms={faults.delay_ms}", flush=True)
         self.reply(200, asdict(faults))
 
     def serve_root(self) -> None:
-        faults = self.server.current_faults()
+        faults = self.sample_server.current_faults()
         if faults.delay_ms > 0:
             time.sleep(faults.delay_ms / 1000 * random.uniform(1.0, 1.0 + JITTER))
         if random.random() < faults.error_rate:
-            self.reply(500, {"version": self.server.version, "error": "injected fault"})
+            self.reply(500, {"version": self.sample_server.version, "error": "injected fault"})
         else:
-            self.reply(200, {"version": self.server.version})
+            self.reply(200, {"version": self.sample_server.version})
 
     def reply(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()

@@ -38,7 +38,7 @@ class LocalStack:
     """Owns the processes it starts; `close` stops them all, newest first."""
 
     state_dir: Path
-    processes: list[Process | Envoy | Front] = field(default_factory=list)
+    processes: list[Process | Envoy | Front] = field(default_factory=list[Process | Envoy | Front])
 
     @property
     def log_dir(self) -> Path:
@@ -112,13 +112,14 @@ class Site:
         **overrides: Any,
     ) -> DeploymentSpec:
         """A spec for this site (by default v1 → v2); checks need 10 canary requests."""
+        analysis: dict[str, Any] = {"min_requests": 10, **overrides}
         return canary_spec(
             service or self.name,
             self.front,
             stable or self.stable,
             canary or self.canary,
             backup_dir=self.backups,
-            **{"min_requests": 10, **overrides},
+            **analysis,
         )
 
     async def router_state(self) -> RouterState:

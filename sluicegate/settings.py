@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import (
@@ -113,8 +113,10 @@ def load_settings(**overrides: object) -> Settings:
     path = config_path()
     if CONFIG_ENV in os.environ and not path.is_file():
         raise SettingsError(f"{CONFIG_ENV}={path}: no such file")
+    # Any value may be given: Settings validates each one against its field.
+    given: dict[str, Any] = {key: value for key, value in overrides.items() if value is not None}
     try:
-        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+        return Settings(**given)
     except ValidationError as err:
         problems = "; ".join(
             _problem(error["loc"], error["type"], error["msg"]) for error in err.errors()

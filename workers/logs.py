@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from collections.abc import Mapping
+from typing import Literal, cast
 
 from pythonjsonlogger.json import JsonFormatter
 from temporalio import activity, workflow
@@ -25,15 +26,24 @@ class _Where(logging.Filter):
     """Name each line by the workflow or activity it is about, else by its logger."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        context = getattr(record, "temporal_workflow", None) or getattr(
-            record, "temporal_activity", None
-        )
-        if isinstance(context, dict) and context.get("workflow_id"):
+        context = _temporal_context(record)
+        if context.get("workflow_id"):
             kind = context.get("activity_type") or context.get("workflow_type")
             record.where = f"{context['workflow_id']} {kind}"
         else:
             record.where = record.name
         return True
+
+
+def _temporal_context(record: logging.LogRecord) -> Mapping[str, object]:
+    """The details Temporal's loggers add to a line, by name; empty for any other line."""
+    context: object = getattr(record, "temporal_workflow", None) or getattr(
+        record, "temporal_activity", None
+    )
+    if not isinstance(context, dict):
+        return {}
+    # LogRecord has no such attribute in its types; Temporal's loggers set a dict keyed by str.
+    return cast(dict[str, object], context)
 
 
 def configure_logging(level: LogLevel = "info", log_format: LogFormat = "text") -> None:

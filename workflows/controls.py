@@ -103,7 +103,7 @@ def control_handlers(
     action: Action, request_type: type[Request]
 ) -> tuple[
     Callable[[Any, Request | None], None],
-    Callable[[Any, Request | None], DeploymentStatus],
+    workflow.UpdateMethodMultiParam[[Any, Request | None], DeploymentStatus],
 ]:
     """The signal and the update (with its validator) named `action`, for a workflow class
     body: `pause_signal, pause_update = control_handlers("pause", ControlInput)`."""

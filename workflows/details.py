@@ -3,9 +3,12 @@ of its current details."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from sluicegate import visibility
@@ -33,7 +36,7 @@ class Visibility:
             ]
             if outcome is not None:
                 updates.append(visibility.DEPLOY_OUTCOME.value_set(outcome))
-            workflow.upsert_search_attributes(updates)
+            upsert_search_attributes(updates)
             self._shown = shown
         workflow.set_current_details(render_details(spec, status))
 
@@ -44,7 +47,13 @@ def publish_refused(service: object) -> None:
     updates = [visibility.DEPLOY_OUTCOME.value_set("failed")]
     if isinstance(service, str) and service_name_problem(service) is None:
         updates.append(visibility.DEPLOY_SERVICE.value_set(service))
-    workflow.upsert_search_attributes(updates)
+    upsert_search_attributes(updates)
+
+
+def upsert_search_attributes(updates: Sequence[SearchAttributeUpdate[Any]]) -> None:
+    """`workflow.upsert_search_attributes`, typed: temporalio annotates its argument as a
+    sequence of bare `SearchAttributeUpdate`, without the value type."""
+    workflow.upsert_search_attributes(updates)  # pyright: ignore[reportUnknownMemberType]
 
 
 def render_details(spec: DeploymentSpec, status: DeploymentStatus) -> str:

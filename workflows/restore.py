@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         SnapshotInput,
     )
     from sluicegate.spec import RouterSpec
+    from workflows.details import upsert_search_attributes
     from workflows.retries import (
         QUICK_HEARTBEAT,
         QUICK_RETRIES,
@@ -139,7 +141,7 @@ class RestoreRelease:
         self._publish(weight)
 
     def _publish(self, weight: int | None = None) -> None:
-        updates = [
+        updates: list[SearchAttributeUpdate[str] | SearchAttributeUpdate[int]] = [
             visibility.DEPLOY_SERVICE.value_set(self._request.service),
             visibility.DEPLOY_PHASE.value_set(self._phase),
         ]
@@ -147,7 +149,7 @@ class RestoreRelease:
             updates.append(visibility.DEPLOY_CANARY_WEIGHT.value_set(weight))
         if self._phase == "restored":
             updates.append(visibility.DEPLOY_OUTCOME.value_set("restored"))
-        workflow.upsert_search_attributes(updates)
+        upsert_search_attributes(updates)
         request = self._request
         lines = [
             f"**{request.service}**: restore backup `{request.backup_id}` · "

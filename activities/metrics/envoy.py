@@ -29,7 +29,7 @@ _LATENCY = "envoy_cluster_upstream_rq_time_bucket"
 class _Arm:
     requests: int = 0
     errors: int = 0
-    buckets: dict[float, int] = field(default_factory=dict)
+    buckets: dict[float, int] = field(default_factory=dict[float, int])
 
     def counters(self) -> ArmCounters:
         return ArmCounters(

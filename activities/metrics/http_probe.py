@@ -47,7 +47,8 @@ class _Arm:
         self.errors += 1
 
     def counters(self) -> ArmCounters:
-        running, buckets = 0, []
+        running = 0
+        buckets: list[tuple[float, int]] = []
         for bound, hits in zip(_BOUNDS, self.hits, strict=True):
             running += hits
             buckets.append((bound, running))

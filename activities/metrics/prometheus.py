@@ -76,7 +76,7 @@ class PrometheusMetrics:
             *(self._number(http, self.spec.business[name], arm) for name in names),
             return_exceptions=True,
         )
-        found = {}
+        found: dict[str, float] = {}
         for name, value in zip(names, values, strict=True):
             if isinstance(value, NoData):
                 notes.append(f"{arm}: no data for {value}")
@@ -100,7 +100,7 @@ class PrometheusMetrics:
     ) -> tuple[tuple[float, int], ...]:
         query = self.resolve(template, arm)
         scale = 1000.0 if self.spec.latency_unit == "seconds" else 1.0
-        buckets = []
+        buckets: list[tuple[float, int]] = []
         for series in await self._query(http, query):
             le = series.get("metric", {}).get("le")
             if le is None:

@@ -96,3 +96,6 @@ def _body(channel: NotificationChannel, notification: Notification, link: str) -
     if channel.type == "slack":
         return slack_message(notification, link)
     return webhook_body(notification, link)
+
+
+__all__ = ["Notifier"]

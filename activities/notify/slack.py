@@ -48,7 +48,8 @@ def slack_message(notification: Notification, link: str) -> dict[str, Any]:
         blocks.append(_buttons(n))
     return {
         "text": f"[{n.severity}] {n.service}: {n.summary}",  # for notifications and old clients
-        "blocks": [block.to_dict() for block in blocks],
+        # slack_sdk leaves to_dict's *args unannotated and returns a bare dict.
+        "blocks": [block.to_dict() for block in blocks],  # pyright: ignore[reportUnknownMemberType]
     }
 
 

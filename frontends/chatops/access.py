@@ -72,7 +72,7 @@ def decide(
 
 
 def _who(rule: Rule) -> str:
-    parts = []
+    parts: list[str] = []
     if rule.users:
         parts.append("users " + ", ".join(rule.users))
     if rule.groups:

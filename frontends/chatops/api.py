@@ -66,7 +66,7 @@ class ControlApi:
             )
         body = await request.body()
         try:
-            data = json.loads(body) if body.strip() else {}
+            data: object = json.loads(body) if body.strip() else {}
             fields = ControlRequest.model_validate(data)
         except ValueError as err:  # JSONDecodeError and ValidationError are ValueErrors
             return error(422, _body_problem(err))

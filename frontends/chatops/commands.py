@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import cast
 
 from sluicegate.chatops_settings import ACTIONS, ChatAction
 from sluicegate.contracts import MAX_REASON
@@ -51,4 +50,4 @@ def parse(text: str) -> Command:
     reason = html.unescape(" ".join(word for word in rest if not word.startswith("--")))
     if len(reason) > MAX_REASON:
         raise UsageError(f"the reason is {len(reason)} characters; at most {MAX_REASON}")
-    return Command(action=cast(ChatAction, action), service=service, reason=reason, full=full)
+    return Command(action=action, service=service, reason=reason, full=full)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from temporalio.client import Client
@@ -41,7 +41,7 @@ class Outcome:
 
     kind: Kind
     message: str
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict[str, Any])
 
     @property
     def ok(self) -> bool:
@@ -83,11 +83,11 @@ class Controls:
             return await self._status(command.service)
         reason, note = command.reason, ""
         if not reason and command.action in ("abort", "rollback"):
-            reason = default_reason(cast(Literal["abort", "rollback"], command.action), origin)
+            reason = default_reason(command.action, origin)
             note = f' (no reason given; recorded as "{reason}")'
         if command.action == "rollback":
             return await self._rollback(command.service, ControlInput(by=by, reason=reason), note)
-        action = cast(Action, command.action)  # status and rollback are handled above
+        action: Action = command.action  # status and rollback are handled above
         if action == "promote":
             request = PromoteInput(by=by, reason=reason, full=command.full)
         else:

@@ -8,6 +8,7 @@ import time
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web import SlackResponse
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,14 @@ class UserGroups:
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         try:
-            response = await asyncio.to_thread(self._client.usergroups_users_list, usergroup=group)
+            # slack_sdk leaves the method's **kwargs unannotated; its result is a SlackResponse.
+            response = await asyncio.to_thread(
+                self._client.usergroups_users_list,  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+                usergroup=group,
+            )
         except SlackApiError as err:
-            raise GroupLookupFailed(f"Slack refused: {err.response.get('error')}") from None
+            refusal: SlackResponse = err.response  # slack_sdk leaves `response` unannotated
+            raise GroupLookupFailed(f"Slack refused: {refusal.get('error')}") from None
         except (SlackClientError, OSError) as err:
             raise GroupLookupFailed(f"Slack unreachable: {err}") from None
         users = frozenset(response.get("users") or ())
@@ -42,7 +48,7 @@ class UserGroups:
 
     async def member_of(self, user: str, groups: tuple[str, ...]) -> frozenset[str]:
         """Which of `groups` `user` is in; a group Slack cannot answer for counts as not."""
-        found = set()
+        found: set[str] = set()
         for group in groups:
             try:
                 if user in await self.members(group):

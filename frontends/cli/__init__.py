@@ -1,1 +1,3 @@
 """The `sluice` command line."""
+
+__all__: list[str] = []

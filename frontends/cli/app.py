@@ -40,7 +40,7 @@ def flowed(text: str | None) -> str | None:
     """`text` with each paragraph's lines joined; blank lines and `Example:` lines stay."""
     if text is None:
         return None
-    paragraphs = []
+    paragraphs: list[str] = []
     for paragraph in text.split("\n\n"):
         joined: list[str] = []
         for line in paragraph.strip().splitlines():

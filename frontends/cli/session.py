@@ -8,11 +8,11 @@ import getpass
 import json
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -120,15 +120,20 @@ async def _connected(overrides: Overrides, work: Callable[[Session], Awaitable[i
     return await work(Session(client, settings, by)) or Exit.OK
 
 
-def print_json(data: Any) -> None:
+# What a command prints with --json: a model, a list of models, or JSON data already.
+Printable = BaseModel | Sequence[BaseModel] | Mapping[str, object]
+
+
+def print_json(data: Printable) -> None:
+    plain: object = data
     if isinstance(data, BaseModel):
-        data = json_data(data)
+        plain = json_data(data)
     elif isinstance(data, list):
-        data = [json_data(item) for item in data]
-    print(json.dumps(data, indent=2))
+        plain = [json_data(item) for item in data]
+    print(json.dumps(plain, indent=2))
 
 
-def show(data: Any, as_json: bool, *human: RenderableType) -> None:
+def show(data: Printable, as_json: bool, *human: RenderableType) -> None:
     """JSON on stdout for scripts, else the human rendering, one part after another."""
     if as_json:
         print_json(data)

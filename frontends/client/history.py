@@ -8,7 +8,7 @@ the outcome and the controls from its result.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict
 from temporalio.api.enums.v1 import EventType
@@ -160,9 +160,16 @@ def _service_of(workflow_id: str) -> str:
 
 
 def _raw_version(data: object, arm: str) -> str | None:
-    part = data.get(arm) if isinstance(data, dict) else None
-    version = part.get("version") if isinstance(part, dict) else None
+    version = _member(_member(data, arm), "version")
     return version if isinstance(version, str) else None
+
+
+def _member(data: object, key: str) -> object:
+    """`data[key]` when `data` is a JSON object, else None."""
+    if not isinstance(data, dict):
+        return None
+    # The payload decodes as Any; isinstance sees a dict, and a JSON object's keys are str.
+    return cast(dict[str, object], data).get(key)
 
 
 async def _from_end(client: Client, kind: str, event: HistoryEvent) -> dict[str, Any]:

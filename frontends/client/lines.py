@@ -13,7 +13,7 @@ def human(duration: timedelta) -> str:
     """`45s`, `20m 34s`, `3h 5m`, `2d 4h`: two units at most, whole seconds."""
     seconds = max(int(duration.total_seconds()), 0)
     units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-    parts = []
+    parts: list[str] = []
     for name, size in units:
         if seconds >= size or (name == "s" and not parts):
             parts.append(f"{seconds // size}{name}")

@@ -124,7 +124,9 @@ async def control(
     # Pinned to the run just checked, so a deployment started meanwhile is never steered.
     handle = client.get_workflow_handle(record.workflow_id, run_id=record.run_id)
     try:
-        return await handle.execute_update(action, request, result_type=DeploymentStatus)
+        # temporalio's multi-param overload annotates `args: MultiParamSpec.args`, which
+        # pyright reads as Unknown; the string-name overload used here is fully typed.
+        return await handle.execute_update(action, request, result_type=DeploymentStatus)  # pyright: ignore[reportUnknownMemberType]
     except WorkflowUpdateFailedError as err:
         # The validator's own words, without the exception type ("ValueError: ...").
         cause = err.cause

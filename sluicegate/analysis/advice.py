@@ -34,7 +34,7 @@ def spec_warnings(
     whose stable version measures as `stable` (one check's worth of its traffic), and hints."""
     if stable.requests == 0:
         return [_blocking("stable served no requests: no canary could ever be judged")]
-    advice = []
+    advice: list[Advice] = []
     for rule, measured in zip(policy.metrics, stable.rules, strict=False):
         name = rule_text(rule)
         if is_latency(rule) and measured.requests == 0:

@@ -83,7 +83,7 @@ class Baseline(_Model):
 def measure_baseline(first: Sample, last: Sample, policy: AnalysisSpec) -> Baseline:
     """Stable's counts between two samples taken before any traffic moved."""
     stable = last.stable.since(first.stable) if first.stable and last.stable else None
-    rules = []
+    rules: list[RuleBaseline] = []
     for rule in policy.metrics:
         counted = bad_requests(rule, stable) if stable is not None else None
         events, requests, slower = counted or (0, 0, None)

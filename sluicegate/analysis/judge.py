@@ -54,7 +54,9 @@ def start_stage(
     first: Sample, policy: AnalysisSpec, baseline: Baseline | None = None
 ) -> JudgeState:
     """The judge's state at a stage's first sample, before its traffic is judged."""
-    limits, guards, notes = [], [], []
+    limits: list[LimitTest] = []
+    guards: list[LimitTest | None] = []
+    notes: list[str | None] = []
     for index, rule in enumerate(policy.metrics):
         rule_baseline = baseline.for_rule(index) if baseline is not None else None
         bound = share_bound(rule)
@@ -64,8 +66,10 @@ def start_stage(
             note = f"stable already breached it before the deployment: held to {bound:.3%}"
         limits.append(LimitTest.start(bound, rule.window))
         notes.append(note)
-        held = rule_baseline is not None and rule_baseline.requests > 0
-        guards.append(LimitTest.start(rule_baseline.stable_bound, rule.window) if held else None)
+        guard = None
+        if rule_baseline is not None and rule_baseline.requests > 0:
+            guard = LimitTest.start(rule_baseline.stable_bound, rule.window)
+        guards.append(guard)
     return JudgeState(
         limits=tuple(limits),
         guards=tuple(guards),
@@ -175,11 +179,13 @@ def _limit_result(
     else:
         status = "healthy"
     events, requests, checks = test.counted()
+    bound = rule.max if rule.max is not None else rule.min
+    assert bound is not None  # a MetricCheck has exactly one of them (its validator)
     return MetricResult(
         metric=rule.metric,
         window=rule.window,
         value=events / requests if requests else None,
-        bound=rule.max if rule.max is not None else rule.min,
+        bound=bound,
         direction="max" if rule.max is not None else "min",
         requests=requests,
         status=status,

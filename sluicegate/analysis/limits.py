@@ -122,7 +122,8 @@ class LimitTest:
             stretches = self.stretches
         else:
             fresh = math.log(starts * (starts + 1))
-            statistics_list, stretch_list = [], []
+            statistics_list: list[float] = []
+            stretch_list: list[tuple[int, int, int]] = []
             for value, stretch, step in zip(self.statistics, self.stretches, steps, strict=True):
                 if value + step >= step - fresh:  # carry on the stretch, or start anew here
                     statistics_list.append(value + step)

@@ -166,7 +166,7 @@ class Verdict(BaseModel):
         cls, results: tuple[MetricResult, ...], comparisons: tuple[ComparisonResult, ...] = ()
     ) -> Verdict:
         """Combine limits, business metrics and comparisons: any breach breaches."""
-        statuses = [c.status for c in comparisons] + [r.status for r in results]
+        statuses: list[Status] = [r.status for r in (*comparisons, *results)]
         return cls(status=combined_status(statuses), results=results, comparisons=comparisons)
 
     @property
