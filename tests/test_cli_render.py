@@ -4,6 +4,7 @@ text."""
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,10 +14,19 @@ from typer.testing import CliRunner
 from bench.scripted import a_status
 from frontends.cli.app import app, flowed
 from frontends.cli.render import bake_bar, overall, status_view
+from frontends.cli.session import operator
 from frontends.client.lines import ago, control_line, human, status_line
-from frontends.client.operations import default_reason
+from frontends.client.operations import default_reason, fitted
 from sluicegate.analysis.verdict import MetricResult, Status, Verdict
-from sluicegate.contracts import BakeClock, ControlRecord, Finding, PreflightReport
+from sluicegate.contracts import (
+    MAX_BY,
+    MAX_REASON,
+    BakeClock,
+    ControlInput,
+    ControlRecord,
+    Finding,
+    PreflightReport,
+)
 
 NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -228,3 +238,16 @@ def test_help_wraps_at_the_terminal_not_where_the_docstring_did(columns: int) ->
     )
     assert all(len(line) > columns - 15 for line in paragraph[:-1]), paragraph  # filled
     assert any(line.startswith("Example: sluice rollback checkout") for line in shown)
+
+
+def test_what_we_add_to_a_persons_words_never_makes_a_control_invalid(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rollback prefixes its reason; the CLI records user@host: both fit their limits."""
+    prefixed = fitted("roll back v2 (promoted by run 1234): " + "x" * MAX_REASON, MAX_REASON)
+    assert len(prefixed) == MAX_REASON and prefixed.endswith("…")
+    assert fitted("short", MAX_REASON) == "short"
+    monkeypatch.setattr(socket, "gethostname", lambda: "h" * 300)
+    by = operator()
+    assert len(by) == MAX_BY
+    assert ControlInput(by=by, reason=prefixed).by == by

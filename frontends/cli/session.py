@@ -19,8 +19,8 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console, RenderableType
 from temporalio.client import Client
 
-from frontends.client.operations import json_data
-from sluicegate.contracts import ControlInput
+from frontends.client.operations import fitted, json_data
+from sluicegate.contracts import MAX_BY, ControlInput
 from sluicegate.settings import CONFIG_ENV, Settings, load_settings
 from sluicegate.spec import DeploymentSpec, load_spec
 from workers.client import connect
@@ -94,7 +94,7 @@ def operator() -> str:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+    return fitted(f"{user}@{socket.gethostname()}", MAX_BY)
 
 
 def settings_from(overrides: Overrides) -> Settings:

@@ -36,6 +36,7 @@ from frontends.client.history import (
 from sluicegate import visibility
 from sluicegate.contracts import (
     LIST_BACKUPS_WORKFLOW,
+    MAX_REASON,
     PREFLIGHT_WORKFLOW,
     RESTORE_RELEASE,
     SNAPSHOT_ROUTING,
@@ -219,7 +220,7 @@ async def rollback(
     reason = f"roll back {record.canary_version} (promoted by run {record.run_id})"
     if request.reason:
         reason += f": {request.reason}"
-    request = request.model_copy(update={"reason": reason})
+    request = request.model_copy(update={"reason": fitted(reason, MAX_REASON)})
     return await _restore(
         client, task_queue, routing, service, Path(backup.path).name, backup, request
     )
@@ -307,6 +308,13 @@ async def _run(
         task_queue=task_queue,
         execution_timeout=timeout,
     )
+
+
+def fitted(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters with an ellipsis if it is longer (a control's
+    recorded `by` and `reason` have limits; what we add to a person's words must not make
+    a valid request invalid)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def json_data(model: BaseModel) -> Any:
