@@ -34,12 +34,12 @@ with workflow.unsafe.imports_passed_through():
     from sluicegate.notifications import Event
     from sluicegate.spec import DeploymentSpec, Stage, parse_spec
     from workflows import steps
-    from workflows.bake import BakeTime
     from workflows.baseline import StableBefore
     from workflows.controls import Controls, control_handlers
     from workflows.courier import Courier, notification
     from workflows.details import Visibility, publish_refused
     from workflows.restore import restore_until_done, root_cause
+    from workflows.stage import StageHold
     from workflows.watch import Stop, Watcher
 
 # Typed callers pass a DeploymentSpec; `temporal workflow start --input-file` passes JSON.
@@ -65,11 +65,10 @@ class CanaryDeployment:
         self._phase: Phase = "validating"
         self._stage_index: int | None = None
         self._weight = 0
-        self._controls = Controls()
-        self._courier = Courier(on_failure=self._publish)
-        self._latest_check: CheckReport | None = None
-        self._stage_health: str | None = None  # latest judged verdict reported this stage
-        self._bake: BakeTime | None = None  # the current stage's
+        self.controls = Controls()
+        self._courier = Courier(on_failure=self.publish)
+        self.latest_check: CheckReport | None = None
+        self._stage: StageHold | None = None  # the current stage's
         self._reason: str | None = None
         self._backup: BackupRecord | None = None
         self._visibility = Visibility()
@@ -80,7 +79,7 @@ class CanaryDeployment:
     async def run(self, spec: SpecInput) -> DeploymentResult:
         if self._invalid is not None:
             publish_refused(spec.get("service") if isinstance(spec, dict) else None)
-        self._set_phase("validating")  # an invalid spec fails the deployment here
+        self.set_phase("validating")  # an invalid spec fails the deployment here
         self._courier.start()
         try:
             result = await self._deploy()
@@ -90,25 +89,25 @@ class CanaryDeployment:
 
     async def _deploy(self) -> DeploymentResult:
         try:
-            self._set_phase("backing_up")
+            self.set_phase("backing_up")
             self._backup = await steps.take_backup(self.spec)
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise
             reason = f"backup failed, no traffic moved: {root_cause(err)}"
-            self._notify("not_started", reason)
+            self.notify("not_started", reason)
             return self._finish("not_started", reason)
         try:
             await self._measure_baseline()
-            self._check_abort()
-            self._notify(
+            self.check_abort()
+            self.notify(
                 "started",
                 f"deployment started: {plan(self.spec)}",
                 self._stable.lines(self.spec.analysis),
             )
             await self._progress()
             await self._promote()
-            self._notify("promoted", f"{self.spec.canary.version} promoted to 100%")
+            self.notify("promoted", f"{self.spec.canary.version} promoted to 100%")
             return self._finish("promoted", "all stages passed; canary promoted to 100%")
         except Stop as stop:
             if stop.unhealthy:
@@ -138,121 +137,43 @@ class CanaryDeployment:
         if self.spec.analysis.baseline <= timedelta(0):
             self._stable.missing = "not measured (analysis.baseline is 0)"
             return
-        if self._controls.abort is not None:
+        if self.controls.abort is not None:
             return
-        self._set_phase("measuring_baseline")
-        await self._stable.measure(self.spec, lambda: self._controls.abort is not None)
-        self._publish()
+        self.set_phase("measuring_baseline")
+        await self._stable.measure(self.spec, lambda: self.controls.abort is not None)
+        self.publish()
 
     async def _progress(self) -> None:
         """Run the stages in order; raises Stop when the deployment must roll back."""
         for index, stage in enumerate(self.spec.stages):
-            self._check_abort()
+            self.check_abort()
             self._stage_index = index
-            self._stage_health = None
-            self._bake = BakeTime(stage)
-            self._set_phase("progressing")
+            self._stage = StageHold(self, stage)
+            self.set_phase("progressing")
             await self._shift(stage.weight)
-            self._notify("stage_advanced", f"{self.spec.canary.version}: stage {stage_plan(stage)}")
-            await self._hold(stage, self._bake)
-            promote = self._controls.take_promote()
+            self.notify("stage_advanced", f"{self.spec.canary.version}: stage {stage_plan(stage)}")
+            routing = steps.stage_routing(self.spec, self._taken(), stage.weight)
+            await self._stage.hold(Watcher(self.spec, stage, routing, self._stable.baseline))
+            promote = self.controls.take_promote()
             if promote is not None and promote.full:
                 return
 
-    async def _hold(self, stage: Stage, bake: BakeTime) -> None:
-        """Watch health for the stage's bake time and through its manual gate."""
-        routing = steps.stage_routing(self.spec, self._taken(), stage.weight)
-        watcher = Watcher(self.spec, stage, routing, self._stable.baseline)
-        try:
-            try:
-                await self._bake_out(bake, watcher)
-            finally:
-                bake.stop()
-            if self._controls.pending_promote is not None:
-                return
-            if stage.manual_gate:
-                self._set_phase("awaiting_approval")
-                self._notify(
-                    "awaiting_approval",
-                    f"stage {stage.name} at {stage.weight}% waits for approval: promote or abort",
-                )
-                await workflow.wait_condition(lambda: self._interrupted(watcher))
-            else:
-                # No data is never healthy: move on only after the latest judged check was
-                # (and not while paused).
-                await workflow.wait_condition(
-                    lambda: (
-                        (self._judged_healthy(watcher) and not self._controls.paused)
-                        or self._interrupted(watcher)
-                    )
-                )
-            self._check_stops(watcher)
-        finally:
-            await watcher.stop()
-
-    async def _bake_out(self, bake: BakeTime, watcher: Watcher) -> None:
-        """Wait out the bake time; pause freezes it, promote ends it, a stop raises. Time the
-        watcher reported unwatched is made up when the bake runs out: a new timer for what
-        is owed, until nothing is (a watcher may be lost again meanwhile)."""
-        remaining = bake.stage.bake
-        while True:
-            if remaining <= timedelta(0):
-                if bake.owed() <= timedelta(0):
-                    return
-                remaining = bake.start_making_up()
-            if self._controls.paused:
-                self._set_bake(bake, remaining, paused=True)
-                self._set_phase("paused")
-                await workflow.wait_condition(
-                    lambda: self._interrupted(watcher) or not self._controls.paused
-                )
-                self._set_phase("progressing")
-            else:
-                started = workflow.now()
-                if await self._timer(bake, remaining, watcher):
-                    remaining = timedelta(0)
-                    continue
-                remaining -= workflow.now() - started
-            self._check_stops(watcher)
-            if self._controls.pending_promote is not None:
-                return
-
-    async def _timer(self, bake: BakeTime, remaining: timedelta, watcher: Watcher) -> bool:
-        """Wait out `remaining` unless interrupted or paused first; True if it ran out.
-
-        The timer of an interrupted bake is left to lapse, not cancelled: Temporal's
-        time-skipping test server wedges on cancelling a timer that fires meanwhile.
-        """
-        self._set_bake(bake, remaining, paused=False)
-        timer = asyncio.create_task(
-            workflow.sleep(remaining, summary=bake.timer_summary(remaining))
-        )
-        await workflow.wait_condition(
-            lambda: timer.done() or self._interrupted(watcher) or self._controls.paused
-        )
-        return timer.done()
-
-    def _set_bake(self, bake: BakeTime, remaining: timedelta, paused: bool) -> None:
-        bake.set(remaining, None if paused else workflow.now() + remaining)
-        if bake.unwatched > timedelta(0):  # the Web UI says how much was watched
-            self._publish()
-
     async def _promote(self) -> None:
-        self._set_phase("promoting")
+        self.set_phase("promoting")
         for desired, summary in steps.promotion(self.spec, self._taken(), self._weight):
             await self._apply(desired, summary)
 
     async def _roll_back(self, reason: str, evidence: CheckReport | None) -> DeploymentResult:
         self._reason = reason
         if evidence is not None:
-            self._latest_check = evidence
-        self._set_phase("rolling_back")
+            self.latest_check = evidence
+        self.set_phase("rolling_back")
         restored = await self._restore_backup(reason)
         self._weight = restored.canary_weight
         if not self._shifted:
-            self._notify("not_started", f"not started, no traffic moved: {reason}")
+            self.notify("not_started", f"not started, no traffic moved: {reason}")
             return self._finish("not_started", reason)
-        self._notify("rolled_back", f"rolled back to 100% {self.spec.stable.version}: {reason}")
+        self.notify("rolled_back", f"rolled back to 100% {self.spec.stable.version}: {reason}")
         return self._finish("rolled_back", reason)
 
     async def _restore_backup(self, reason: str) -> RouterState:
@@ -261,13 +182,13 @@ class CanaryDeployment:
 
         def on_trouble(problem: str | None) -> None:
             if problem is None:
-                self._set_phase("rolling_back")
+                self.set_phase("rolling_back")
                 return
             self._reason = f"{reason}; ROLLBACK FAILING, retrying: {problem}"
             if not told:  # one page; the workflow keeps retrying, the Web UI shows each try
                 told.append(problem)
-                self._notify("rollback_failing", f"rollback failing, retrying: {problem}")
-            self._set_phase("failed")
+                self.notify("rollback_failing", f"rollback failing, retrying: {problem}")
+            self.set_phase("failed")
 
         state = await restore_until_done(
             self.spec.router,
@@ -289,30 +210,12 @@ class CanaryDeployment:
 
     async def _apply(self, desired: RouterState, summary: str) -> None:
         self._weight = (await steps.set_traffic(self.spec, desired, summary)).canary_weight
-        self._publish()
+        self.publish()
 
-    # -- decisions ---------------------------------------------------------------------
-
-    def _interrupted(self, watcher: Watcher) -> bool:
-        return (
-            self._controls.abort is not None
-            or self._controls.pending_promote is not None
-            or watcher.alarm(self._latest_check) is not None
-        )
-
-    def _judged_healthy(self, watcher: Watcher) -> bool:
-        return self._stage_health == "healthy" or watcher.ended_healthy()
-
-    def _check_abort(self) -> None:
-        if (abort := self._controls.abort) is not None:
+    def check_abort(self) -> None:
+        if (abort := self.controls.abort) is not None:
             reason = abort.reason or "no reason given"
-            raise Stop(f"aborted by {abort.by}: {reason}", self._latest_check)
-
-    def _check_stops(self, watcher: Watcher) -> None:
-        self._check_abort()
-        alarm = watcher.alarm(self._latest_check)
-        if alarm is not None:
-            raise alarm
+            raise Stop(f"aborted by {abort.by}: {reason}", self.latest_check)
 
     # -- controls ----------------------------------------------------------------------
 
@@ -322,23 +225,23 @@ class CanaryDeployment:
     resume_signal, resume_update = control_handlers("resume", ControlInput)
 
     def validate(self, action: Action) -> None:
-        refusal = self._controls.refusal(action, self._phase)
+        refusal = self.controls.refusal(action, self._phase)
         if refusal is not None:
             raise ValueError(f"cannot {action}: {refusal}")
 
     def control(self, action: Action, request: ControlInput) -> None:
         """A person's control, by signal or update; one that makes no sense now is ignored."""
-        record = self._controls.accept(action, request, self._phase, workflow.now())
+        record = self.controls.accept(action, request, self._phase, workflow.now())
         if record is None:
             return
         if action in ("pause", "resume"):
-            self._notify(
+            self.notify(
                 "paused" if action == "pause" else "resumed",
                 ("paused" if action == "pause" else "resumed")
                 + (f": {request.reason}" if request.reason else ""),
                 by=request.by,
             )
-        self._publish()
+        self.publish()
 
     @workflow.signal(name=HEALTH_REPORT)
     def health_report(self, report: CheckReport) -> None:
@@ -346,12 +249,10 @@ class CanaryDeployment:
         stage moves on by itself only once its latest judged check was healthy."""
         stage = self._current_stage()
         if self._phase in WATCHING and stage is not None and report.stage == stage.name:
-            self._latest_check = report
-            if report.verdict.status != "inconclusive":
-                self._stage_health = report.verdict.status
-            if self._bake is not None:
-                self._bake.note_unwatched(report.unwatched)
-            self._publish()
+            self.latest_check = report
+            if self._stage is not None:
+                self._stage.note(report)
+            self.publish()
 
     @workflow.update(name=HEALTH_LAPSED)
     def health_lapsed(self, report: CheckReport) -> DeploymentStatus:
@@ -361,19 +262,18 @@ class CanaryDeployment:
         only once a new check is healthy.
         """
         lapsed = self.spec.analysis.inconclusive_checks_tolerated + 1
-        record = self._controls.pause_for_a_person(
+        record = self.controls.pause_for_a_person(
             f"no data for {lapsed} checks in a row: {report.describe()}", workflow.now()
         )
-        self._stage_health = None
-        self._latest_check = report
-        if self._bake is not None:
-            self._bake.note_unwatched(report.unwatched)
-        self._notify(
+        self.latest_check = report
+        if self._stage is not None:
+            self._stage.lapsed(report)
+        self.notify(
             "paused",
             f"paused for a person: {record.reason}; resume, promote or abort",
             by=record.by,
         )
-        self._publish()
+        self.publish()
         return self.status()
 
     @health_lapsed.validator
@@ -397,19 +297,19 @@ class CanaryDeployment:
             stage_index=self._stage_index,
             stages=len(self.spec.stages),
             canary_weight=self._weight,
-            paused=self._controls.paused,
-            pending_promote=self._controls.pending_promote,
-            latest_check=self._latest_check,
+            paused=self.controls.paused,
+            pending_promote=self.controls.pending_promote,
+            latest_check=self.latest_check,
             reason=self._reason,
-            controls=tuple(self._controls.records),
-            bake=self._bake.clock if self._bake else None,
+            controls=tuple(self.controls.records),
+            bake=self._stage.bake.clock if self._stage else None,
             notification_failures=tuple(self._courier.failures),
             baseline=self._stable.baseline,
             no_baseline=self._stable.missing,
             baseline_lines=self._stable.lines(self.spec.analysis),
         )
 
-    def _notify(
+    def notify(
         self, event: Event, summary: str, evidence: tuple[str, ...] = (), by: str | None = None
     ) -> None:
         """Log it, and hand the courier a notification."""
@@ -424,29 +324,29 @@ class CanaryDeployment:
         stage = self._current_stage()
         where = f"stage {stage.name} " if stage else ""
         evidence = stop.evidence.verdict.lines() if stop.evidence else (stop.reason,)
-        self._notify("breach", f"unhealthy at {where}{self._weight}%: rolling back", evidence)
+        self.notify("breach", f"unhealthy at {where}{self._weight}%: rolling back", evidence)
 
     def _current_stage(self) -> Stage | None:
         return self.spec.stages[self._stage_index] if self._stage_index is not None else None
 
-    def _set_phase(self, phase: Phase) -> None:
+    def set_phase(self, phase: Phase) -> None:
         self._phase = phase
-        self._publish()
+        self.publish()
 
     def _finish(self, outcome: Outcome, reason: str) -> DeploymentResult:
         self._reason = reason
         self._phase = outcome
-        self._publish(outcome)
+        self.publish(outcome)
         return DeploymentResult(
             service=self.spec.service,
             canary_version=self.spec.canary.version,
             outcome=outcome,
             reason=reason,
             canary_weight=self._weight if self._backup else None,
-            evidence=self._latest_check,
+            evidence=self.latest_check,
             backup_path=self._backup.path if self._backup else None,
-            controls=tuple(self._controls.records),
+            controls=tuple(self.controls.records),
         )
 
-    def _publish(self, outcome: Outcome | None = None) -> None:
+    def publish(self, outcome: Outcome | None = None) -> None:
         self._visibility.publish(self.spec, self.status(), outcome)
