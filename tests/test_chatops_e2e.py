@@ -25,6 +25,7 @@ import httpx
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
+from activities.routers import router_for
 from deploy.processes import Process, venv_binary
 from deploy.stack import LocalStack, Site
 from frontends.chatops.access import token_digest
@@ -202,9 +203,12 @@ def guarded_site(stack: LocalStack) -> Iterator[Site]:
         site.stop()
 
 
-async def deploy(client: Client, site: Site, *, swapped: bool = False) -> str:
-    """Start a deployment that waits for people; its run id once its first stage bakes.
-    `swapped`: from v2 to v1 (after a promotion, v2 is the stable version)."""
+async def deploy(client: Client, site: Site) -> str:
+    """Start a deployment that waits for people, from the build the router serves as stable
+    now (v2 once an earlier test promoted it; v1 when this test runs alone); its run id
+    once its first stage bakes."""
+    serving = await router_for(site.spec().router).read_state()
+    swapped = serving.stable_endpoints == (site.canary.address,)
     versions = {"stable": site.canary, "canary": site.stable} if swapped else {}
     spec = site.spec(
         stages=WAITING_STAGES,
@@ -392,7 +396,7 @@ async def test_every_control_from_slack_reaches_the_workflow(
 async def test_abort_from_slack_with_a_reason(
     chatops: str, slack: FakeSlack, client: Client, slack_site: Site, http: httpx.AsyncClient
 ) -> None:
-    await deploy(client, slack_site, swapped=True)  # v2 is stable since the promotion
+    await deploy(client, slack_site)
     key, _ = await slash(http, chatops, slack, BOB, f"abort {SLACK} support tickets")
     assert_in_channel(await reply(slack, key), BOB, "abort: accepted")
     assert last(await controls(client, SLACK)) == (
@@ -406,7 +410,7 @@ async def test_abort_from_slack_with_a_reason(
 async def test_rollback_from_slack_waits_for_the_rollback(
     chatops: str, slack: FakeSlack, client: Client, slack_site: Site, http: httpx.AsyncClient
 ) -> None:
-    await deploy(client, slack_site, swapped=True)
+    await deploy(client, slack_site)
     key, _ = await slash(http, chatops, slack, ALICE, f"rollback {SLACK}")
     message = await reply(slack, key)
     assert_in_channel(message, ALICE, "rolled_back", 'recorded as "rolled back from Slack"')
@@ -431,7 +435,7 @@ async def click(
 async def test_buttons_steer_only_their_own_run(
     chatops: str, slack: FakeSlack, client: Client, slack_site: Site, http: httpx.AsyncClient
 ) -> None:
-    run_id = await deploy(client, slack_site, swapped=True)
+    run_id = await deploy(client, slack_site)
     before = await controls(client, SLACK)
 
     key = await click(http, chatops, slack, ALICE, "promote", "an-older-run")
@@ -463,7 +467,7 @@ def bearer(name: str) -> dict[str, str]:
 async def test_the_api_steers_a_deployment_with_a_token(
     chatops: str, client: Client, slack_site: Site, http: httpx.AsyncClient
 ) -> None:
-    await deploy(client, slack_site, swapped=True)
+    await deploy(client, slack_site)
     api = f"{chatops}/api/v1/services/{SLACK}"
 
     answer = await http.get(api, headers=bearer("ci"))
