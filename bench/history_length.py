@@ -3,7 +3,7 @@
     python -m bench.history_length [--scales 600 300]
 
 (a) The time-skipping test server runs the real default plan (5% / 25% / 50% for 30 / 60 /
-    120 min, checks every 10 s, then 100%) with the scripted activities of tests/scripted.py,
+    120 min, checks every 10 s, then 100%) with the scripted activities of bench/scripted.py,
     promoted and rolled back in its last stage.
 (b) The dev server, real activities, Envoy and load run the same stage weights with the
     bakes divided by each scale and a check every second, to show that the count does not
