@@ -15,6 +15,18 @@ if [ ! -x /usr/bin/chromium ]; then
     fi
 fi
 
+# Node.js runs pyright (the type check in `make test`); without it pyright's wrapper would
+# download Node from nodejs.org, which CI cannot reach.
+if ! command -v node >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "note: missing node and not root with apt-get: pyright cannot run (as root: apt-get install -y nodejs)"
+    else
+        echo "installing nodejs (missing: node, for pyright)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs
+    fi
+fi
+
 missing=""
 for binary in haproxy nginx prometheus; do
     # Debian puts haproxy and nginx in /usr/sbin, which a user's PATH may lack.
