@@ -57,11 +57,8 @@ async def backup(request: BackupInput) -> BackupRecord:
             f"the router already sends {state.canary_weight}% to the canary: another deployment "
             "may be running or an earlier one did not finish; set the canary weight to 0 first"
         )
-    if request.expected_stable not in state.stable_endpoints:
-        raise RouterMisconfigured(
-            f"the router's stable upstream is {', '.join(state.stable_endpoints) or 'empty'}, "
-            f"but the spec says stable.address is {request.expected_stable}"
-        )
+    if (problem := state.stable_problem(request.expected_stable)) is not None:
+        raise RouterMisconfigured(problem)
     return write_backup(request.backup.directory, request.service, request.deployment_id, state)
 
 

@@ -93,8 +93,8 @@ async def _check_router(spec: DeploymentSpec) -> tuple[Finding, RouterState | No
     except SluicegateError as err:
         return Finding(name="router", ok=False, detail=f"{spec.router.type}: {err}"), None
     problems: list[str] = []
-    if spec.stable.address not in state.stable_endpoints:
-        problems.append(f"stable upstream is not the spec's stable.address {spec.stable.address}")
+    if (problem := state.stable_problem(spec.stable.endpoints)) is not None:
+        problems.append(problem)
     if state.canary_weight != 0:
         problems.append(f"canary weight is {state.canary_weight}%, a deployment needs 0%")
     detail = "; ".join([f"reads {state.describe()}", *problems])

@@ -32,7 +32,7 @@ async def take_backup(spec: DeploymentSpec) -> BackupRecord:
             deployment_id=workflow.info().run_id,
             router=spec.router,
             backup=spec.backup,
-            expected_stable=spec.stable.address,
+            expected_stable=spec.stable.endpoints,
         ),
         result_type=BackupRecord,
         start_to_close_timeout=timedelta(seconds=30),
@@ -61,7 +61,7 @@ def stage_routing(spec: DeploymentSpec, backup: BackupRecord, weight: int) -> Ro
     return RouterState(
         canary_weight=weight,
         stable_endpoints=backup.state.stable_endpoints,
-        canary_endpoints=(spec.canary.address,),
+        canary_endpoints=spec.canary.endpoints,
     )
 
 
@@ -70,7 +70,7 @@ def promotion(
 ) -> list[tuple[RouterState, str]]:
     """The shifts that make the canary the stable version, from `weight`% canary: all
     traffic to it, stable pointed at it, then it served as stable."""
-    canary = (spec.canary.address,)
+    canary = spec.canary.endpoints
     version = spec.canary.version
     full = stage_routing(spec, backup, 100)
     steps = [(full, f"shift 100% → {version}")] if weight < 100 else []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sluicegate.analysis.advice import Advice
 from sluicegate.analysis.baseline import Baseline
@@ -52,6 +52,16 @@ class RouterState(_Model):
             and sorted(self.canary_endpoints) == sorted(other.canary_endpoints)
         )
 
+    def stable_problem(self, expected: tuple[str, ...]) -> str | None:
+        """Why this is not the spec's stable version at rest: an address it does not serve."""
+        missing = [address for address in expected if address not in self.stable_endpoints]
+        if not missing:
+            return None
+        return (
+            f"the router's stable upstream is {', '.join(self.stable_endpoints) or 'empty'}, "
+            f"but the spec's stable version is also at {', '.join(missing)}"
+        )
+
     def describe(self) -> str:
         return (
             f"{100 - self.canary_weight}% stable {','.join(self.stable_endpoints) or '-'}, "
@@ -64,7 +74,13 @@ class BackupInput(_Model):
     deployment_id: str = Field(description="workflow run id; names the backup")
     router: RouterSpec
     backup: BackupSpec
-    expected_stable: str = Field(description="the stable address the spec names")
+    expected_stable: tuple[str, ...] = Field(description="the stable addresses the spec names")
+
+    @field_validator("expected_stable", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: object) -> object:
+        """A 0.1 worker scheduled one address."""
+        return (value,) if isinstance(value, str) else value
 
 
 class BackupRecord(_Model):

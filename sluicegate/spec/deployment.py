@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from sluicegate.spec.analysis import AnalysisSpec
 from sluicegate.spec.fields import SpecModel
@@ -19,18 +19,42 @@ _ADDRESS = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
 _SERVICE = re.compile(r"^[a-z0-9]([a-z0-9\-_.]{0,61}[a-z0-9])?$")
 
 
+def _host_port(value: str) -> str:
+    if not _ADDRESS.match(value) or not 0 < int(value.rsplit(":", 1)[1]) < 65536:
+        raise ValueError(f"must be host:port with a port 1-65535, got {value!r}")
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
+
+
 class Version(SpecModel):
-    """One build of the service and the address its instances listen on."""
+    """One build of the service and the endpoints its instances listen on."""
 
     version: str = Field(min_length=1, description="label shown everywhere, e.g. v2 or a git sha")
-    address: str = Field(description="host:port of the upstream serving this version")
+    address: HostPort | None = Field(
+        default=None, description="host:port of the one instance serving this version"
+    )
+    addresses: tuple[HostPort, ...] = Field(
+        default=(), description="host:port of every instance serving this version"
+    )
 
-    @field_validator("address")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        if not _ADDRESS.match(value) or not 0 < int(value.rsplit(":", 1)[1]) < 65536:
-            raise ValueError(f"must be host:port with a port 1-65535, got {value!r}")
-        return value
+    @model_validator(mode="after")
+    def _endpoints_given_once(self) -> Version:
+        if (self.address is None) == (not self.addresses):
+            raise ValueError(
+                "give address (host:port of one instance) or addresses (a list), not both"
+                if self.address is not None
+                else "address required (host:port), or addresses: a list of host:port"
+            )
+        if len(set(self.addresses)) != len(self.addresses):
+            raise ValueError(f"addresses must each appear once, got {list(self.addresses)}")
+        return self
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """Every instance's host:port, however the spec gave them."""
+        return (self.address,) if self.address is not None else self.addresses
 
 
 class Stage(SpecModel):
@@ -111,10 +135,10 @@ class DeploymentSpec(SpecModel):
     @classmethod
     def _canary_elsewhere(cls, canary: Version, info: ValidationInfo) -> Version:
         stable = info.data.get("stable")
-        if stable is not None and canary.address == stable.address:
+        if stable is not None and (shared := set(canary.endpoints) & set(stable.endpoints)):
             raise ValueError(
-                f"canary.address equals stable.address ({stable.address}): "
-                "the canary must run somewhere else"
+                f"the canary's addresses must differ from stable's, both have "
+                f"{', '.join(sorted(shared))}: the canary must run somewhere else"
             )
         return canary
 
