@@ -411,3 +411,48 @@ def test_non_increasing_weights_and_duplicate_names_are_both_reported() -> None:
     found = problems_of(spec_with(stages=stages(("a", 20, 60), ("a", 10, 60))))
     assert any("weights must increase" in p for p in found)
     assert any("unique" in p for p in found)
+
+
+def _fleet(*instances: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "haproxy", "backend": "web", "instances": list(instances)}
+
+
+def test_a_router_fleet_shares_its_top_level_fields() -> None:
+    data = spec_with()
+    data["router"] = _fleet(
+        {"name": "lb-a", "runtime_api": "127.0.0.1:9001"},
+        {"name": "lb-b", "runtime_api": "127.0.0.1:9002", "task_queue": "host-b"},
+    )
+    router = DeploymentSpec.model_validate(data).router
+    fleet = router.fleet()
+    assert [(each.label(), each.runtime_api, each.task_queue) for each in fleet] == [
+        ("lb-a", "127.0.0.1:9001", None),
+        ("lb-b", "127.0.0.1:9002", "host-b"),
+    ]
+    assert {each.backend for each in fleet} == {"web"}
+    assert type(router).model_validate(router.model_dump()) == router
+
+
+def test_one_router_is_a_fleet_of_one() -> None:
+    router = DeploymentSpec.model_validate(spec_with()).router
+    assert router.fleet() == (router,)
+
+
+@pytest.mark.parametrize(
+    ("instances", "problem"),
+    [
+        (
+            [{"runtime_api": "127.0.0.1:1"}, {"runtime_api": "127.0.0.1:2"}],
+            "router: instances: give each instance a unique name, got [None, None]",
+        ),
+        ([{"name": "a"}], "router.instances.0.runtime_api: Field required"),
+        (
+            [{"name": "a", "runtime_api": "x", "instances": [{"name": "b", "runtime_api": "y"}]}],
+            "router: instances: an instance cannot have instances of its own",
+        ),
+    ],
+)
+def test_a_bad_fleet_names_the_instance(instances: list[dict[str, Any]], problem: str) -> None:
+    data = spec_with()
+    data["router"] = _fleet(*instances)
+    assert one_problem(data) == problem

@@ -20,7 +20,21 @@ def parse_spec(data: Any) -> DeploymentSpec:
     try:
         return DeploymentSpec.model_validate(data)
     except ValidationError as err:
-        raise SpecError([_describe(e) for e in err.errors()]) from None
+        errors = err.errors()
+        said = [_describe(e) for e in errors if not _said_per_instance(e, errors)]
+        raise SpecError(said) from None
+
+
+def _said_per_instance(error: Any, errors: list[Any]) -> bool:
+    """A fleet's top level repeats its first instance's fields: a field missing there is
+    reported once, for the instance."""
+    loc = tuple(error["loc"])
+    if error["type"] != "missing" or len(loc) != 3 or loc[0] != "router":
+        return False
+    return any(
+        tuple(other["loc"][:3]) == (*loc[:2], "instances") and other["loc"][-1] == loc[-1]
+        for other in errors
+    )
 
 
 def load_spec(path: str | Path) -> DeploymentSpec:
@@ -70,7 +84,7 @@ _TYPES["extra_sources"] = _TYPES["source"]
 
 
 def _is_type_tag(loc: tuple[Any, ...], index: int) -> bool:
-    if index == 0 or index == len(loc) - 1:
+    if index == 0:
         return False
     before = loc[index - 1]
     in_list = isinstance(before, int) and index > 1 and loc[index - 2] == "extra_sources"
