@@ -24,6 +24,7 @@ from sluicegate.contracts import (
     BACKUP,
     HEALTH_LAPSED,
     HEALTH_REPORT,
+    KEEP_ROUTING,
     MEASURE_BASELINE,
     ROLLBACK,
     SET_TRAFFIC,
@@ -32,6 +33,8 @@ from sluicegate.contracts import (
     BackupRecord,
     BaselineInput,
     CheckReport,
+    InstanceRouting,
+    KeepRoutingInput,
     RollbackInput,
     RollbackResult,
     RouterState,
@@ -102,7 +105,7 @@ async def watch_health(request: WatchHealthInput) -> WatchHealthResult:
     The latest check is the heartbeat detail, so the Web UI shows live health.
     """
     source = analysis_source(request.analysis, _context(request))
-    return await _Watch(request, router_for(request.router), source).run()
+    return await _Watch(request, source).run()
 
 
 def _context(request: WatchHealthInput | BaselineInput) -> SourceContext:
@@ -123,10 +126,40 @@ async def _sample(source: MetricSource) -> Sample:
         return Sample(at=datetime.now(UTC), stable=None, canary=None, notes=(str(err),))
 
 
+@activity.defn(name=KEEP_ROUTING)
+@temporal_errors
+async def keep_routing(request: KeepRoutingInput) -> None:
+    """Check the instances every interval and re-apply drift, until cancelled; the latest
+    drift found is the heartbeat detail (the Web UI shows it) and is logged."""
+    routers = _named_routers(request.fleet, named=True)
+    latest: str | None = None
+    next_check = time.monotonic()
+    while True:
+        next_check += request.interval.total_seconds()
+        await sleep_heartbeating(next_check, *([latest] if latest else []))
+        found = [await _correct(*each) for each in routers]
+        latest = "; ".join(problem for problem in found if problem) or latest
+
+
+def _named_routers(
+    routings: tuple[InstanceRouting, ...], named: bool
+) -> list[tuple[str, Router, RouterState]]:
+    """Each instance's client, the name its evidence uses (in a fleet) and the routing it
+    must read; a spec no router can serve fails here, before any check."""
+    return [
+        (
+            f"router {each.router.label()}" if named else "router",
+            router_for(each.router),
+            each.expected,
+        )
+        for each in routings
+    ]
+
+
 class _Watch:
-    def __init__(self, request: WatchHealthInput, router: Router, source: MetricSource) -> None:
+    def __init__(self, request: WatchHealthInput, source: MetricSource) -> None:
         self.request = request
-        self.router = router
+        self.routers = _named_routers(request.routings(), named=request.fleet is not None)
         self.source = source
         # A retried watcher (its worker died) carries on from its last heartbeat: same
         # check numbers, same evidence, from the same sample, so a crash never buys
@@ -252,19 +285,25 @@ class _Watch:
         return await _sample(self.source)
 
     async def _correct_drift(self) -> str | None:
-        """Re-apply the expected routing if the router drifted; describe what was found."""
-        expected = self.request.expected
-        try:
-            actual = await self.router.read_state()
-            if actual.matches(expected):
-                return None
-            await self.router.apply(expected)
-        except SluicegateError as err:
-            activity.logger.warning("router check failed: %s", err)
-            return f"router unreadable: {err}"
-        message = f"router drifted to {actual.describe()}; re-applied {expected.describe()}"
-        activity.logger.warning(message)
-        return message
+        """Re-apply the expected routing on every instance that drifted; describe what was
+        found, naming the instance in a fleet."""
+        found = [await _correct(*each) for each in self.routers]
+        return "; ".join(problem for problem in found if problem) or None
+
+
+async def _correct(where: str, router: Router, expected: RouterState) -> str | None:
+    """Re-apply `expected` if `router` drifted; None when it had not."""
+    try:
+        actual = await router.read_state()
+        if actual.matches(expected):
+            return None
+        await router.apply(expected)
+    except SluicegateError as err:
+        activity.logger.warning("%s check failed: %s", where, err)
+        return f"{where} unreadable: {err}"
+    message = f"{where} drifted to {actual.describe()}; re-applied {expected.describe()}"
+    activity.logger.warning(message)
+    return message
 
 
 def _resumed_from(latest: CheckReport | None) -> datetime | None:
@@ -297,4 +336,4 @@ def _last_heartbeat() -> CheckReport | None:
         return None
 
 
-ACTIVITIES = [backup, measure_stable_baseline, set_traffic, watch_health, rollback]
+ACTIVITIES = [backup, measure_stable_baseline, set_traffic, watch_health, keep_routing, rollback]

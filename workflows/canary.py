@@ -19,7 +19,6 @@ with workflow.unsafe.imports_passed_through():
         STATUS,
         WATCHING,
         Action,
-        BackupRecord,
         CheckReport,
         ControlInput,
         DeploymentResult,
@@ -38,8 +37,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.controls import Controls, control_handlers
     from workflows.courier import Courier, notification
     from workflows.details import Visibility, publish_refused
-    from workflows.restore import restore_until_done, root_cause
+    from workflows.fleet import Fleet
+    from workflows.restore import root_cause
     from workflows.stage import StageHold
+    from workflows.steps import Routing
     from workflows.watch import Stop, Watcher
 
 # Typed callers pass a DeploymentSpec; `temporal workflow start --input-file` passes JSON.
@@ -70,7 +71,7 @@ class CanaryDeployment:
         self.latest_check: CheckReport | None = None
         self._stage: StageHold | None = None  # the current stage's
         self._reason: str | None = None
-        self._backup: BackupRecord | None = None
+        self._fleet: Fleet | None = None  # the router instances and their backups
         self._visibility = Visibility()
         self._shifted = False  # a traffic shift began: the deployment may have moved traffic
         self._stable = StableBefore()
@@ -90,7 +91,8 @@ class CanaryDeployment:
     async def _deploy(self) -> DeploymentResult:
         try:
             self.set_phase("backing_up")
-            self._backup = await steps.take_backup(self.spec)
+            self._fleet = Fleet(self.spec)
+            await self._fleet.back_up()
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise
@@ -152,16 +154,19 @@ class CanaryDeployment:
             self.set_phase("progressing")
             await self._shift(stage.weight)
             self.notify("stage_advanced", f"{self.spec.canary.version}: stage {stage_plan(stage)}")
-            routing = steps.stage_routing(self.spec, self._taken(), stage.weight)
-            await self._stage.hold(Watcher(self.spec, stage, routing, self._stable.baseline))
+            fleet = self._taken()
+            routing = steps.stage_routing(self.spec, fleet.first_backup, stage.weight)
+            watched = fleet.watched(steps.weighted(self.spec, stage.weight))
+            watcher = Watcher(self.spec, stage, routing, self._stable.baseline, watched)
+            await self._stage.hold(watcher)
             promote = self.controls.take_promote()
             if promote is not None and promote.full:
                 return
 
     async def _promote(self) -> None:
         self.set_phase("promoting")
-        for desired, summary in steps.promotion(self.spec, self._taken(), self._weight):
-            await self._apply(desired, summary)
+        for routing, summary in steps.promotion(self.spec, self._weight):
+            await self._apply(routing, summary)
 
     async def _roll_back(self, reason: str, evidence: CheckReport | None) -> DeploymentResult:
         self._reason = reason
@@ -190,26 +195,28 @@ class CanaryDeployment:
                 self.notify("rollback_failing", f"rollback failing, retrying: {problem}")
             self.set_phase("failed")
 
-        state = await restore_until_done(
-            self.spec.router,
-            self._taken(),
-            f"restore backup: 100% {self.spec.stable.version}",
-            on_trouble,
+        state = await self._taken().restore(
+            f"restore backup: 100% {self.spec.stable.version}", on_trouble
         )
         self._reason = reason
         return state
 
-    def _taken(self) -> BackupRecord:
-        assert self._backup is not None, "no traffic moves before the backup is taken"
-        return self._backup
+    @property
+    def _backed_up(self) -> bool:
+        return self._fleet is not None and self._fleet.backed_up
+
+    def _taken(self) -> Fleet:
+        assert self._fleet is not None and self._fleet.backed_up, "back up before routing"
+        return self._fleet
 
     async def _shift(self, weight: int) -> None:
         self._shifted = True  # from here on it may have moved traffic, even if it fails
-        routing = steps.stage_routing(self.spec, self._taken(), weight)
-        await self._apply(routing, f"shift {weight}% → {self.spec.canary.version}")
+        await self._apply(
+            steps.weighted(self.spec, weight), f"shift {weight}% → {self.spec.canary.version}"
+        )
 
-    async def _apply(self, desired: RouterState, summary: str) -> None:
-        self._weight = (await steps.set_traffic(self.spec, desired, summary)).canary_weight
+    async def _apply(self, routing: Routing, summary: str) -> None:
+        self._weight = (await self._taken().apply(routing, summary)).canary_weight
         self.publish()
 
     def check_abort(self) -> None:
@@ -342,9 +349,9 @@ class CanaryDeployment:
             canary_version=self.spec.canary.version,
             outcome=outcome,
             reason=reason,
-            canary_weight=self._weight if self._backup else None,
+            canary_weight=self._weight if self._backed_up else None,
             evidence=self.latest_check,
-            backup_path=self._backup.path if self._backup else None,
+            backup_path=self._taken().first_backup.path if self._backed_up else None,
             controls=tuple(self.controls.records),
         )
 

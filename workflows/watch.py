@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
@@ -13,8 +14,11 @@ from temporalio.exceptions import TimeoutError as TemporalTimeout
 with workflow.unsafe.imports_passed_through():
     from sluicegate.analysis.baseline import Baseline
     from sluicegate.contracts import (
+        KEEP_ROUTING,
         WATCH_HEALTH,
         CheckReport,
+        InstanceRouting,
+        KeepRoutingInput,
         RouterState,
         WatchHealthInput,
         WatchHealthResult,
@@ -25,6 +29,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.restore import root_cause
     from workflows.retries import WATCH_RETRIES
     from workflows.steps import WAIT
+
+
+# A stage's drift checks: its watcher's router instances (None: the spec's one router, as
+# before fleets), and those of each other task queue.
+Watched = tuple[tuple[InstanceRouting, ...] | None, dict[str, tuple[InstanceRouting, ...]]]
 
 
 class Stop(Exception):
@@ -40,13 +49,20 @@ class Stop(Exception):
 
 
 class Watcher:
-    """One long-running `watch_health` activity that judges every check of a stage."""
+    """One long-running `watch_health` activity that judges every check of a stage, and,
+    for router instances on other workers' hosts, a `keep_routing` activity per host."""
 
     def __init__(
-        self, spec: DeploymentSpec, stage: Stage, expected: RouterState, baseline: Baseline | None
+        self,
+        spec: DeploymentSpec,
+        stage: Stage,
+        expected: RouterState,
+        baseline: Baseline | None,
+        watched: Watched = (None, {}),
     ) -> None:
         self.stage = stage
         interval = spec.analysis.interval
+        fleet, elsewhere = watched
         self._task: asyncio.Task[WatchHealthResult] = workflow.start_activity(
             WATCH_HEALTH,
             WatchHealthInput(
@@ -58,6 +74,7 @@ class Watcher:
                 stable_version=spec.stable.version,
                 canary_version=spec.canary.version,
                 baseline=baseline,
+                fleet=fleet,
             ),
             result_type=WatchHealthResult,
             start_to_close_timeout=timedelta(days=30),
@@ -66,9 +83,33 @@ class Watcher:
             cancellation_type=WAIT,
             summary=f"watch health at {stage.weight}% every {short_duration(interval)}",
         )
+        self._keepers = {
+            queue: workflow.start_activity(
+                KEEP_ROUTING,
+                KeepRoutingInput(
+                    service=spec.service, stage=stage.name, fleet=routings, interval=interval
+                ),
+                task_queue=queue,
+                start_to_close_timeout=timedelta(days=30),
+                heartbeat_timeout=heartbeat_timeout(interval),
+                retry_policy=WATCH_RETRIES,
+                cancellation_type=WAIT,
+                summary=f"keep routing at {stage.weight}% on "
+                + ", ".join(each.router.label() for each in routings),
+            )
+            for queue, routings in elsewhere.items()
+        }
 
     def alarm(self, latest: CheckReport | None) -> Stop | None:
-        """A watcher that ended on a breach, on lasting lack of data, or on an error."""
+        """A watcher that ended on a breach, on lasting lack of data, or on an error; or a
+        routing keeper that failed (its host's worker is gone: the instances there are out
+        of reach, so the deployment goes back)."""
+        for queue, keeper in self._keepers.items():
+            if keeper.done() and not keeper.cancelled():
+                error = keeper.exception()
+                if error is not None and not is_cancelled_exception(error):
+                    reason = f"routing on task queue {queue} unchecked: {root_cause(error)}"
+                    return Stop(reason, latest)
         task = self._task
         if not task.done() or task.cancelled():
             return None
@@ -100,14 +141,21 @@ class Watcher:
         instead, and it is stopped all the same (a live but hung attempt learns of it at
         its next heartbeat).
         """
-        if self._task.done():
+        for keeper in self._keepers.values():
+            await _stopped(keeper)
+        await _stopped(self._task)
+
+
+async def _stopped(task: asyncio.Task[Any]) -> None:
+    """Cancel an activity and wait until it has stopped (or its attempt timed out)."""
+    if task.done():
+        return
+    task.cancel()
+    try:
+        await task
+    except ActivityError as err:
+        if is_cancelled_exception(err) or isinstance(err.cause, TemporalTimeout):
             return
-        self._task.cancel()
-        try:
-            await self._task
-        except ActivityError as err:
-            if is_cancelled_exception(err) or isinstance(err.cause, TemporalTimeout):
-                return
-            raise
-        except asyncio.CancelledError:
-            pass
+        raise
+    except asyncio.CancelledError:
+        pass

@@ -31,6 +31,7 @@ LIST_BACKUPS = "list_backups"
 PREFLIGHT = "preflight"
 MEASURE_BASELINE = "measure_baseline"
 NOTIFY = "notify"
+KEEP_ROUTING = "keep_routing"
 
 
 class _Model(BaseModel):
@@ -96,6 +97,13 @@ class SetTrafficInput(_Model):
     desired: RouterState
 
 
+class InstanceRouting(_Model):
+    """One router instance of a fleet and the routing it must read."""
+
+    router: RouterSpec
+    expected: RouterState
+
+
 class WatchHealthInput(_Model):
     service: str
     stage: str
@@ -107,6 +115,26 @@ class WatchHealthInput(_Model):
     baseline: Baseline | None = Field(
         default=None, description="stable before any traffic moved, which the limits use"
     )
+    fleet: tuple[InstanceRouting, ...] | None = Field(
+        default=None,
+        description="the router instances this worker checks for drift; None: `router`",
+    )
+
+    def routings(self) -> tuple[InstanceRouting, ...]:
+        """Every instance to check for drift, with the routing it must read."""
+        if self.fleet is not None:
+            return self.fleet
+        return (InstanceRouting(router=self.router, expected=self.expected),)
+
+
+class KeepRoutingInput(_Model):
+    """Keep router instances on another worker's host at their routing through a stage:
+    check each every interval and re-apply on drift (the stage's watcher judges health)."""
+
+    service: str
+    stage: str
+    fleet: tuple[InstanceRouting, ...]
+    interval: timedelta
 
 
 class BaselineInput(_Model):
