@@ -18,6 +18,7 @@ Event = Literal[
     "paused",
     "resumed",
     "awaiting_approval",
+    "guarding",
     "breach",
     "rolled_back",
     "not_started",

@@ -83,7 +83,7 @@ def unique_spec(task_queue: str, **overrides: object) -> DeploymentSpec:
     return make_spec(service=f"svc-{task_queue}", **overrides)
 
 
-async def test_default_plan_promotes_after_three_and_a_half_hours(
+async def test_default_plan_promotes_after_four_hours_with_the_guard(
     time_skipping_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     acts = ScriptedActivities()
@@ -92,9 +92,9 @@ async def test_default_plan_promotes_after_three_and_a_half_hours(
         result = await handle.result()
     elapsed = await time_skipping_env.get_current_time() - before
     assert result.outcome == "promoted"
-    assert elapsed >= timedelta(hours=3, minutes=30)
+    assert elapsed >= timedelta(hours=4)  # 3 h 30 of stages, then 30 min guarded at 100%
     assert acts.weights == [5, 25, 50, 100, 100, 0]
-    assert acts.watched == [s.name for s in DEFAULT_STAGES]
+    assert acts.watched == [*(s.name for s in DEFAULT_STAGES), "post-promotion"]
     # After promotion both clusters serve the new version and stable carries the traffic.
     assert acts.state.stable_endpoints == ("127.0.0.1:18081",)
     assert acts.state.canary_weight == 0
@@ -179,7 +179,7 @@ async def test_promote_full_skips_to_one_hundred_percent(
         result = await handle.result()
     assert result.outcome == "promoted"
     assert acts.weights == [5, 100, 100, 0]
-    assert acts.watched == ["canary"]
+    assert acts.watched == ["canary", "post-promotion"]  # a hotfix is guarded too
 
 
 async def test_promote_ends_one_stage_early(
@@ -192,7 +192,7 @@ async def test_promote_ends_one_stage_early(
         await wait_for(handle, lambda s: s.stage == "pilot")
         result = await handle.result()
     assert result.outcome == "promoted"
-    assert acts.watched == ["canary", "pilot", "gradual"]
+    assert acts.watched == ["canary", "pilot", "gradual", "post-promotion"]
 
 
 async def test_manual_gate_waits_for_promote(

@@ -73,7 +73,7 @@ async def test_stable_is_measured_before_any_traffic_moves_and_every_watcher_get
         "v2",
     )
     assert request.analysis == spec.analysis
-    assert [w.stage for w in acts.watch_inputs] == ["canary", "pilot", "gradual"]
+    assert [w.stage for w in acts.watch_inputs] == ["canary", "pilot", "gradual", "post-promotion"]
     assert all(w.baseline == acts.baseline for w in acts.watch_inputs)
     attributes = measure.activity_task_scheduled_event_attributes
     assert attributes.start_to_close_timeout.ToSeconds() == 60 + 60  # the baseline + 60 s
@@ -124,7 +124,7 @@ async def test_no_baseline_when_the_spec_says_zero(
         assert await scheduled(handle, "measure_baseline") == []
     assert result.outcome == "promoted"
     assert "measure_baseline" not in acts.calls
-    assert [w.baseline for w in acts.watch_inputs] == [None]
+    assert [w.baseline for w in acts.watch_inputs] == [None, None]  # the stage, the guard
     assert acts.notifications[0].evidence == (
         "stable not measured (analysis.baseline is 0): limits are held as written",
     )
@@ -147,7 +147,7 @@ async def test_a_baseline_that_cannot_be_measured_leaves_the_limits_as_written(
         result = await handle.result()
     assert result.outcome == "promoted"
     assert acts.calls[:3] == ["backup", "measure_baseline", "set_traffic 10%"]
-    assert [w.baseline for w in acts.watch_inputs] == [None]
+    assert [w.baseline for w in acts.watch_inputs] == [None, None]  # the stage, the guard
     started = acts.notifications[0]
     assert started.event == "started"
     assert started.evidence == (f"stable {failed}: limits are held as written",)
@@ -228,4 +228,5 @@ async def test_the_status_says_how_much_of_the_bake_was_watched(
         result = await handle.result()  # the made-up time runs out: the stage moves on
         timers = await bake_timers(handle)
     assert result.outcome == "promoted"
-    assert timers == [(1800, "bake 30m at 10%"), (120, "make up 2m unwatched at 10%")]
+    assert timers[:2] == [(1800, "bake 30m at 10%"), (120, "make up 2m unwatched at 10%")]
+    assert timers[2:] == [(1800, "bake 30m at 100%")]  # the guard after promotion

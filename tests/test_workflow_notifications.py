@@ -25,7 +25,7 @@ async def test_a_promotion_is_told_stage_by_stage(
     async with deployment(time_skipping_env, task_queue, acts, spec) as handle:
         result = await handle.result()
     assert result.outcome == "promoted" and result.notification_failures == ()
-    assert acts.events == ["started", *["stage_advanced"] * 3, "promoted"]
+    assert acts.events == ["started", *["stage_advanced"] * 3, "guarding", "promoted"]
     assert {n.severity for n in acts.notifications} == {"P3"}
     stages = [(n.stage, n.canary_weight) for n in acts.notifications if n.event == "stage_advanced"]
     assert stages == [("canary", 5), ("pilot", 50), ("full", 100)]
@@ -83,7 +83,9 @@ async def test_a_manual_gate_asks_for_a_decision(
         await handle.execute_update(CanaryDeployment.promote_update, PromoteInput(by="dana"))
         result = await handle.result()
     assert result.outcome == "promoted"
-    assert acts.events == ["started", "stage_advanced", "awaiting_approval", "promoted"]
+    assert acts.events == [
+        "started", "stage_advanced", "awaiting_approval", "guarding", "promoted",
+    ]  # fmt: skip
     gate = acts.notifications[2]
     assert gate.offers_decision and "waits for approval" in gate.summary
 
@@ -114,5 +116,5 @@ async def test_a_broken_notifier_never_stops_the_deployment(
     assert acts.weights[-1] == 0 and acts.state.stable_endpoints == (acts.state.canary_endpoints)
     assert result.notification_failures[0] == "started → notifier crashed"
     assert [f.split(" → ")[0] for f in result.notification_failures] == [
-        "started", "stage_advanced", "promoted",
+        "started", "stage_advanced", "guarding", "promoted",
     ]  # fmt: skip

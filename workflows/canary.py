@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
         PromoteInput,
         RouterState,
     )
-    from sluicegate.describe import plan, stage_plan
+    from sluicegate.describe import plan, short_duration, stage_plan
     from sluicegate.errors import SpecError
     from sluicegate.notifications import Event
     from sluicegate.spec import DeploymentSpec, Stage, parse_spec
@@ -42,6 +42,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.stage import StageHold
     from workflows.steps import Routing
     from workflows.watch import Stop, Watcher
+
+# 0.2: after the stages, the canary is judged at 100% before stable is pointed at it.
+GUARD_PATCH = "post-promotion-guard"
+GUARD_STAGE = "post-promotion"
 
 # Typed callers pass a DeploymentSpec; `temporal workflow start --input-file` passes JSON.
 # Either way it is validated here, so a bad spec fails the workflow naming every bad field
@@ -75,6 +79,7 @@ class CanaryDeployment:
         self._visibility = Visibility()
         self._shifted = False  # a traffic shift began: the deployment may have moved traffic
         self._stable = StableBefore()
+        self._guard: Stage | None = None  # the watch at 100% after the stages, once begun
 
     @workflow.run
     async def run(self, spec: SpecInput) -> DeploymentResult:
@@ -164,9 +169,39 @@ class CanaryDeployment:
                 return
 
     async def _promote(self) -> None:
+        """All traffic to the canary; then, with the guard on, judge it at 100% while the
+        old version stays registered; then make it the stable version."""
         self.set_phase("promoting")
-        for routing, summary in steps.promotion(self.spec, self._weight):
+        shifts = steps.promotion(self.spec, self._weight)
+        watch = self.spec.post_promotion.watch
+        if watch > timedelta(0) and workflow.patched(GUARD_PATCH):
+            full, repoint = shifts[:-2], shifts[-2:]
+            for routing, summary in full:
+                await self._apply(routing, summary)
+            await self._hold_guard(Stage(name=GUARD_STAGE, weight=100, bake=watch))
+            self.set_phase("promoting")
+            shifts = repoint
+        for routing, summary in shifts:
             await self._apply(routing, summary)
+
+    async def _hold_guard(self, guard: Stage) -> None:
+        """Judge the new version at 100% against its limits and the old version's baseline
+        for `post_promotion.watch`; a breach raises Stop, so the old fleet is put back.
+        A promote ends the guard early; pause holds it; abort (`sluice rollback`) rolls back."""
+        self.check_abort()
+        self._guard = guard
+        self._stage = StageHold(self, guard, phase="guarding")
+        self.set_phase("guarding")
+        self.notify(
+            "guarding",
+            f"{self.spec.canary.version} at 100%: guarded for {short_duration(guard.bake)}; "
+            f"{self.spec.stable.version} stays registered until then",
+        )
+        fleet = self._taken()
+        routing = steps.stage_routing(self.spec, fleet.first_backup, 100)
+        watched = fleet.watched(steps.weighted(self.spec, 100))
+        await self._stage.hold(Watcher(self.spec, guard, routing, self._stable.baseline, watched))
+        self.controls.take_promote()
 
     async def _roll_back(self, reason: str, evidence: CheckReport | None) -> DeploymentResult:
         self._reason = reason
@@ -334,6 +369,8 @@ class CanaryDeployment:
         self.notify("breach", f"unhealthy at {where}{self._weight}%: rolling back", evidence)
 
     def _current_stage(self) -> Stage | None:
+        if self._guard is not None:
+            return self._guard
         return self.spec.stages[self._stage_index] if self._stage_index is not None else None
 
     def set_phase(self, phase: Phase) -> None:

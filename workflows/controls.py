@@ -43,7 +43,7 @@ class Controls:
             return "deployment is already promoting to 100%"
         if self.abort is not None:
             return f"deployment is being aborted (by {self.abort.by})"
-        if action == "pause" and (self.paused or phase != "progressing"):
+        if action == "pause" and (self.paused or phase not in ("progressing", "guarding")):
             return "already paused" if self.paused else f"nothing to pause while {phase}"
         if action == "resume" and not self.paused:
             return "deployment is not paused"

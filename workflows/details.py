@@ -97,6 +97,6 @@ def render_details(spec: DeploymentSpec, status: DeploymentStatus) -> str:
 def _stage_state(index: int, status: DeploymentStatus) -> str:
     if status.stage_index is None or index > status.stage_index:
         return "pending"
-    if index < status.stage_index or status.phase in ("promoting", "promoted"):
+    if index < status.stage_index or status.phase in ("guarding", "promoting", "promoted"):
         return "done"
     return status.phase

@@ -36,8 +36,9 @@ class Host(Protocol):
 
 
 class StageHold:
-    def __init__(self, host: Host, stage: Stage) -> None:
+    def __init__(self, host: Host, stage: Stage, phase: Phase = "progressing") -> None:
         self.stage = stage
+        self.phase: Phase = phase  # the phase it holds in, back to after a pause
         self.bake = BakeTime(stage)
         self.health: str | None = None  # the latest judged verdict reported this stage
         self._host = host
@@ -101,7 +102,7 @@ class StageHold:
                 await workflow.wait_condition(
                     lambda: self._interrupted(watcher) or not self._host.controls.paused
                 )
-                self._host.set_phase("progressing")
+                self._host.set_phase(self.phase)
             else:
                 started = workflow.now()
                 if await self._timer(bake, remaining, watcher):

@@ -30,6 +30,7 @@ Phase = Literal[
     "progressing",
     "paused",
     "awaiting_approval",
+    "guarding",
     "promoting",
     "promoted",
     "rolling_back",
@@ -46,7 +47,7 @@ MAX_REASON = 2000  # characters of a control's reason, as recorded in the histor
 MAX_BY = 200  # characters of who asked for it
 
 FINISHED: frozenset[Phase] = frozenset({"promoted", "rolled_back", "not_started"})
-WATCHING: frozenset[Phase] = frozenset({"progressing", "paused", "awaiting_approval"})
+WATCHING: frozenset[Phase] = frozenset({"progressing", "paused", "awaiting_approval", "guarding"})
 
 
 class _Model(BaseModel):

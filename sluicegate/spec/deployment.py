@@ -91,6 +91,24 @@ DEFAULT_STAGES = (
 )
 
 
+class PostPromotionSpec(SpecModel):
+    """The guard after 100%: the old version stays registered while the new one is judged
+    at full load, and a breach puts the old one back."""
+
+    watch: timedelta = Field(
+        default=timedelta(minutes=30),
+        description="how long to keep judging at 100% before the old version is retired; "
+        "0 turns the guard off",
+    )
+
+    @field_validator("watch")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError(f"must not be negative, got {value.total_seconds():g} s")
+        return value
+
+
 class BackupSpec(SpecModel):
     directory: str = Field(default=".state/backups", description="where router backups go")
 
@@ -104,6 +122,7 @@ class DeploymentSpec(SpecModel):
     router: RouterSpec
     analysis: AnalysisSpec
     stages: tuple[Stage, ...] = DEFAULT_STAGES
+    post_promotion: PostPromotionSpec = PostPromotionSpec()
     backup: BackupSpec = BackupSpec()
 
     @field_validator("service")
