@@ -76,6 +76,19 @@ def upstreams() -> Iterator[dict[str, Upstream]]:
 
 
 @pytest.fixture
+def fleets() -> Iterator[dict[str, tuple[Upstream, ...]]]:
+    """Versions of three endpoints each: stable-1..3, canary-1..3 and other-1..3."""
+    servers = {
+        version: tuple(Upstream(f"{version}-{i}") for i in (1, 2, 3))
+        for version in ("stable", "canary", "other")
+    }
+    yield servers
+    for fleet in servers.values():
+        for server in fleet:
+            server.close()
+
+
+@pytest.fixture
 def envoy(tmp_path: Path, upstreams: dict[str, Upstream]) -> Iterator[EnvoyStack]:
     """Envoy with stable → the `stable` upstream and canary → the `canary` upstream."""
     stack = EnvoyStack(tmp_path / "envoy", free_port(), free_port(), tmp_path / "logs")
