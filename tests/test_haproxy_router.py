@@ -473,8 +473,8 @@ async def test_slots_in_maintenance_are_not_endpoints(
 
 async def test_three_endpoints_per_version_through_apply_read_and_restore(
     start_haproxy: Callable[..., HAProxyStack],
-    upstreams: dict[str, Upstream],
     fleets: dict[str, tuple[Upstream, ...]],
+    monkeypatch: pytest.MonkeyPatch,
 ):
     haproxy = start_haproxy(slots=5)
     client = router(haproxy)
@@ -492,6 +492,11 @@ async def test_three_endpoints_per_version_through_apply_read_and_restore(
     assert 90 <= sum(served(answers, fleets["canary"])) <= 210, answers  # 25% of 600: ±5 sd
     assert all(n > 0 for n in served(answers, fleets["canary"])), answers
     assert all(n > 0 for n in served(answers, fleets["stable"])), answers
+
+    reordered = fleet_state(25, fleets["stable"][::-1], fleets["canary"][::-1])
+    sent = record_commands(client, monkeypatch)
+    assert (await client.apply(reordered)).matches(reordered)
+    assert changes(sent) == []  # the same routing: nothing to change
 
     assert await client.restore(backup) == backup
     assert await client.restore(backup) == backup  # twice = once
