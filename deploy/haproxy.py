@@ -2,13 +2,16 @@
 
 One frontend in front of one backend with the servers `stable` (weight 100) and `canary`
 (weight 0), an admin-level stats socket (unix, optionally TCP too) for the runtime API and
-a second frontend serving the Prometheus exporter. See docs/routers/haproxy.md.
+a second frontend serving the Prometheus exporter. With `slots` above 1 each arm is that
+many server slots (stable1, stable2, ...: the first at the given endpoints, the rest from a
+`server-template` in maintenance) for versions with several endpoints.
+See docs/routers/haproxy.md.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,15 +34,17 @@ def config(
     listen_port: int,
     metrics_port: int,
     socket: Path,
-    stable: str,
-    canary: str,
+    stable: str | Sequence[str],
+    canary: str | Sequence[str],
     runtime_port: int | None = None,
     balance: str = "roundrobin",
+    slots: int = 1,
 ) -> str:
     """haproxy.cfg: all traffic to `stable` until the canary's weight is raised.
 
     `balance` must be a dynamic algorithm for weights to change at run time (roundrobin,
-    leastconn, random); `static-rr` is there for tests of the refusal.
+    leastconn, random); `static-rr` is there for tests of the refusal. `slots` 1 writes one
+    server per arm, named `stable` and `canary`; more write that many per arm.
     """
     tcp_api = (
         f"    stats socket ipv4@127.0.0.1:{runtime_port} level admin\n" if runtime_port else ""
@@ -69,9 +74,25 @@ frontend metrics
 # No `option redispatch`: a request the canary refuses is the canary's error, not stable's.
 backend {BACKEND}
     balance {balance}
-    server stable {stable} weight 100
-    server canary {canary} weight 0
-"""
+{servers("stable", stable, 100, slots)}{servers("canary", canary, 0, slots)}"""
+
+
+def servers(arm: str, endpoints: str | Sequence[str], weight: int, slots: int = 1) -> str:
+    """An arm's server lines: one server named `arm`, or `slots` slots named arm1, arm2, ...
+
+    The first slots serve `endpoints` at `weight`; a `server-template` makes the rest, in
+    maintenance (`disabled`) at the first endpoint's address, until Sluicegate uses them.
+    """
+    endpoints = [endpoints] if isinstance(endpoints, str) else list(endpoints)
+    if not 1 <= len(endpoints) <= slots:
+        raise ValueError(f"{len(endpoints)} {arm} endpoint(s) for {slots} slot(s)")
+    if slots == 1:
+        return f"    server {arm} {endpoints[0]} weight {weight}\n"
+    lines = [f"    server {arm}{i} {e} weight {weight}\n" for i, e in enumerate(endpoints, 1)]
+    if len(endpoints) < slots:
+        first, spare = len(endpoints) + 1, f"{endpoints[0]} weight 0 disabled"
+        lines.append(f"    server-template {arm} {first}-{slots} {spare}\n")
+    return "".join(lines)
 
 
 def start_haproxy(
@@ -111,6 +132,7 @@ class HAProxy:
     log_dir: Path
     runtime_port: int | None = None
     balance: str = "roundrobin"
+    slots: int = 1  # server slots per arm: 1 is the servers `stable` and `canary`
     process: Process | None = None
 
     @property
@@ -135,7 +157,7 @@ class HAProxy:
     def config_file(self) -> Path:
         return self.directory / "haproxy.cfg"
 
-    def start(self, stable: str, canary: str) -> None:
+    def start(self, stable: str | Sequence[str], canary: str | Sequence[str]) -> None:
         """Write the config (stable gets everything, canary weight 0) and start HAProxy."""
         self.directory.mkdir(parents=True, exist_ok=True)
         text = config(
@@ -146,6 +168,7 @@ class HAProxy:
             canary,
             self.runtime_port,
             self.balance,
+            self.slots,
         )
         self.config_file.write_text(text)
         self.process = start_haproxy(

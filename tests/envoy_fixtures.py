@@ -26,12 +26,12 @@ from tests.traffic import send_gets
 class Upstream(LocalServer):
     """An HTTP server on 127.0.0.1 answering GET with its name; can fail, stall or reset."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, poll_interval: float = 0.5) -> None:
         self.name = name
         self.status = 200
         self.delay = 0.0  # seconds to sleep before answering
         self.reset = False  # close the connection without answering
-        super().__init__(self._handler())
+        super().__init__(self._handler(), poll_interval=poll_interval)
 
     def _handler(self) -> type[QuietHandler]:
         upstream = self
@@ -73,6 +73,20 @@ def upstreams() -> Iterator[dict[str, Upstream]]:
     yield servers
     for server in servers.values():
         server.close()
+
+
+@pytest.fixture
+def fleets() -> Iterator[dict[str, tuple[Upstream, ...]]]:
+    """Versions of three endpoints each: stable-1..3, canary-1..3 and other-1..3."""
+    servers = {
+        # A short poll interval: closing nine servers must not take seconds.
+        version: tuple(Upstream(f"{version}-{i}", poll_interval=0.05) for i in (1, 2, 3))
+        for version in ("stable", "canary", "other")
+    }
+    yield servers
+    for fleet in servers.values():
+        for server in fleet:
+            server.close()
 
 
 @pytest.fixture

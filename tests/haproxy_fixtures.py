@@ -66,12 +66,15 @@ def start_haproxy(
     tmp_path: Path, socket_dir: Path, upstreams: dict[str, Upstream]
 ) -> Iterator[Callable[..., HAProxyStack]]:
     """Start HAProxys (stable → the `stable` upstream at weight 100, canary → `canary` at 0,
-    runtime API on a unix socket and on TCP); all are stopped by PID in teardown."""
+    runtime API on a unix socket and on TCP); all are stopped by PID in teardown.
+
+    `slots` above 1 gives each arm that many server slots (stable1 ... in use, the rest in
+    maintenance) instead of the one-server config."""
     if haproxy_binary() is None:
         pytest.skip(f"haproxy is not installed: {INSTALL_HINT}")
     started: list[HAProxyStack] = []
 
-    def start(balance: str = "roundrobin") -> HAProxyStack:
+    def start(balance: str = "roundrobin", slots: int = 1) -> HAProxyStack:
         n = len(started)
         stack = HAProxyStack(
             directory=tmp_path / f"haproxy-{n}",
@@ -81,6 +84,7 @@ def start_haproxy(
             log_dir=tmp_path / "logs",
             runtime_port=free_port(),
             balance=balance,
+            slots=slots,
         )
         started.append(stack)
         stack.socket_dir.mkdir()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pytest
@@ -135,3 +136,70 @@ async def test_an_unwatched_endpoints_dir_times_out_as_unavailable(
 def test_registry_builds_the_envoy_router(tmp_path):
     spec = EnvoyRouter(admin_url="http://127.0.0.1:9901", endpoints_dir=str(tmp_path))
     assert isinstance(router_for(spec), EnvoyRouterClient)
+
+
+# Several endpoints per arm: EDS files list them all.
+
+
+def fleet_state(weight: int, stable: Sequence[Upstream], canary: Sequence[Upstream]) -> RouterState:
+    return RouterState(
+        canary_weight=weight,
+        stable_endpoints=tuple(u.address for u in stable),
+        canary_endpoints=tuple(u.address for u in canary),
+    )
+
+
+def served(answers: dict[str, int], upstreams: Sequence[Upstream]) -> list[int]:
+    return [answers.get(f"200 {u.name}", 0) for u in upstreams]
+
+
+async def test_three_endpoints_per_version_through_apply_read_and_restore(
+    envoy: EnvoyStack, fleets: dict[str, tuple[Upstream, ...]]
+):
+    client = router(envoy)
+    backup = await client.read_state()
+    desired = fleet_state(25, fleets["stable"], fleets["canary"])
+
+    assert (await client.apply(desired)).matches(desired)
+    assert (await client.read_state()).matches(desired)
+    assert (await client.read_state()).canary_weight == 25
+    answers = await envoy.send(600)
+    assert sum(served(answers, fleets["stable"]) + served(answers, fleets["canary"])) == 600
+    assert 90 <= sum(served(answers, fleets["canary"])) <= 210, answers  # 25% of 600: ±5 sd
+    assert all(n > 0 for n in served(answers, fleets["canary"])), answers
+    assert all(n > 0 for n in served(answers, fleets["stable"])), answers
+
+    assert await client.restore(backup) == backup
+    assert await client.restore(backup) == backup  # twice = once
+    assert await envoy.send(30) == {"200 stable": 30}
+
+
+async def test_an_arm_shrinks_and_grows(envoy: EnvoyStack, fleets: dict[str, tuple[Upstream, ...]]):
+    client = router(envoy)
+    stable, canary = fleets["stable"], fleets["canary"]
+    await client.apply(fleet_state(50, stable, canary))
+
+    shrunk = fleet_state(50, stable[:1], canary[:1])
+    assert await client.apply(shrunk) == shrunk
+    answers = await envoy.send(100)
+    assert served(answers, stable)[1:] == served(answers, canary)[1:] == [0, 0], answers
+    assert answers["200 stable-1"] + answers["200 canary-1"] == 100, answers
+
+    grown = fleet_state(50, stable[:2], canary)
+    assert (await client.apply(grown)).matches(grown)
+    answers = await envoy.send(200)
+    assert all(n > 0 for n in served(answers, canary)), answers
+    assert served(answers, stable)[2] == 0 and all(served(answers, stable)[:2]), answers
+
+
+async def test_the_same_fleets_in_another_order_change_nothing(
+    envoy: EnvoyStack, fleets: dict[str, tuple[Upstream, ...]]
+):
+    client = router(envoy)
+    await client.apply(fleet_state(10, fleets["stable"], fleets["canary"]))
+    files = [envoy.endpoints_dir / f"{arm}.yaml" for arm in ("stable", "canary")]
+    written = [path.stat().st_mtime_ns for path in files]
+
+    reordered = fleet_state(10, fleets["stable"][::-1], fleets["canary"][::-1])
+    assert (await client.apply(reordered)).matches(reordered)
+    assert [path.stat().st_mtime_ns for path in files] == written  # nothing rewritten

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -9,8 +10,10 @@ import pytest
 
 from activities.metrics import SourceContext, metric_source_for
 from activities.metrics.haproxy import HAProxyStatsSource
+from activities.routers.haproxy import HAProxyRouterClient
 from deploy.processes import free_port
 from sluicegate.analysis.samples import ArmCounters
+from sluicegate.contracts import RouterState
 from sluicegate.errors import MetricsUnavailable
 from sluicegate.spec import HAProxyStats
 from tests.waiting import sample_until
@@ -70,6 +73,29 @@ async def test_counts_requests_and_5xx_per_server(
     )
     assert sample.stable == ArmCounters(requests=300, errors=3)
     assert sample.canary == ArmCounters(requests=100, errors=10)
+
+
+async def test_an_arm_counts_all_its_slots(
+    start_haproxy: Callable[..., HAProxyStack], fleets: dict[str, tuple[Upstream, ...]]
+):
+    haproxy = start_haproxy(slots=3)
+    desired = RouterState(
+        canary_weight=50,
+        stable_endpoints=tuple(u.address for u in fleets["stable"][:2]),
+        canary_endpoints=tuple(u.address for u in fleets["canary"]),
+    )
+    await HAProxyRouterClient(haproxy.router_spec()).apply(desired)
+    fleets["canary"][2].status = 500
+    answers = await haproxy.send(120)
+    canary_5xx = answers[f"500 {fleets['canary'][2].name}"]
+    to_canary = canary_5xx + sum(answers[f"200 {u.name}"] for u in fleets["canary"][:2])
+    assert canary_5xx > 0 and 0 < to_canary < 120, answers
+
+    sample = await sample_until(
+        source(haproxy), lambda s: requests(s.stable) + requests(s.canary) == 120
+    )
+    assert sample.canary == ArmCounters(requests=to_canary, errors=canary_5xx)
+    assert sample.stable == ArmCounters(requests=120 - to_canary, errors=0)
 
 
 async def test_a_dead_canary_counts_as_errors(haproxy: HAProxyStack):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,6 +95,24 @@ def test_arm_shares_hold_with_several_servers_per_arm() -> None:
     # 2 stable servers at 3 against 1 canary server at 2: 6 : 2 = 75% : 25%.
     assert text.count("weight=3 max_fails=0;  # stable") == 2
     assert "server 10.0.0.3:80 weight=2 max_fails=0;  # canary" in text
+
+
+@pytest.mark.parametrize("n_stable", range(1, 11))
+def test_every_percentage_reads_back_exactly_with_any_number_of_servers(n_stable: int) -> None:
+    stable = tuple(f"10.0.1.{i}:80" for i in range(n_stable))
+    for n_canary in range(1, 11):
+        canary = tuple(f"10.0.2.{i}:80" for i in range(n_canary))
+        for percent in range(101):
+            desired = RouterState(
+                canary_weight=percent, stable_endpoints=stable, canary_endpoints=canary
+            )
+            text = render_upstream("svc", desired)
+            assert parse_upstream(text, "svc", "f") == desired
+            assert "weight=0" not in text
+            # Each arm is split evenly: one weight (or `down`) for all its servers.
+            for arm in ("stable", "canary"):
+                params = {line.split()[2] for line in text.splitlines() if f"# {arm}" in line}
+                assert len(params) == 1, text
 
 
 def test_a_hand_edited_upstream_reads_as_its_weights() -> None:
@@ -339,3 +358,85 @@ def test_registry_builds_the_nginx_router(tmp_path):
         upstream_file=str(tmp_path / "u.conf"), upstream="svc", main_config="/etc/nginx/nginx.conf"
     )
     assert isinstance(router_for(spec), NginxRouterClient)
+
+
+# Several endpoints per arm, against a real nginx.
+
+
+def fleet_state(weight: int, stable: Sequence[Upstream], canary: Sequence[Upstream]) -> RouterState:
+    return RouterState(
+        canary_weight=weight,
+        stable_endpoints=tuple(u.address for u in stable),
+        canary_endpoints=tuple(u.address for u in canary),
+    )
+
+
+def served(answers: dict[str, int], upstreams: Sequence[Upstream]) -> list[int]:
+    return [answers.get(f"200 {u.name}", 0) for u in upstreams]
+
+
+async def test_three_endpoints_per_version_through_apply_read_and_restore(
+    nginx: NginxStack, upstreams: dict[str, Upstream], fleets: dict[str, tuple[Upstream, ...]]
+):
+    client = router(nginx)
+    backup = await client.read_state()
+    desired = fleet_state(25, fleets["stable"], fleets["canary"])
+
+    assert await client.apply(desired) == desired
+    assert await client.read_state() == desired
+    answers = await nginx.send(600)
+    assert sum(served(answers, fleets["stable"]) + served(answers, fleets["canary"])) == 600
+    assert 90 <= sum(served(answers, fleets["canary"])) <= 210, answers  # 25% of 600: ±5 sd
+    assert all(n > 0 for n in served(answers, fleets["canary"])), answers
+    assert all(n > 0 for n in served(answers, fleets["stable"])), answers
+
+    assert await client.restore(backup) == backup
+    assert await client.restore(backup) == backup  # twice = once
+    assert await nginx.send(30) == {"200 stable": 30}
+
+
+async def test_an_arm_shrinks_and_grows(nginx: NginxStack, fleets: dict[str, tuple[Upstream, ...]]):
+    client = router(nginx)
+    stable, canary = fleets["stable"], fleets["canary"]
+    await client.apply(fleet_state(50, stable, canary))
+
+    shrunk = fleet_state(50, stable[:1], canary[:1])
+    assert await client.apply(shrunk) == shrunk
+    answers = await nginx.send(100)
+    assert served(answers, stable)[1:] == served(answers, canary)[1:] == [0, 0], answers
+    assert answers["200 stable-1"] + answers["200 canary-1"] == 100, answers
+
+    grown = fleet_state(50, stable[:2], canary)
+    assert await client.apply(grown) == grown
+    answers = await nginx.send(200)
+    assert all(n > 0 for n in served(answers, canary)), answers
+    assert served(answers, stable)[2] == 0 and all(served(answers, stable)[:2]), answers
+
+
+async def test_an_uneven_fleet_reads_back_the_exact_percentage(
+    nginx: NginxStack, fleets: dict[str, tuple[Upstream, ...]]
+):
+    client = router(nginx)
+    stable, canary = fleets["stable"][:1], fleets["canary"]
+    for percent in (1, 33, 99):
+        desired = fleet_state(percent, stable, canary)
+        assert await client.apply(desired) == desired
+        assert (await client.read_state()).canary_weight == percent
+    # 99% to 3 canaries against 1 stable: stable 1, each canary 33 (1 : 99).
+    text = nginx.upstream_file.read_text()
+    assert f"server {stable[0].address} weight=1 max_fails=0;  # stable" in text
+    assert text.count("weight=33 max_fails=0;  # canary") == 3
+
+
+async def test_the_same_fleets_in_another_order_change_nothing(
+    nginx: NginxStack, fleets: dict[str, tuple[Upstream, ...]]
+):
+    client = router(nginx)
+    await client.apply(fleet_state(10, fleets["stable"], fleets["canary"]))
+    written = nginx.upstream_file.stat().st_mtime_ns
+    workers = active_workers(nginx)
+
+    reordered = fleet_state(10, fleets["stable"][::-1], fleets["canary"][::-1])
+    assert (await client.apply(reordered)).matches(reordered)
+    assert nginx.upstream_file.stat().st_mtime_ns == written  # not rewritten
+    assert active_workers(nginx) == workers  # and not reloaded

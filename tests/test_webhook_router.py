@@ -32,6 +32,7 @@ class Platform(LocalServer):
         self.fail_on = ("GET", "POST")
         self.forget_endpoints = False  # store only the weight of what is POSTed
         self.get_body: bytes | None = None  # answer GET with this instead of the state
+        self.reverse = False  # answer each arm's endpoints in reverse order
         super().__init__(self._handler(), poll_interval=0.05)
         self.url = f"http://{self.address}{PATH}"
 
@@ -45,7 +46,11 @@ class Platform(LocalServer):
             def do_GET(self) -> None:
                 if self._refused("GET"):
                     return
-                body = platform.get_body or json.dumps(platform.state).encode()
+                state = dict(platform.state)
+                if platform.reverse:
+                    for arm in ("stable_endpoints", "canary_endpoints"):
+                        state[arm] = list(reversed(state[arm]))
+                body = platform.get_body or json.dumps(state).encode()
                 self._answer(200, body)
 
             def do_POST(self) -> None:
@@ -209,3 +214,37 @@ async def test_a_missing_token_variable_is_refused_before_any_request(
 def test_registry_builds_the_webhook_router():
     spec = WebhookRouter(url="https://deploy.example.com/routing/checkout")
     assert isinstance(router_for(spec), WebhookRouterClient)
+
+
+FLEETS = RouterState(
+    canary_weight=10,
+    stable_endpoints=("10.0.0.1:8080", "10.0.0.3:8080", "10.0.0.5:8080"),
+    canary_endpoints=("10.0.0.2:8080", "10.0.0.4:8080", "10.0.0.6:8080"),
+)
+
+
+async def test_three_endpoints_per_version_go_out_and_come_back(platform: Platform):
+    client = router(platform)
+    backup = await client.read_state()
+    assert await client.apply(FLEETS) == FLEETS
+    assert platform.posted == [FLEETS.model_dump(mode="json")]
+    assert platform.posted[0]["canary_endpoints"] == list(FLEETS.canary_endpoints)
+    assert await client.read_state() == FLEETS
+
+    shrunk = FLEETS.model_copy(update={"canary_endpoints": FLEETS.canary_endpoints[:1]})
+    assert await client.apply(shrunk) == shrunk
+    assert await client.apply(FLEETS) == FLEETS  # and grown back
+
+    assert await client.restore(backup) == backup
+    assert platform.state == START
+
+
+async def test_endpoints_in_another_order_are_the_same_routing(platform: Platform):
+    platform.reverse = True  # the platform keeps its own order
+    client = router(platform)
+    after = await client.apply(FLEETS)
+    assert after.matches(FLEETS) and after.canary_endpoints == FLEETS.canary_endpoints[::-1]
+
+    reordered = FLEETS.model_copy(update={"stable_endpoints": FLEETS.stable_endpoints[::-1]})
+    assert (await client.apply(reordered)).matches(FLEETS)
+    assert len(platform.posted) == 1  # the same routing: nothing posted the second time

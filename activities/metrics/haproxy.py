@@ -3,8 +3,10 @@
 Requests are the responses a server sent (all classes) plus the requests HAProxy could not
 get through to it (connection errors, response errors such as resets), which HAProxy
 answers itself with 503/502 and counts nowhere else; those count as errors too, with the
-server's own 5xx. HAProxy 2.6 has no per-server latency histogram, only averages, so
-`latency_buckets` is always empty. See docs/metrics/haproxy.md.
+server's own 5xx. An arm is all its router slots: the server named `stable_server` and
+those named it followed by digits (stable1, stable2, ...), summed. HAProxy 2.6 has no
+per-server latency histogram, only averages, so `latency_buckets` is always empty.
+See docs/metrics/haproxy.md.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ _FAILED = ("haproxy_server_connection_errors_total", "haproxy_server_response_er
 
 
 class HAProxyStatsSource:
-    """Metric source reading one HAProxy's exporter for two servers of one backend."""
+    """Metric source reading one HAProxy's exporter for the two arms of one backend."""
 
     def __init__(self, spec: HAProxyStats, context: SourceContext | None = None) -> None:
         self.spec = spec
@@ -48,16 +50,20 @@ class HAProxyStatsSource:
                 f"HAProxy exporter {self.spec.metrics_url} lists no {_PREFIX}* metrics: is it "
                 "HAProxy's prometheus-exporter service?"
             )
-        servers = (self.spec.stable_server, self.spec.canary_server)
+        stable = _arm(arms, self.spec.stable_server)
+        canary = _arm(arms, self.spec.canary_server)
         notes = tuple(
             f"HAProxy exporter lists no server {server!r} in backend {self.spec.backend!r}"
-            for server in servers
-            if server not in arms
+            for server, counters in (
+                (self.spec.stable_server, stable),
+                (self.spec.canary_server, canary),
+            )
+            if counters is None
         )
         return Sample(
             at=datetime.now(UTC),
-            stable=arms.get(self.spec.stable_server),
-            canary=arms.get(self.spec.canary_server),
+            stable=stable,
+            canary=canary,
             notes=notes,
         )
 
@@ -100,3 +106,15 @@ def _parse(text: str, backend: str) -> dict[str, ArmCounters] | None:
     return {
         server: ArmCounters(requests=requests[server], errors=errors[server]) for server in requests
     }
+
+
+def _arm(servers: dict[str, ArmCounters], base: str) -> ArmCounters | None:
+    """The counters of `base` and its numbered slots summed; None if none is listed."""
+    slots = [
+        counters
+        for name, counters in servers.items()
+        if name.startswith(base) and (name == base or name[len(base) :].isdigit())
+    ]
+    if not slots:
+        return None
+    return ArmCounters(requests=sum(c.requests for c in slots), errors=sum(c.errors for c in slots))

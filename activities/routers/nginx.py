@@ -71,6 +71,8 @@ class NginxRouterClient(ReadBackRouter[int]):
         """Write, test, reload and wait for new workers; skipped if that is already live."""
         text = render_upstream(self.spec.upstream, desired)
         current = self._file_text()
+        if current is not None and current != text and self._routes(current, desired):
+            text = current  # the same routing with the endpoints in another order
         workers = workers_of(master)
         if current == text and self._loaded(master, workers, text):
             return
@@ -90,6 +92,14 @@ class NginxRouterClient(ReadBackRouter[int]):
                 {"sha256": _sha256(text), "master": master, "workers": sorted(workers.active)}
             ),
         )
+
+    def _routes(self, text: str, desired: RouterState) -> bool:
+        """Whether an upstream file as Sluicegate writes it routes as `desired`."""
+        try:
+            state = parse_upstream(text, self.spec.upstream, str(self.upstream_file))
+        except RouterMisconfigured:
+            return False
+        return state.matches(desired) and text == render_upstream(self.spec.upstream, state)
 
     def _file_text(self) -> str | None:
         try:
