@@ -1,5 +1,6 @@
 """What crosses the boundaries between the floors: activity inputs and results
-(`activities`), and workflow names, state, results and control inputs (`workflows`)."""
+(`activities`, `hooks`), and workflow names, state, results and control inputs
+(`workflows`)."""
 
 from sluicegate.contracts.activities import (
     BACKUP,
@@ -35,6 +36,7 @@ from sluicegate.contracts.activities import (
     WatchHealthResult,
     heartbeat_timeout,
 )
+from sluicegate.contracts.hooks import RUN_HOOK, HookContext, HookResult, RunHookInput
 from sluicegate.contracts.workflows import (
     CANARY_DEPLOYMENT,
     FINISHED,
@@ -75,6 +77,7 @@ __all__ = [
     "PREFLIGHT_WORKFLOW",
     "RESTORE_RELEASE",
     "ROLLBACK",
+    "RUN_HOOK",
     "SET_TRAFFIC",
     "SNAPSHOT",
     "SNAPSHOT_ROUTING",
@@ -96,6 +99,8 @@ __all__ = [
     "DeploymentResult",
     "DeploymentStatus",
     "Finding",
+    "HookContext",
+    "HookResult",
     "ListBackupsInput",
     "NotifyInput",
     "Outcome",
@@ -108,6 +113,7 @@ __all__ = [
     "RollbackInput",
     "RollbackResult",
     "RouterState",
+    "RunHookInput",
     "SetTrafficInput",
     "SnapshotInput",
     "WatchHealthInput",
