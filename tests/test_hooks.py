@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import select
 import sys
 import threading
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import yaml
 from pydantic import ValidationError
 from temporalio.testing import ActivityEnvironment
 
@@ -650,3 +653,39 @@ def test_a_result_recorded_with_fewer_fields_still_decodes() -> None:
     assert HookResult.model_validate(
         {"name": "ci", "kind": "smoke", "ok": True, "detail": "fine"}
     ) == HookResult(name="ci", kind="smoke", ok=True, detail="fine", output="", attempts=1)
+
+
+# --- docs/HOOKS.md -----------------------------------------------------------------------
+
+HOOKS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "HOOKS.md"
+
+
+def page_blocks(language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", HOOKS_PAGE.read_text(), re.M | re.S)
+
+
+def test_the_pages_spec_example_validates() -> None:
+    [block] = page_blocks("yaml")
+    hooks = HooksSpec.model_validate(yaml.safe_load(block)["hooks"])
+
+    assert [hook.type for hook in hooks.pre_rollout + hooks.pre_stage] == ["http", "smoke"]
+    assert hooks.post_promotion[0] == CommandHook(
+        name="retire-old-fleet", command="retire-fleet", args={"region": "eu-west-1"}
+    )
+
+
+def test_the_pages_payload_is_the_hook_context() -> None:
+    [block] = page_blocks("json")
+    data = json.loads(block)
+
+    assert json.loads(HookContext.model_validate(data).model_dump_json()) == data
+    assert sorted(data) == sorted(HookContext.model_fields)
+
+
+def test_the_pages_commands_are_valid_settings() -> None:
+    [block] = page_blocks("toml")
+    tables = tomllib.loads(block)["commands"]
+    commands = {name: CommandSetting.model_validate(table) for name, table in tables.items()}
+
+    assert commands["retire-fleet"].arguments == ("region", "dry-run")
+    assert commands["warm-cache"].argv == ("/usr/local/bin/warm-cache",)
