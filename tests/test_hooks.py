@@ -34,6 +34,7 @@ from sluicegate.contracts.hooks import MAX_OUTPUT
 from sluicegate.settings import CommandSetting, Settings
 from sluicegate.spec import CommandHook, HookSpec, HooksSpec, HttpHook, SmokeHook
 from tests.local_http import LocalServer, QuietHandler
+from workers.client import DATA_CONVERTER
 
 CONTEXT = HookContext(
     service="checkout",
@@ -637,6 +638,27 @@ def test_time_limits_cover_every_attempt() -> None:
     assert http.time_limit() >= timedelta(seconds=30 + 0.5 + 1)
     assert command.time_limit() > timedelta(minutes=1)
     assert SmokeHook(name="s").time_limit() > timedelta(seconds=60)
+
+
+@pytest.mark.parametrize(
+    "hook",
+    [
+        HttpHook(name="ci", url="https://ci.example/hook", token_env="CI_TOKEN"),
+        CommandHook(name="retire", command="retire-fleet", args={"region": "eu"}),
+        SmokeHook(name="smoke", body_contains="ok", max_latency=timedelta(milliseconds=250)),
+    ],
+    ids=lambda hook: hook.type,
+)
+def test_the_input_and_result_cross_the_data_converter(hook: HookSpec) -> None:
+    """What the workflow schedules is what the activity gets, and back."""
+    request = RunHookInput(hook=hook, context=CONTEXT, endpoints=("127.0.0.1:8080",))
+    result = HookResult(name=hook.name, kind=hook.type, ok=True, detail="fine", seconds=0.5)
+    converter = DATA_CONVERTER.payload_converter
+
+    [payload] = converter.to_payloads([request])
+    assert converter.from_payloads([payload], [RunHookInput]) == [request]
+    [payload] = converter.to_payloads([result])
+    assert converter.from_payloads([payload], [HookResult]) == [result]
 
 
 def test_a_result_is_one_line_and_bounded() -> None:

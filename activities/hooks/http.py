@@ -57,20 +57,17 @@ async def _attempt(
                 text = await _head(response)
             finally:
                 await response.aclose()
-    except TimeoutError:
+    except (TimeoutError, httpx.TimeoutException):
         return Ran(ok=False, detail=f"no answer within {seconds:g} s", attempts=attempt), False
     except httpx.HTTPError as err:
         problem = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
         return Ran(ok=False, detail=f"no answer: {problem}", attempts=attempt), False
     status = response.status_code
     first_line = text.strip().splitlines()[0] if text.strip() else "(empty body)"
-    if response.is_success:
-        return Ran(
-            ok=True, detail=f"HTTP {status}", output=text, status=status, attempts=attempt
-        ), True
-    final = status < 500 and status not in _TRY_AGAIN
-    detail = f"HTTP {status}: {first_line}"
-    return Ran(ok=False, detail=detail, output=text, status=status, attempts=attempt), final
+    ok = response.is_success
+    detail = f"HTTP {status}" if ok else f"HTTP {status}: {first_line}"
+    final = ok or (status < 500 and status not in _TRY_AGAIN)
+    return Ran(ok=ok, detail=detail, output=text, status=status, attempts=attempt), final
 
 
 async def _head(response: httpx.Response) -> str:
