@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,6 +19,7 @@ from pydantic_settings import (
 from sluicegate.chatops_settings import ChatOpsSettings
 from sluicegate.errors import SluicegateError
 from sluicegate.notifications import NotificationChannel
+from sluicegate.spec import ArgumentName, CommandName
 
 CONFIG_ENV = "SLUICEGATE_CONFIG"
 DEFAULT_CONFIG = Path("~/.config/sluicegate/config.toml")
@@ -26,6 +27,50 @@ DEFAULT_CONFIG = Path("~/.config/sluicegate/config.toml")
 
 class SettingsError(SluicegateError):
     """A setting is missing, malformed or points at something unreadable."""
+
+
+class CommandSetting(BaseModel):
+    """A command that command hooks may run by name (`[commands.<name>]`, docs/HOOKS.md).
+
+    The spec only picks the command and gives values for the declared `arguments`; each
+    given one is appended to `argv` as one `--name=value` item, in the declared order.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    argv: tuple[str, ...] = Field(
+        min_length=1, description="the program (an absolute path) and its fixed arguments"
+    )
+    arguments: tuple[ArgumentName, ...] = Field(
+        default=(), description="argument names a spec may give values for"
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict, description="extra environment variables for the command"
+    )
+    cwd: Path | None = Field(
+        default=None, description="absolute working directory; default: the worker's"
+    )
+
+    @field_validator("argv")
+    @classmethod
+    def _absolute_program(cls, argv: tuple[str, ...]) -> tuple[str, ...]:
+        if not Path(argv[0]).is_absolute():
+            raise ValueError(f"the program must be an absolute path, got {argv[0]!r}")
+        return argv
+
+    @field_validator("arguments")
+    @classmethod
+    def _unique_arguments(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        if repeated := sorted({name for name in names if names.count(name) > 1}):
+            raise ValueError(f"argument names must be unique: {', '.join(repeated)}")
+        return names
+
+    @field_validator("cwd")
+    @classmethod
+    def _absolute_cwd(cls, cwd: Path | None) -> Path | None:
+        if cwd is not None and not cwd.is_absolute():
+            raise ValueError(f"must be an absolute path, got {str(cwd)!r}")
+        return cwd
 
 
 class Settings(BaseSettings):
@@ -61,6 +106,9 @@ class Settings(BaseSettings):
     )
     chatops: ChatOpsSettings = Field(
         default=ChatOpsSettings(), description="`sluice chatops`: Slack and the HTTP API"
+    )
+    commands: dict[CommandName, CommandSetting] = Field(
+        default_factory=dict, description="what command hooks may run, by name"
     )
 
     @model_validator(mode="after")
@@ -128,16 +176,16 @@ def load_settings(**overrides: object) -> Settings:
 
 def _problem(location: tuple[int | str, ...], kind: str, message: str) -> str:
     message = message.removeprefix("Value error, ")
-    location = tuple(part for part in location if part != "[key]")  # a bad dict key
+    bad_key = "[key]" in location  # a bad dict key, e.g. a command's name
+    location = tuple(part for part in location if part != "[key]")
     if not location:
         return message
     name = ".".join(str(part) for part in location)
     if kind == "extra_forbidden":
         known = ", ".join(_model_at(location[:-1]).model_fields)
         return f"unknown setting {name!r}; known: {known}"
-    if any(isinstance(part, int) for part in location) or (
-        _model_at(location) is not _model_at(location[:-1])  # a whole section
-    ):
+    whole_section = _model_at(location) is not _model_at(location[:-1])
+    if bad_key or whole_section or any(isinstance(part, int) for part in location):
         return f"{name}: {message}"
     variable = "SLUICEGATE_" + "__".join(str(part).upper() for part in location)
     return f"{name} (env {variable}): {message}"

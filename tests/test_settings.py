@@ -250,3 +250,90 @@ def test_unreadable_cert_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=r"^tls_cert: cannot read") as caught:
         tls_config(settings)
     assert str(missing) in str(caught.value)
+
+
+# --- commands hooks may run --------------------------------------------------------------
+
+
+def test_commands_come_from_the_toml_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config_file(
+        monkeypatch,
+        tmp_path,
+        "[commands.retire-fleet]\n"
+        'argv = ["/opt/ops/retire-fleet", "--quiet"]\n'
+        'arguments = ["region", "dry-run"]\n'
+        'env = { FLEET_API = "https://fleet.internal" }\n'
+        'cwd = "/opt/ops"\n'
+        "\n"
+        "[commands.warm-cache]\n"
+        'argv = ["/usr/local/bin/warm"]\n',
+    )
+
+    commands = load_settings().commands
+
+    assert sorted(commands) == ["retire-fleet", "warm-cache"]
+    retire = commands["retire-fleet"]
+    assert retire.argv == ("/opt/ops/retire-fleet", "--quiet")
+    assert retire.arguments == ("region", "dry-run")
+    assert retire.env == {"FLEET_API": "https://fleet.internal"}
+    assert retire.cwd == Path("/opt/ops")
+    assert commands["warm-cache"].arguments == ()
+    assert commands["warm-cache"].cwd is None
+
+
+def test_commands_come_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "SLUICEGATE_COMMANDS",
+        '{"warm-cache": {"argv": ["/usr/local/bin/warm"], "arguments": ["size"]}}',
+    )
+
+    commands = load_settings().commands
+
+    assert commands["warm-cache"].argv == ("/usr/local/bin/warm",)
+    assert commands["warm-cache"].arguments == ("size",)
+
+
+def test_no_commands_by_default() -> None:
+    assert load_settings().commands == {}
+
+
+@pytest.mark.parametrize(
+    ("table", "words"),
+    [
+        (
+            'argv = ["retire-fleet"]',
+            ["commands.retire-fleet.argv", "absolute path", "'retire-fleet'"],
+        ),
+        ("argv = []", ["commands.retire-fleet.argv", "at least 1"]),
+        (
+            'argv = ["/bin/retire"]\narguments = ["region", "region"]',
+            ["commands.retire-fleet.arguments", "unique: region"],
+        ),
+        (
+            'argv = ["/bin/retire"]\narguments = ["Region"]',
+            ["commands.retire-fleet.arguments.0", "pattern"],
+        ),
+        ('argv = ["/bin/retire"]\ncwd = "ops"', ["commands.retire-fleet.cwd", "absolute"]),
+        (
+            'argv = ["/bin/retire"]\nshell = true',
+            ["unknown setting 'commands.retire-fleet.shell'", "known: argv, arguments, env, cwd"],
+        ),
+        ("arguments = []", ["commands.retire-fleet.argv", "required"]),
+    ],
+)
+def test_bad_commands_name_the_field(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, table: str, words: list[str]
+) -> None:
+    config_file(monkeypatch, tmp_path, f"[commands.retire-fleet]\n{table}\n")
+
+    message = error_of()
+
+    assert "\n" not in message
+    for word in words:
+        assert word in message, message
+
+
+def test_a_bad_command_name_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config_file(monkeypatch, tmp_path, '[commands."rm -rf"]\nargv = ["/bin/rm"]\n')
+
+    assert error_of().startswith("bad setting: commands.rm -rf: String should match pattern")

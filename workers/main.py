@@ -15,6 +15,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.deployment import ACTIVITIES
+from activities.hooks import HookRunner
 from activities.notify import Notifier
 from activities.operations import OPERATOR_ACTIVITIES
 from sluicegate.errors import SluicegateError
@@ -43,11 +44,14 @@ def build_worker(
 ) -> Worker:
     """A worker for the deployment workflow and its activities (tests may swap those).
 
-    `settings` gives the notification channels and the Web UI address for links.
+    `settings` gives the notification channels, the Web UI address for links and the
+    commands hooks may run.
     """
     if activities is None:
-        notifier = Notifier(settings or Settings.defaults())
-        activities = (*ACTIVITIES, *OPERATOR_ACTIVITIES, notifier.notify)
+        settings = settings or Settings.defaults()
+        notifier = Notifier(settings)
+        hooks = HookRunner(settings)
+        activities = (*ACTIVITIES, *OPERATOR_ACTIVITIES, notifier.notify, hooks.run_hook)
     return Worker(
         client,
         task_queue=task_queue,

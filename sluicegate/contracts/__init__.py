@@ -1,5 +1,6 @@
 """What crosses the boundaries between the floors: activity inputs and results
-(`activities`), and workflow names, state, results and control inputs (`workflows`)."""
+(`activities`, `hooks`), and workflow names, state, results and control inputs
+(`workflows`)."""
 
 from sluicegate.contracts.activities import (
     BACKUP,
@@ -38,6 +39,7 @@ from sluicegate.contracts.activities import (
     WatchHealthResult,
     heartbeat_timeout,
 )
+from sluicegate.contracts.hooks import RUN_HOOK, HookContext, HookResult, RunHookInput
 from sluicegate.contracts.workflows import (
     CANARY_DEPLOYMENT,
     FINISHED,
@@ -79,6 +81,7 @@ __all__ = [
     "PREFLIGHT_WORKFLOW",
     "RESTORE_RELEASE",
     "ROLLBACK",
+    "RUN_HOOK",
     "SET_TRAFFIC",
     "SNAPSHOT",
     "SNAPSHOT_ROUTING",
@@ -100,6 +103,8 @@ __all__ = [
     "DeploymentResult",
     "DeploymentStatus",
     "Finding",
+    "HookContext",
+    "HookResult",
     "InstanceRouting",
     "KeepRoutingInput",
     "ListBackupsInput",
@@ -114,6 +119,7 @@ __all__ = [
     "RollbackInput",
     "RollbackResult",
     "RouterState",
+    "RunHookInput",
     "SetTrafficInput",
     "SnapshotInput",
     "WatchHealthInput",

@@ -2,8 +2,9 @@
 
 Pure pydantic models, safe to import from workflow code. `load_spec` reads YAML or JSON
 and turns every validation problem into one `SpecError` that names each bad field.
-Sections: `routers`, `sources` (metric sources), `analysis`, `deployment` (versions, stages,
-backups, the whole spec) and `loading`; `fields` holds what they share.
+Sections: `routers`, `sources` (metric sources), `analysis`, `hooks` (lifecycle hooks),
+`deployment` (versions, stages, backups, the whole spec) and `loading`; `fields` holds
+what they share.
 """
 
 from sluicegate.spec.analysis import (
@@ -26,6 +27,17 @@ from sluicegate.spec.deployment import (
     workflow_id_for,
 )
 from sluicegate.spec.fields import AdminUrl, EnvName, UrlWithPath
+from sluicegate.spec.hooks import (
+    ArgumentName,
+    CommandHook,
+    CommandName,
+    HookEvent,
+    HookName,
+    HookSpec,
+    HooksSpec,
+    HttpHook,
+    SmokeHook,
+)
 from sluicegate.spec.loading import load_spec, parse_spec
 from sluicegate.spec.routers import (
     EnvoyRouter,
@@ -51,14 +63,22 @@ __all__ = [
     "QUERY_VARIABLES",
     "AdminUrl",
     "AnalysisSpec",
+    "ArgumentName",
     "BackupSpec",
     "BusinessCheck",
+    "CommandHook",
+    "CommandName",
     "DeploymentSpec",
     "EnvName",
     "EnvoyRouter",
     "EnvoyStats",
     "HAProxyRouter",
     "HAProxyStats",
+    "HookEvent",
+    "HookName",
+    "HookSpec",
+    "HooksSpec",
+    "HttpHook",
     "HttpProbe",
     "MetricCheck",
     "MetricLabel",
@@ -71,6 +91,7 @@ __all__ = [
     "PrometheusSource",
     "RouterSpec",
     "SequentialPolicy",
+    "SmokeHook",
     "Stage",
     "UrlWithPath",
     "Version",
