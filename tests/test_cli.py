@@ -109,7 +109,7 @@ def test_an_invalid_spec_is_refused_naming_each_field(sluice: Sluice, tmp_path: 
     bad = tmp_path / "bad.yaml"
     bad.write_text("service: Checkout\nstable: {version: v1}\n")
     done = sluice("deploy", str(bad), env={"SLUICEGATE_TEMPORAL_ADDRESS": "127.0.0.1:1"})
-    assert_exit(done, 2, "service", "stable.address", "canary", "router")
+    assert_exit(done, 2, "service", "stable: address required", "canary", "router")
     assert "Traceback" not in done.stderr
 
 

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         ControlInput,
         DeploymentResult,
         DeploymentStatus,
+        HookResult,
         Outcome,
         Phase,
         PromoteInput,
@@ -31,13 +32,14 @@ with workflow.unsafe.imports_passed_through():
     from sluicegate.describe import plan, short_duration, stage_plan
     from sluicegate.errors import SpecError
     from sluicegate.notifications import Event
-    from sluicegate.spec import DeploymentSpec, Stage, parse_spec
+    from sluicegate.spec import DeploymentSpec, HookEvent, HookSpec, Stage, parse_spec
     from workflows import steps
     from workflows.baseline import StableBefore
     from workflows.controls import Controls, control_handlers
     from workflows.courier import Courier, notification
     from workflows.details import Visibility, publish_refused
     from workflows.fleet import Fleet
+    from workflows.hooks import Hooks
     from workflows.restore import root_cause
     from workflows.stage import StageHold
     from workflows.steps import Routing
@@ -80,6 +82,8 @@ class CanaryDeployment:
         self._shifted = False  # a traffic shift began: the deployment may have moved traffic
         self._stable = StableBefore()
         self._guard: Stage | None = None  # the watch at 100% after the stages, once begun
+        self._hooks: Hooks | None = None
+        self._rollout_began = False  # pre_rollout hooks ran: on_rollback hooks have work
 
     @workflow.run
     async def run(self, spec: SpecInput) -> DeploymentResult:
@@ -112,10 +116,10 @@ class CanaryDeployment:
                 f"deployment started: {plan(self.spec)}",
                 self._stable.lines(self.spec.analysis),
             )
+            await self._before_any_user()
             await self._progress()
             await self._promote()
-            self.notify("promoted", f"{self.spec.canary.version} promoted to 100%")
-            return self._finish("promoted", "all stages passed; canary promoted to 100%")
+            return await self._after_promotion()
         except Stop as stop:
             if stop.unhealthy:
                 self._notify_breach(stop)
@@ -150,6 +154,31 @@ class CanaryDeployment:
         await self._stable.measure(self.spec, lambda: self.controls.abort is not None)
         self.publish()
 
+    async def _before_any_user(self) -> None:
+        """The `pre_rollout` hooks (start the canary fleet, acceptance tests), then the smoke
+        checks straight to the canary's endpoints: a failure moves no traffic."""
+        hooks = self.spec.hooks.pre_rollout
+        self._rollout_began = bool(hooks)
+        await self._hooks_pass("pre_rollout", hooks, "before any traffic moved")
+        await self._hooks_pass("smoke", self.spec.smoke, "before any traffic moved")
+        self.check_abort()
+
+    async def _hooks_pass(
+        self, event: HookEvent, hooks: tuple[HookSpec, ...], when: str, stage: str | None = None
+    ) -> None:
+        """Run `hooks`; the first that fails stops the deployment with its evidence."""
+        if not hooks:
+            return
+        failed = await self._run_hooks().run(event, hooks, self._weight, stage)
+        self.publish()
+        if failed is not None:
+            raise Stop(f"{event} {failed.describe()} {when}", self.latest_check)
+
+    def _run_hooks(self) -> Hooks:
+        if self._hooks is None:
+            self._hooks = Hooks(self.spec)
+        return self._hooks
+
     async def _progress(self) -> None:
         """Run the stages in order; raises Stop when the deployment must roll back."""
         for index, stage in enumerate(self.spec.stages):
@@ -157,6 +186,10 @@ class CanaryDeployment:
             self._stage_index = index
             self._stage = StageHold(self, stage)
             self.set_phase("progressing")
+            await self._hooks_pass(
+                "pre_stage", self.spec.hooks.pre_stage, f"before stage {stage.name}", stage.name
+            )
+            self.check_abort()
             await self._shift(stage.weight)
             self.notify("stage_advanced", f"{self.spec.canary.version}: stage {stage_plan(stage)}")
             fleet = self._taken()
@@ -178,11 +211,26 @@ class CanaryDeployment:
             full, repoint = shifts[:-2], shifts[-2:]
             for routing, summary in full:
                 await self._apply(routing, summary)
+            await self._hooks_pass("smoke", self.spec.smoke, "at 100% (post-deployment)")
             await self._hold_guard(Stage(name=GUARD_STAGE, weight=100, bake=watch))
             self.set_phase("promoting")
             shifts = repoint
         for routing, summary in shifts:
             await self._apply(routing, summary)
+
+    async def _after_promotion(self) -> DeploymentResult:
+        """The `post_promotion` hooks (retire the old fleet), now that the guard passed; a
+        failing one leaves the release promoted and says so."""
+        version = self.spec.canary.version
+        reason = "all stages passed; canary promoted to 100%"
+        evidence: tuple[str, ...] = ()
+        if hooks := self.spec.hooks.post_promotion:
+            failed = await self._run_hooks().run("post_promotion", hooks, self._weight)
+            if failed is not None:
+                evidence = (f"post_promotion {failed.describe()}",)
+                reason = f"{reason}; {evidence[0]}"
+        self.notify("promoted", f"{version} promoted to 100%", evidence)
+        return self._finish("promoted", reason)
 
     async def _hold_guard(self, guard: Stage) -> None:
         """Judge the new version at 100% against its limits and the old version's baseline
@@ -210,6 +258,11 @@ class CanaryDeployment:
         self.set_phase("rolling_back")
         restored = await self._restore_backup(reason)
         self._weight = restored.canary_weight
+        if (self._shifted or self._rollout_began) and (hooks := self.spec.hooks.on_rollback):
+            failed = await self._run_hooks().run("on_rollback", hooks, self._weight)
+            if failed is not None:
+                reason = f"{reason}; on_rollback {failed.describe()}"
+                self._reason = reason
         if not self._shifted:
             self.notify("not_started", f"not started, no traffic moved: {reason}")
             return self._finish("not_started", reason)
@@ -349,6 +402,7 @@ class CanaryDeployment:
             baseline=self._stable.baseline,
             no_baseline=self._stable.missing,
             baseline_lines=self._stable.lines(self.spec.analysis),
+            hooks=self._hook_results(),
         )
 
     def notify(
@@ -390,7 +444,11 @@ class CanaryDeployment:
             evidence=self.latest_check,
             backup_path=self._taken().first_backup.path if self._backed_up else None,
             controls=tuple(self.controls.records),
+            hooks=self._hook_results(),
         )
+
+    def _hook_results(self) -> tuple[HookResult, ...]:
+        return tuple(self._hooks.results) if self._hooks is not None else ()
 
     def publish(self, outcome: Outcome | None = None) -> None:
         self._visibility.publish(self.spec, self.status(), outcome)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sluicegate.analysis.baseline import Baseline
 from sluicegate.contracts.activities import BackupRecord, CheckReport, RouterState
+from sluicegate.contracts.hooks import HookResult
 from sluicegate.spec import BackupSpec, RouterSpec
 
 CANARY_DEPLOYMENT = "CanaryDeployment"
@@ -125,6 +126,9 @@ class DeploymentStatus(_Model):
     baseline_lines: tuple[str, ...] = Field(
         default=(), description="stable against each limit before the deployment, or why not"
     )
+    hooks: tuple[HookResult, ...] = Field(
+        default=(), description="every lifecycle hook and smoke check run so far, in order"
+    )
     notification_failures: tuple[str, ...] = Field(
         default=(), description="notifications a channel did not accept"
     )
@@ -144,6 +148,9 @@ class DeploymentResult(_Model):
     backup_path: str | None
     controls: tuple[ControlRecord, ...]
     notification_failures: tuple[str, ...] = ()
+    hooks: tuple[HookResult, ...] = Field(
+        default=(), description="every lifecycle hook and smoke check run, with its output"
+    )
 
 
 class RestoreInput(_Model):

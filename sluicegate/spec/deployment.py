@@ -12,6 +12,7 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator, mod
 
 from sluicegate.spec.analysis import AnalysisSpec
 from sluicegate.spec.fields import SpecModel
+from sluicegate.spec.hooks import HooksSpec, SmokeHook
 from sluicegate.spec.routers import RouterSpec
 
 Percent = Annotated[int, Field(ge=0, le=100, description="share of traffic, 0-100")]
@@ -123,6 +124,12 @@ class DeploymentSpec(SpecModel):
     analysis: AnalysisSpec
     stages: tuple[Stage, ...] = DEFAULT_STAGES
     post_promotion: PostPromotionSpec = PostPromotionSpec()
+    hooks: HooksSpec = HooksSpec()
+    smoke: tuple[SmokeHook, ...] = Field(
+        default=(),
+        description="checks straight to the canary's endpoints: before any traffic moves, "
+        "and again once it serves 100%",
+    )
     backup: BackupSpec = BackupSpec()
 
     @field_validator("service")
