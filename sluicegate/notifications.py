@@ -19,6 +19,7 @@ Event = Literal[
     "resumed",
     "awaiting_approval",
     "guarding",
+    "deadline",
     "breach",
     "rolled_back",
     "not_started",
@@ -32,7 +33,7 @@ ACKNOWLEDGE_WITHIN = {"P0": "5 min", "P1": "15 min", "P2": "30 min", "P3": "2 h"
 BUTTON_ACTIONS = ("promote", "abort")
 # Events that leave a person something to decide: their Slack messages get buttons.
 DECISIONS: frozenset[Event] = frozenset(
-    {"started", "stage_advanced", "paused", "resumed", "awaiting_approval"}
+    {"started", "stage_advanced", "paused", "resumed", "awaiting_approval", "guarding", "deadline"}
 )
 
 
@@ -75,11 +76,13 @@ class ButtonTarget(BaseModel):
 
 def severity_of(event: Event, canary_weight: int) -> Severity:
     """P0: a rollback that cannot complete, or a breach at 100%; P1: a breach at 50% or
-    more; P2: a breach below 50%; P3: everything else."""
+    more; P2: a breach below 50%, or a deadline passed; P3: everything else."""
     if event == "rollback_failing" or (event == "breach" and canary_weight >= 100):
         return "P0"
     if event == "breach":
         return "P1" if canary_weight >= 50 else "P2"
+    if event == "deadline":
+        return "P2"
     return "P3"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -212,6 +213,128 @@ async def restored_backup(client: Client, path: Path) -> None:
         path.write_text((await handle.fetch_history()).to_json())
 
 
+async def promoted_at_a_gate(client: Client, path: Path) -> None:
+    """A stage with a manual gate, promoted by a person (recorded before max_wait)."""
+    acts = ScriptedActivities()
+    spec = make_spec(
+        "recorded-gate",
+        stages=[{"name": "review", "weight": 10, "manual_gate": True}],
+    )
+    async with build_worker(client, "record-gate", activities=acts.activities()):
+        handle = await start_deployment(client, spec, "record-gate")
+        await _wait_phase(handle, "awaiting_approval")
+        await handle.execute_update(CanaryDeployment.promote_update, PromoteInput(by="rec"))
+        assert (await handle.result()).outcome == "promoted"
+        path.write_text((await handle.fetch_history()).to_json())
+
+
+async def guard_breach(client: Client, path: Path) -> None:
+    """0.2: a breach while guarded at 100% puts the old version back."""
+    acts = ScriptedActivities(breach_in_stage="post-promotion")
+    spec = make_spec("recorded-guard", stages=[{"name": "only", "weight": 20, "bake": "PT1M"}])
+    async with build_worker(client, "record-guard", activities=acts.activities()):
+        handle = await start_deployment(client, spec, "record-guard")
+        assert (await handle.result()).outcome == "rolled_back"
+        path.write_text((await handle.fetch_history()).to_json())
+
+
+async def whole_release(client: Client, path: Path) -> None:
+    """0.2: every hook kind in its place, smoke before any user and at 100%, the guard."""
+    from activities.hooks import HookRunner
+    from sluicegate.settings import CommandSetting, Settings
+    from tests.local_http import LocalServer, QuietHandler
+
+    class Ok(QuietHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        do_POST = do_GET
+
+    service = LocalServer(Ok, poll_interval=0.05)
+    ok = CommandSetting(argv=(sys.executable, "-c", "import sys; sys.stdin.read()"))
+    runner = HookRunner(Settings(commands={"ok": ok}))
+    command = {"type": "command", "name": "start-fleet", "command": "ok"}
+    http = {"type": "http", "name": "load-test", "url": f"http://{service.address}/hook"}
+    spec = make_spec(
+        "recorded-release",
+        canary={"version": "v2", "address": service.address},
+        stages=[{"name": "only", "weight": 20, "bake": "PT1M"}],
+        hooks={
+            "pre_rollout": [command],
+            "pre_stage": [http],
+            "post_promotion": [{**command, "name": "retire-fleet"}],
+        },
+        smoke=[{"type": "smoke", "name": "health", "requests": 2}],
+    )
+    acts = ScriptedActivities()
+    try:
+        activities = [*acts.activities(), runner.run_hook]
+        async with build_worker(client, "record-release", activities=activities):
+            handle = await start_deployment(client, spec, "record-release")
+            assert (await handle.result()).outcome == "promoted"
+            path.write_text((await handle.fetch_history()).to_json())
+    finally:
+        service.close()
+
+
+async def fleet_rolled_back(client: Client, path: Path) -> None:
+    """0.2: a fleet of two routers; a shift one of them refuses rolls both back."""
+    spec = make_spec(
+        "recorded-fleet",
+        router={
+            "type": "envoy",
+            "instances": [
+                {"name": "edge-a", "admin_url": "http://127.0.0.1:19901", "endpoints_dir": "/a"},
+                {"name": "edge-b", "admin_url": "http://127.0.0.1:19902", "endpoints_dir": "/b"},
+            ],
+        },
+    )
+    acts = ScriptedActivities(fail_set_traffic_at_weight=25)
+    async with build_worker(client, "record-fleet", activities=acts.activities()):
+        handle = await start_deployment(client, spec, "record-fleet")
+        assert (await handle.result()).outcome == "rolled_back"
+        path.write_text((await handle.fetch_history()).to_json())
+
+
+async def progress_deadline_passed(client: Client, path: Path) -> None:
+    """0.2: past its progress deadline, the deployment rolls back."""
+    spec = make_spec(
+        "recorded-deadline",
+        stages=[{"name": "soak", "weight": 20, "bake": "PT10H"}],
+        progress_deadline={"after": "PT1H", "then": "rollback"},
+    )
+    async with build_worker(
+        client, "record-deadline", activities=ScriptedActivities().activities()
+    ):
+        handle = await start_deployment(client, spec, "record-deadline")
+        assert (await handle.result()).outcome == "rolled_back"
+        path.write_text((await handle.fetch_history()).to_json())
+
+
+async def gate_paged(
+    sleep: Callable[[timedelta], Awaitable[None]], client: Client, path: Path
+) -> None:
+    """0.2: a gate past max_wait pages, keeps waiting, then is promoted."""
+    acts = ScriptedActivities()
+    spec = make_spec(
+        "recorded-gate-paged", stages=[{"name": "review", "weight": 10, "manual_gate": True}]
+    )
+    async with build_worker(client, "record-gate-paged", activities=acts.activities()):
+        handle = await start_deployment(client, spec, "record-gate-paged")
+        await _wait_phase(handle, "awaiting_approval")
+        await sleep(timedelta(hours=4, minutes=1))
+        for _ in range(400):
+            if "deadline" in acts.events:
+                break
+            await asyncio.sleep(0.025)
+        await handle.execute_update(CanaryDeployment.promote_update, PromoteInput(by="rec"))
+        assert (await handle.result()).outcome == "promoted"
+        path.write_text((await handle.fetch_history()).to_json())
+
+
 async def _wait_phase(handle: object, phase: str) -> None:
     for _ in range(400):
         if (await handle.query(CanaryDeployment.status)).phase == phase:  # type: ignore[attr-defined]
@@ -253,6 +376,14 @@ async def main() -> None:
             "not_started_backup_refused.json": backup_refused,
             "refused_spec.json": refused_spec,
             "restored_backup.json": restored_backup,
+            # Recorded on 1c1c9a8 (0.2 work, before gate-max-wait).
+            "promoted_at_a_gate.json": promoted_at_a_gate,
+            # 0.2: the new paths.
+            "guard_breach.json": guard_breach,
+            "whole_release.json": whole_release,
+            "fleet_rolled_back.json": fleet_rolled_back,
+            "progress_deadline_passed.json": progress_deadline_passed,
+            "gate_paged.json": functools.partial(gate_paged, env.sleep),
         }
         for name, record in recorders.items():
             path = HISTORIES / name

@@ -14,6 +14,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from sluicegate.contracts import (
         CANARY_DEPLOYMENT,
+        FINISHED,
         HEALTH_LAPSED,
         HEALTH_REPORT,
         STATUS,
@@ -32,7 +33,14 @@ with workflow.unsafe.imports_passed_through():
     from sluicegate.describe import plan, short_duration, stage_plan
     from sluicegate.errors import SpecError
     from sluicegate.notifications import Event
-    from sluicegate.spec import DeploymentSpec, HookEvent, HookSpec, Stage, parse_spec
+    from sluicegate.spec import (
+        Deadline,
+        DeploymentSpec,
+        HookEvent,
+        HookSpec,
+        Stage,
+        parse_spec,
+    )
     from workflows import steps
     from workflows.baseline import StableBefore
     from workflows.controls import Controls, control_handlers
@@ -84,6 +92,7 @@ class CanaryDeployment:
         self._guard: Stage | None = None  # the watch at 100% after the stages, once begun
         self._hooks: Hooks | None = None
         self._rollout_began = False  # pre_rollout hooks ran: on_rollback hooks have work
+        self._deadline: asyncio.Task[None] | None = None  # the progress deadline's timer
 
     @workflow.run
     async def run(self, spec: SpecInput) -> DeploymentResult:
@@ -98,6 +107,9 @@ class CanaryDeployment:
         return result.model_copy(update={"notification_failures": tuple(self._courier.failures)})
 
     async def _deploy(self) -> DeploymentResult:
+        if (deadline := self.spec.progress_deadline) is not None:
+            # Left to lapse when the deployment ends first (a pending timer costs nothing).
+            self._deadline = asyncio.create_task(self._progress_deadline(deadline))
         try:
             self.set_phase("backing_up")
             self._fleet = Fleet(self.spec)
@@ -132,6 +144,18 @@ class CanaryDeployment:
         except asyncio.CancelledError:
             await self._roll_back("deployment cancelled", None)
             raise
+
+    async def _progress_deadline(self, deadline: Deadline) -> None:
+        """Past `progress_deadline`: roll back as an abort by sluicegate would, or page."""
+        after = short_duration(deadline.after)
+        await workflow.sleep(deadline.after, summary=f"progress deadline {after}")
+        if self._phase in FINISHED:
+            return
+        reason = f"progress deadline {after} passed"
+        if deadline.then == "rollback":
+            self.control("abort", ControlInput(by="sluicegate", reason=reason))
+        else:
+            self.notify("deadline", f"{reason} at {self._weight}%: still running; promote or abort")
 
     @property
     def spec(self) -> DeploymentSpec:
@@ -184,7 +208,7 @@ class CanaryDeployment:
         for index, stage in enumerate(self.spec.stages):
             self.check_abort()
             self._stage_index = index
-            self._stage = StageHold(self, stage)
+            self._stage = StageHold(self, stage, max_wait=self.spec.max_wait)
             self.set_phase("progressing")
             await self._hooks_pass(
                 "pre_stage", self.spec.hooks.pre_stage, f"before stage {stage.name}", stage.name

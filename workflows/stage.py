@@ -11,11 +11,15 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from sluicegate.contracts import CheckReport, Phase
+    from sluicegate.describe import short_duration
     from sluicegate.notifications import Event
-    from sluicegate.spec import Stage
+    from sluicegate.spec import Deadline, Stage
     from workflows.bake import BakeTime
     from workflows.controls import Controls
-    from workflows.watch import Watcher
+    from workflows.watch import Stop, Watcher
+
+# 0.2: a manual gate pages (or rolls back) past the spec's max_wait.
+GATE_MAX_WAIT_PATCH = "gate-max-wait"
 
 
 class Host(Protocol):
@@ -36,9 +40,16 @@ class Host(Protocol):
 
 
 class StageHold:
-    def __init__(self, host: Host, stage: Stage, phase: Phase = "progressing") -> None:
+    def __init__(
+        self,
+        host: Host,
+        stage: Stage,
+        phase: Phase = "progressing",
+        max_wait: Deadline | None = None,
+    ) -> None:
         self.stage = stage
         self.phase: Phase = phase  # the phase it holds in, back to after a pause
+        self.max_wait = max_wait  # how long a manual gate waits for a person
         self.bake = BakeTime(stage)
         self.health: str | None = None  # the latest judged verdict reported this stage
         self._host = host
@@ -72,7 +83,7 @@ class StageHold:
                     "awaiting_approval",
                     f"stage {stage.name} at {stage.weight}% waits for approval: promote or abort",
                 )
-                await workflow.wait_condition(lambda: self._interrupted(watcher))
+                await self._await_decision(watcher)
             else:
                 # No data is never healthy: move on only after the latest judged check was
                 # (and not while paused).
@@ -85,6 +96,31 @@ class StageHold:
             self._check_stops(watcher)
         finally:
             await watcher.stop()
+
+    async def _await_decision(self, watcher: Watcher) -> None:
+        """Wait at the manual gate for a person; past `max_wait`, page once and keep waiting
+        or roll back, as the spec says."""
+        max_wait = self.max_wait
+        if max_wait is None or not workflow.patched(GATE_MAX_WAIT_PATCH):
+            await workflow.wait_condition(lambda: self._interrupted(watcher))
+            return
+        waited = short_duration(max_wait.after)
+        # Left to lapse if a decision comes first (see `_timer`).
+        timer = asyncio.create_task(
+            workflow.sleep(max_wait.after, summary=f"max wait {waited} at the gate")
+        )
+        await workflow.wait_condition(lambda: timer.done() or self._interrupted(watcher))
+        if self._interrupted(watcher):
+            return
+        stage = self.stage
+        if max_wait.then == "rollback":
+            raise Stop(f"no decision at stage {stage.name}'s gate within max_wait {waited}")
+        self._host.notify(
+            "deadline",
+            f"stage {stage.name} at {stage.weight}% has waited {waited} for approval: "
+            "promote or abort",
+        )
+        await workflow.wait_condition(lambda: self._interrupted(watcher))
 
     async def _bake_out(self, bake: BakeTime, watcher: Watcher) -> None:
         """Wait out the bake time; pause freezes it, promote ends it, a stop raises. Time the

@@ -18,6 +18,7 @@ from sluicegate.spec.analysis import (
 from sluicegate.spec.deployment import (
     DEFAULT_STAGES,
     BackupSpec,
+    Deadline,
     DeploymentSpec,
     Percent,
     PostPromotionSpec,
@@ -68,6 +69,7 @@ __all__ = [
     "BusinessCheck",
     "CommandHook",
     "CommandName",
+    "Deadline",
     "DeploymentSpec",
     "EnvName",
     "EnvoyRouter",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
@@ -110,6 +110,26 @@ class PostPromotionSpec(SpecModel):
         return value
 
 
+class Deadline(SpecModel):
+    """How long something may take, and what happens past it."""
+
+    after: timedelta = Field(description="how long, e.g. PT8H")
+    then: Literal["rollback", "page"] = Field(
+        description="rollback: roll back (as an abort by sluicegate would); page: page P2 "
+        "once and keep going"
+    )
+
+    @field_validator("after")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(f"must be positive, got {value.total_seconds():g} s")
+        return value
+
+
+DEFAULT_MAX_WAIT = Deadline(after=timedelta(hours=4), then="page")
+
+
 class BackupSpec(SpecModel):
     directory: str = Field(default=".state/backups", description="where router backups go")
 
@@ -124,6 +144,14 @@ class DeploymentSpec(SpecModel):
     analysis: AnalysisSpec
     stages: tuple[Stage, ...] = DEFAULT_STAGES
     post_promotion: PostPromotionSpec = PostPromotionSpec()
+    progress_deadline: Deadline | None = Field(
+        default=None, description="the longest the whole deployment may take; none by default"
+    )
+    max_wait: Deadline = Field(
+        default=DEFAULT_MAX_WAIT,
+        description="the longest a manual gate waits for a person (default: page after 4 h "
+        "and keep waiting)",
+    )
     hooks: HooksSpec = HooksSpec()
     smoke: tuple[SmokeHook, ...] = Field(
         default=(),
