@@ -72,7 +72,8 @@ async def start_deployment(
     except WorkflowAlreadyStartedError as err:
         raise DeploymentAlreadyRunning(
             f"a deployment of {spec.service} is already running: workflow {err.workflow_id} "
-            f"(run {err.run_id}); promote, abort or wait for it before starting another"
+            f"(run {err.run_id}); promote, abort or wait for it before starting another, "
+            "or supersede it (`sluice deploy --supersede`)"
         ) from None
 
 
