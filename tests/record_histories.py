@@ -22,9 +22,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from bench.scripted import ScriptedActivities, make_spec
 from deploy.processes import venv_binary
-from frontends.client.deployments import start_deployment
+from frontends.client.deployments import start_deployment, supersede_deployment
 from frontends.client.operations import start_restore
-from sluicegate.contracts import ControlInput, DeploymentStatus, PromoteInput
+from sluicegate.contracts import ControlInput, DeploymentStatus, PromoteInput, SupersedeInput
 from workers.client import DATA_CONVERTER
 from workers.main import build_worker
 from workflows.canary import CanaryDeployment
@@ -335,6 +335,29 @@ async def gate_paged(
         path.write_text((await handle.fetch_history()).to_json())
 
 
+async def superseded_during_a_stage(client: Client, path: Path) -> None:
+    """SupersedeDeployment replaces a deployment held in its second stage: the abort signal,
+    the wait for its rollback, the new deployment started as a child."""
+    from activities.supersede import SUPERSEDE_ACTIVITIES
+    from tests.test_supersede import HELD_IN_STAGE_2, v3
+
+    acts = ScriptedActivities(hold_in_stage="held")
+    activities = [*acts.activities(), *SUPERSEDE_ACTIVITIES]
+    async with build_worker(client, "record-supersede", activities=activities):
+        spec = make_spec("recorded-supersede", stages=HELD_IN_STAGE_2)
+        old = await start_deployment(client, spec, "record-supersede")
+        await _wait_status(old, lambda s: s.stage == "held")
+        for _ in range(400):
+            if "held" in acts.watched:
+                break
+            await asyncio.sleep(0.025)
+        request = SupersedeInput(by="rec", reason="recorded supersede")
+        handle = await supersede_deployment(client, v3(spec.service), "record-supersede", request)
+        result = await handle.result()
+        assert result.superseded is not None and result.superseded.outcome == "rolled_back"
+        path.write_text((await handle.fetch_history()).to_json())
+
+
 async def _wait_phase(handle: object, phase: str) -> None:
     for _ in range(400):
         if (await handle.query(CanaryDeployment.status)).phase == phase:  # type: ignore[attr-defined]
@@ -384,6 +407,8 @@ async def main() -> None:
             "fleet_rolled_back.json": fleet_rolled_back,
             "progress_deadline_passed.json": progress_deadline_passed,
             "gate_paged.json": functools.partial(gate_paged, env.sleep),
+            # After 0.1.0: SupersedeDeployment (a new workflow, no patch needed).
+            "superseded_during_a_stage.json": superseded_during_a_stage,
         }
         for name, record in recorders.items():
             path = HISTORIES / name

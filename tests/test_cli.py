@@ -218,6 +218,41 @@ async def test_a_rollback_without_a_reason_records_that_it_came_from_the_cli(
     assert record["controls"][-1]["reason"] == "rolled back from the CLI"
 
 
+async def test_deploy_supersede_replaces_the_running_deployment(
+    sluice: Sluice, worker: Process, site: Site, tmp_path: Path
+) -> None:
+    assert_exit(sluice("deploy", str(spec_file(site, tmp_path, stages=GATED_STAGES))), 0)
+
+    def at_the_gate() -> bool:
+        return sluice.json("status", site.name)["phase"] == "awaiting_approval"
+
+    await eventually(at_the_gate, "the deployment waits at its manual gate", attempts=200)
+    spec = site.spec(stages=QUICK_STAGES, failed_checks_tolerated=1)
+    v3 = tmp_path / "v3.json"
+    v3.write_text(
+        spec.model_copy(
+            update={"canary": spec.canary.model_copy(update={"version": "v3"})}
+        ).model_dump_json()
+    )
+    assert_exit(sluice("deploy", str(v3)), 3, "already running", "sluice deploy --supersede")
+
+    done = sluice("deploy", str(v3), "--supersede", "--watch")
+    assert_exit(
+        done,
+        0,
+        f"superseding: supersede-{site.name}",
+        "aborted CanaryDeployment run",
+        "which ended rolled_back: aborted by",
+        "superseded by v3",
+        f"started deploy-{site.name}",
+        "promoted",
+    )
+    new, old = sluice.json("history", site.name)
+    assert old["outcome"] == "rolled_back"
+    assert old["reason"].startswith("aborted by ") and old["reason"].endswith(": superseded by v3")
+    assert (new["canary_version"], new["outcome"]) == ("v3", "promoted")
+
+
 class Output:
     """A process's stdout, line by line as it comes (read by a thread, never blocking)."""
 

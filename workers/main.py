@@ -18,6 +18,7 @@ from activities.deployment import ACTIVITIES
 from activities.hooks import HookRunner
 from activities.notify import Notifier
 from activities.operations import OPERATOR_ACTIVITIES
+from activities.supersede import SUPERSEDE_ACTIVITIES
 from sluicegate.errors import SluicegateError
 from sluicegate.settings import Settings, load_settings
 from sluicegate.visibility import SEARCH_ATTRIBUTES
@@ -27,6 +28,7 @@ from workers.search_attributes import ensure_search_attributes
 from workflows.canary import CanaryDeployment
 from workflows.operations import OPERATOR_WORKFLOWS
 from workflows.restore import RestoreRelease
+from workflows.supersede import SupersedeDeployment
 
 # Heartbeats reach the server at least this often, so a cancelled watcher stops promptly.
 HEARTBEAT_THROTTLE = timedelta(seconds=1)
@@ -51,11 +53,17 @@ def build_worker(
         settings = settings or Settings.defaults()
         notifier = Notifier(settings)
         hooks = HookRunner(settings)
-        activities = (*ACTIVITIES, *OPERATOR_ACTIVITIES, notifier.notify, hooks.run_hook)
+        activities = (
+            *ACTIVITIES,
+            *OPERATOR_ACTIVITIES,
+            *SUPERSEDE_ACTIVITIES,
+            notifier.notify,
+            hooks.run_hook,
+        )
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[CanaryDeployment, RestoreRelease, *OPERATOR_WORKFLOWS],
+        workflows=[CanaryDeployment, RestoreRelease, SupersedeDeployment, *OPERATOR_WORKFLOWS],
         activities=activities,
         # Each running deployment holds one slot with its watcher, plus short-lived ones.
         max_concurrent_activities=max_watched_deployments * 2,

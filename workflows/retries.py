@@ -41,3 +41,10 @@ NOTIFY_RETRIES = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_attempts=3,
 )
+# SupersedeDeployment waits for the run it superseded to close: as long as that takes (a
+# rollback is retried forever), each attempt long-polling the run's result.
+AWAIT_RUN_RETRIES = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+)
+AWAIT_RUN_HEARTBEAT = timedelta(seconds=10)

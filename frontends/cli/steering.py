@@ -26,12 +26,17 @@ from frontends.cli.session import (
 from frontends.cli.watch import watch as watch_live
 from frontends.cli.watch import watch_json
 from frontends.client import lines
-from frontends.client.deployments import live_check, start_deployment
+from frontends.client.deployments import (
+    live_check,
+    start_deployment,
+    supersede_deployment,
+    superseded,
+)
 from frontends.client.history import DeploymentRecord, checked_service, list_deployments
-from frontends.client.operations import control, current, default_reason, ensure_worker
-from sluicegate.contracts import Action, ControlInput, PromoteInput
+from frontends.client.operations import control, current, default_reason, ensure_worker, json_data
+from sluicegate.contracts import Action, ControlInput, PromoteInput, SupersedeInput, SupersedeResult
 from sluicegate.errors import DeploymentNotFound, SluicegateError
-from sluicegate.spec import load_spec, workflow_id_for
+from sluicegate.spec import DeploymentSpec, load_spec, workflow_id_for
 
 commands = typer.Typer()
 
@@ -39,32 +44,52 @@ commands = typer.Typer()
 # -- deploying and watching ----------------------------------------------------------------
 
 
+SUPERSEDE_HELP = (
+    "If a deployment of the service is running, abort it (recorded with your name and the "
+    "reason 'superseded by <canary version>'), wait until its rollback has restored the "
+    "backup, then start this one; with nothing running, start at once. Runs as the "
+    "SupersedeDeployment workflow supersede-<service>; a second one is refused while it runs. "
+    "A deployment already promoting or rolling back ignores the abort: it is waited for, and "
+    "this one starts from where it ended. Ctrl-C stops the waiting here, not the supersede."
+)
+
+
 @commands.command()
 def deploy(
     ctx: typer.Context,
     spec_file: SpecFile,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow it until it ends.")] = False,
+    supersede: Annotated[bool, typer.Option("--supersede", help=SUPERSEDE_HELP)] = False,
     as_json: Json = False,
 ) -> None:
     """Validate SPEC and start its deployment; print the workflow id and Web UI link.
 
-    Example: [bold]sluice deploy deploy/examples/checkout.yaml --watch[/]
+    Refused while a deployment of the service runs, unless --supersede: then the running
+    one is aborted and rolled back first.
+
+    Examples: [bold]sluice deploy deploy/examples/checkout.yaml --watch[/]   [bold]sluice deploy
+    checkout-v3.yaml --supersede[/]
     """
     spec = load_spec(spec_file)  # outside `run`: a bad spec needs no Temporal
 
     async def work(session: Session) -> int:
+        waits = "the supersede waits for one" if supersede else "the deployment waits for one"
         try:
             await ensure_worker(session.client, session.settings.task_queue)
         except SluicegateError as err:
-            errors.print(f"[yellow]warning[/]: {err}; the deployment waits for one")
-        handle = await start_deployment(session.client, spec, session.settings.task_queue)
-        link = session.settings.workflow_link(handle.id, handle.result_run_id)
-        show(
-            {"workflow_id": handle.id, "run_id": handle.result_run_id, "url": link},
-            as_json,
-            f"started {handle.id} (run {handle.result_run_id})",
-            f"Web UI: {link}",
-        )
+            errors.print(f"[yellow]warning[/]: {err}; {waits}")
+        replaced: SupersedeResult | None = None
+        if supersede:
+            replaced = await _supersede(session, spec, as_json)
+            workflow_id, run_id = spec.workflow_id, replaced.run_id
+        else:
+            handle = await start_deployment(session.client, spec, session.settings.task_queue)
+            workflow_id, run_id = handle.id, handle.result_run_id
+        link = session.settings.workflow_link(workflow_id, run_id)
+        started = {"workflow_id": workflow_id, "run_id": run_id, "url": link}
+        if replaced is not None:
+            started["supersede"] = json_data(replaced)
+        show(started, as_json, f"started {workflow_id} (run {run_id})", f"Web UI: {link}")
         if not watch:
             return Exit.OK
         if as_json:
@@ -72,6 +97,24 @@ def deploy(
         return await watch_live(session.client, spec.service, console)
 
     run(ctx, work)
+
+
+async def _supersede(session: Session, spec: DeploymentSpec, as_json: bool) -> SupersedeResult:
+    """Start the supersede and wait until it has started the new deployment."""
+    request = SupersedeInput(by=session.by)
+    handle = await supersede_deployment(session.client, spec, session.settings.task_queue, request)
+    if not as_json:
+        console.print(
+            f"superseding: {handle.id} (run {handle.result_run_id}) aborts the running "
+            f"deployment of {spec.service}, if any, and starts {spec.canary.version} once it "
+            f"has rolled back; Web UI: {session.settings.workflow_link(handle.id)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    result = await superseded(handle)
+    if not as_json:
+        console.print(lines.superseded_line(result), highlight=False, soft_wrap=True)
+    return result
 
 
 @commands.command()

@@ -6,7 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from frontends.client.history import DeploymentRecord
-from sluicegate.contracts import RESTORE_RELEASE, CheckReport, ControlRecord, DeploymentStatus
+from sluicegate.contracts import (
+    RESTORE_RELEASE,
+    CheckReport,
+    ControlRecord,
+    DeploymentStatus,
+    SupersedeResult,
+)
 
 
 def human(duration: timedelta) -> str:
@@ -79,3 +85,17 @@ def event_line(event: DeploymentStatus | CheckReport) -> str:
     stage = f" stage {event.stage}" if event.stage else ""
     paused = " (paused)" if event.paused else ""
     return f"  {event.phase}{stage}: canary at {event.canary_weight}%{paused}"
+
+
+def superseded_line(result: SupersedeResult) -> str:
+    """`checkout: aborted CanaryDeployment run 0190…, which ended rolled_back: aborted by
+    alice@laptop: superseded by v3`; or that nothing was running."""
+    old = result.superseded
+    if old is None:
+        return f"{result.service}: nothing was running; {result.canary_version} starts at once"
+    ended = old.outcome or old.status
+    reason = f": {old.reason}" if old.reason else ""
+    # "aborted": sent the abort (a run promoting or rolling back ignores it; waited for all
+    # the same); a RestoreRelease is not aborted, only waited for.
+    done = "aborted" if result.abort_sent else "waited for"
+    return f"{result.service}: {done} {old.kind} run {old.run_id}, which ended {ended}{reason}"

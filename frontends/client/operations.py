@@ -24,7 +24,12 @@ from temporalio.common import (
 from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from frontends.client.deployments import deployment_handle, handle_for, query_status
+from frontends.client.deployments import (
+    deployment_handle,
+    handle_for,
+    query_status,
+    refuse_while_superseding,
+)
 from frontends.client.history import (
     DEPLOYMENT,
     DeploymentRecord,
@@ -266,8 +271,9 @@ async def _restore(
 async def start_restore(
     client: Client, task_queue: str, request: RestoreInput
 ) -> WorkflowHandle[Any, RestoreResult]:
-    """Start RestoreRelease; refused while a deployment of the service runs."""
+    """Start RestoreRelease; refused while a deployment, or a supersede, of the service runs."""
     service = request.service
+    await refuse_while_superseding(client, service, "restoring a backup")
     try:
         return await client.start_workflow(
             RESTORE_RELEASE,

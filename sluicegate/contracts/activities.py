@@ -32,6 +32,8 @@ PREFLIGHT = "preflight"
 MEASURE_BASELINE = "measure_baseline"
 NOTIFY = "notify"
 KEEP_ROUTING = "keep_routing"
+FIND_DEPLOYMENT = "find_deployment"  # SupersedeDeployment: what holds deploy-<service>
+AWAIT_DEPLOYMENT = "await_deployment"  # SupersedeDeployment: until that run has closed
 
 
 class _Model(BaseModel):
@@ -284,6 +286,38 @@ class DeliveryReport(_Model):
 
     delivered: tuple[str, ...]
     failed: tuple[ChannelFailure, ...]
+
+
+class FindDeploymentInput(_Model):
+    service: str
+
+
+class DeploymentRun(_Model):
+    """The run that holds a service's workflow id `deploy-<service>` while it runs: a
+    `CanaryDeployment` or a `RestoreRelease`."""
+
+    workflow_id: str
+    run_id: str
+    kind: str = Field(description="the workflow type")
+    canary_version: str | None = Field(default=None, description="as its search attribute says")
+
+
+class FoundDeployment(_Model):
+    running: DeploymentRun | None = Field(description="None: nothing holds the id now")
+
+
+class EndedDeployment(_Model):
+    """How a run of `deploy-<service>` closed."""
+
+    workflow_id: str
+    run_id: str
+    kind: str
+    status: Literal["completed", "failed", "canceled", "terminated", "timed_out", "continued"]
+    outcome: str | None = Field(
+        default=None,
+        description="promoted, rolled_back, not_started, restored; None unless completed",
+    )
+    reason: str | None = None
 
 
 def heartbeat_timeout(interval: timedelta) -> timedelta:

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluicegate.analysis.baseline import Baseline
-from sluicegate.contracts.activities import BackupRecord, CheckReport, RouterState
+from sluicegate.contracts.activities import BackupRecord, CheckReport, EndedDeployment, RouterState
 from sluicegate.contracts.hooks import HookResult
 from sluicegate.spec import BackupSpec, RouterSpec
 
@@ -22,6 +22,7 @@ RESTORE_RELEASE = "RestoreRelease"
 SNAPSHOT_ROUTING = "SnapshotRouting"
 LIST_BACKUPS_WORKFLOW = "ListBackups"
 PREFLIGHT_WORKFLOW = "Preflight"
+SUPERSEDE_DEPLOYMENT = "SupersedeDeployment"  # its workflow id: supersede_id_for(service)
 STATUS = "status"  # CanaryDeployment's query; its controls are signals and updates by Action
 
 Phase = Literal[
@@ -172,3 +173,36 @@ class RestoreResult(_Model):
     undo: BackupRecord = Field(description="the routing as it was before; restore it to undo")
     by: str
     reason: str
+
+
+def supersede_id_for(service: str) -> str:
+    """The workflow id of a service's SupersedeDeployment: one at a time per service."""
+    return f"supersede-{service}"
+
+
+def superseded_reason(version: str, reason: str = "") -> str:
+    """What a superseded deployment's abort records: `superseded by v3` (`: <reason>`), cut
+    to fit a control's reason."""
+    text = f"superseded by {version}" + (f": {reason}" if reason else "")
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
+class SupersedeInput(_Model):
+    """Who asks for a supersede and why: the abort sent to the running deployment records
+    `by` and the reason `superseded by <version>` (followed by `reason`, if given)."""
+
+    by: str = Field(default="unknown", max_length=MAX_BY)
+    reason: str = Field(default="", max_length=MAX_REASON)
+
+
+class SupersedeResult(_Model):
+    """What a SupersedeDeployment did: the run it superseded, if one ran, and the new one."""
+
+    service: str
+    canary_version: str = Field(description="the new deployment's canary version")
+    superseded: EndedDeployment | None = Field(
+        description="the run that held deploy-<service>, as it closed; None if none ran"
+    )
+    abort_sent: bool = Field(description="whether the running run was sent an abort")
+    run_id: str = Field(description="the new CanaryDeployment's run (workflow deploy-<service>)")
+    by: str
