@@ -139,10 +139,12 @@ def canary_spec(
     *,
     stages: list[dict[str, Any]] | None = None,
     interval: timedelta = timedelta(seconds=1),
+    guard: timedelta | None = None,
     backup_dir: Path,
     **analysis: Any,
 ) -> DeploymentSpec:
-    """A deployment spec for the local stack, with stage times in seconds."""
+    """A deployment spec for the local stack, with stage times in seconds; the guard after
+    100% lasts `guard` (default: three checks)."""
     return parse_spec(
         {
             "service": service,
@@ -162,6 +164,7 @@ def canary_spec(
                 {"name": "pilot", "weight": 25, "bake": "PT4S"},
                 {"name": "gradual", "weight": 50, "bake": "PT4S"},
             ],
+            "post_promotion": {"watch": interval * 3 if guard is None else guard},
             "backup": {"directory": str(backup_dir)},
         }
     )

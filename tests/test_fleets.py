@@ -5,6 +5,8 @@ instance serving the canary's whole set of endpoints."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,11 +16,12 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 
 from activities.routers import router_for
+from deploy.haproxy import BACKEND, HAProxy, haproxy_binary
 from deploy.processes import free_port
 from frontends.client.deployments import query_status, start_deployment
 from sluicegate.contracts import DeploymentResult, PromoteInput, RouterState
 from sluicegate.settings import Settings
-from sluicegate.spec import DeploymentSpec, EnvoyRouter, parse_spec
+from sluicegate.spec import DeploymentSpec, EnvoyRouter, HAProxyRouter, parse_spec
 from tests.envoy_fixtures import EnvoyStack, Upstream
 from tests.tcp_relay import Relay
 from tests.traffic import send_gets
@@ -32,6 +35,39 @@ pytestmark = pytest.mark.e2e
 TASK_QUEUE = "fleets"
 EDGE_QUEUE = "fleets-edge-c"  # the worker "on the host" of instance edge-c
 ERRORS_ONLY = [{"metric": "error_rate", "max": 0.01}]
+
+
+def fleet_spec(
+    service: str,
+    router: dict[str, Any],
+    stable: list[Upstream],
+    canary: list[Upstream],
+    stages: list[dict[str, Any]],
+    backups: Path,
+) -> DeploymentSpec:
+    """A spec for versions of three endpoints each, judged by probing one of each."""
+    return parse_spec(
+        {
+            "service": service,
+            "stable": {"version": "v1", "addresses": [each.address for each in stable]},
+            "canary": {"version": "v2", "addresses": [each.address for each in canary]},
+            "router": router,
+            "analysis": {
+                "source": {
+                    "type": "http_probe",
+                    "stable_url": f"http://{stable[0].address}/",
+                    "canary_url": f"http://{canary[0].address}/",
+                },
+                "metrics": ERRORS_ONLY,
+                "interval": "PT1S",
+                "baseline": "PT0S",
+                "min_requests": 10,
+            },
+            "stages": stages,
+            "post_promotion": {"watch": "PT3S"},
+            "backup": {"directory": str(backups)},
+        }
+    )
 
 
 class Fleet:
@@ -88,27 +124,7 @@ class Fleet:
             await router_for(self.instance(index)).apply(rest)
 
     def spec(self, service: str, stages: list[dict[str, Any]], backups: Path) -> DeploymentSpec:
-        return parse_spec(
-            {
-                "service": service,
-                "stable": {"version": "v1", "addresses": list(self.stable_endpoints)},
-                "canary": {"version": "v2", "addresses": list(self.canary_endpoints)},
-                "router": self.router(),
-                "analysis": {
-                    "source": {
-                        "type": "http_probe",
-                        "stable_url": f"http://{self.stable[0].address}/",
-                        "canary_url": f"http://{self.canary[0].address}/",
-                    },
-                    "metrics": ERRORS_ONLY,
-                    "interval": "PT1S",
-                    "baseline": "PT0S",
-                    "min_requests": 10,
-                },
-                "stages": stages,
-                "backup": {"directory": str(backups)},
-            }
-        )
+        return fleet_spec(service, self.router(), self.stable, self.canary, stages, backups)
 
     def close(self) -> None:
         for relay in self.relays:
@@ -207,3 +223,94 @@ async def test_an_instance_cut_mid_release_rolls_every_instance_back(
         assert sorted(state.stable_endpoints) == sorted(fleet.stable_endpoints)
     counted: Counter[str] = await send_gets(fleet.envoys[1].url, 20)
     assert set(counted) <= {f"200 v1-{n}" for n in range(3)}, counted
+
+
+class HAProxyFleet:
+    """Two HAProxys with three server slots per arm, each runtime API behind a relay."""
+
+    def __init__(self, root: Path, socket_root: Path) -> None:
+        self.stable = [Upstream(f"v1-{n}") for n in range(3)]
+        self.canary = [Upstream(f"v2-{n}") for n in range(3)]
+        endpoints = [each.address for each in self.stable]
+        self.haproxys: list[HAProxy] = []
+        self.relays: list[Relay] = []
+        for n in range(2):
+            (socket_root / str(n)).mkdir()
+            haproxy = HAProxy(
+                directory=root / f"haproxy-{n}",
+                socket_dir=socket_root / str(n),
+                listen_port=free_port(),
+                metrics_port=free_port(),
+                log_dir=root / "logs",
+                runtime_port=free_port(),
+                slots=3,
+            )
+            self.haproxys.append(haproxy)
+            haproxy.start(stable=endpoints, canary=endpoints)
+            self.relays.append(Relay(haproxy.tcp_runtime_api))
+
+    def router(self) -> dict[str, Any]:
+        return {
+            "type": "haproxy",
+            "backend": BACKEND,
+            "instances": [
+                {"name": f"lb-{n}", "runtime_api": relay.address}
+                for n, relay in enumerate(self.relays)
+            ],
+        }
+
+    async def state(self, index: int) -> RouterState:
+        spec = HAProxyRouter(runtime_api=str(self.haproxys[index].socket), backend=BACKEND)
+        return await router_for(spec).read_state()
+
+    def close(self) -> None:
+        for relay in self.relays:
+            relay.close()
+        for haproxy in self.haproxys:
+            haproxy.stop()
+        for upstream in [*self.stable, *self.canary]:
+            upstream.close()
+
+
+@pytest.fixture
+def haproxy_fleet(tmp_path: Path) -> Iterator[HAProxyFleet]:
+    if haproxy_binary() is None:
+        pytest.skip("haproxy is not installed: apt-get install -y haproxy")
+    socket_root = Path(tempfile.mkdtemp(prefix="sg-fleet-"))  # unix socket paths are short
+    fleet = HAProxyFleet(tmp_path, socket_root)
+    try:
+        yield fleet
+    finally:
+        fleet.close()
+        shutil.rmtree(socket_root, ignore_errors=True)
+
+
+async def test_an_haproxy_fleet_cut_mid_release_rolls_both_back(
+    client: Client, haproxy_fleet: HAProxyFleet, tmp_path: Path
+) -> None:
+    fleet = haproxy_fleet
+    spec = fleet_spec(
+        "haproxy-fleet", fleet.router(), fleet.stable, fleet.canary, GATED, tmp_path / "b"
+    )
+    handle = await start_deployment(client, spec, TASK_QUEUE)
+    await at_gate(handle)
+    for index in range(2):
+        state = await fleet.state(index)
+        assert state.canary_weight == 10
+        assert sorted(state.canary_endpoints) == sorted(spec.canary.endpoints)
+    fleet.relays[1].cut()  # lb-1's runtime API; HAProxy itself keeps serving
+    await handle.execute_update(CanaryDeployment.promote_update, PromoteInput(by="t"))
+
+    async def lb0_back() -> bool:
+        status = await query_status(handle)
+        return status.phase == "failed" and (await fleet.state(0)).canary_weight == 0
+
+    await eventually(lb0_back, "lb-0 restored while lb-1's restore retries", attempts=4000)
+    fleet.relays[1].heal()
+    result: DeploymentResult = await handle.result()
+    assert result.outcome == "rolled_back"
+    assert "router lb-1 could not be set" in result.reason
+    for index in range(2):
+        state = await fleet.state(index)
+        assert state.canary_weight == 0
+        assert sorted(state.stable_endpoints) == sorted(spec.stable.endpoints)
