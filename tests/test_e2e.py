@@ -271,3 +271,33 @@ async def test_a_healthy_canary_at_low_traffic_is_promoted(
     finally:
         site.stop()
     assert result.outcome == "promoted", result.reason
+
+
+async def test_a_regression_after_100_percent_is_caught_by_the_guard(
+    temporal: tuple[str, Client], site: Site
+) -> None:
+    _, client = temporal
+    spec = site.spec(
+        stages=[{"name": "canary", "weight": 20, "bake": "PT3S"}],
+        guard=timedelta(minutes=10),
+        failed_checks_tolerated=1,
+    )
+    handle = await start_deployment(client, spec, TASK_QUEUE)
+
+    async def guarding() -> bool:
+        status = await status_of(client, handle.id)
+        check = await live_check(handle)
+        return status.phase == "guarding" and check is not None and check.number >= 2
+
+    await eventually(guarding, "the guard judges v2 at 100%", attempts=2400)
+    # At 100% the old version is still registered: the stable cluster still names v1.
+    assert (await site.router_state()).stable_endpoints == (site.stable.address,)
+    set_fault(site.canary.port, error_rate=0.3, delay_ms=0)
+    result = await handle.result()
+    assert result.outcome == "rolled_back", result.reason
+    assert "post-promotion (100%)" in result.reason
+    assert await site.router_state() == RouterState(
+        canary_weight=0,
+        stable_endpoints=(site.stable.address,),
+        canary_endpoints=(site.stable.address,),
+    )

@@ -22,6 +22,7 @@ async def test_a_watcher_lost_while_being_stopped_does_not_roll_back(client: Cli
     spec = make_spec(
         "watcher-loss",
         stages=[{"name": "only", "weight": 10, "bake": "PT1S"}],
+        post_promotion={"watch": "PT1S"},  # real time: a short guard after 100%
         analysis={**make_spec().analysis.model_dump(mode="json"), "interval": "PT1S"},
     )
     async with build_worker(client, TASK_QUEUE, activities=acts.activities()):

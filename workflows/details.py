@@ -86,6 +86,9 @@ def render_details(spec: DeploymentSpec, status: DeploymentStatus) -> str:
             "",
             f"Latest reported check #{check.number}: {check.verdict.status}: {check.describe()}",
         ]
+    if status.hooks:
+        lines += ["", "Hooks:"]
+        lines += [f"- {hook.describe()}" for hook in status.hooks[-10:]]
     if status.reason:
         lines += ["", f"Reason: {status.reason}"]
     if status.notification_failures:

@@ -66,7 +66,9 @@ def control_line(control: ControlRecord) -> str:
 def status_line(status: DeploymentStatus) -> str:
     """`checkout v1 → v2: progressing, stage pilot (2/3), canary 25%`."""
     where = ""
-    if status.stage is not None and status.stage_index is not None:
+    if status.phase == "guarding":
+        where = " after the stages (old version still registered)"
+    elif status.stage is not None and status.stage_index is not None:
         where = f", stage {status.stage} ({status.stage_index + 1}/{status.stages})"
     phase: str = status.phase
     if status.paused != (phase == "paused") and phase in ("progressing", "paused"):
