@@ -16,9 +16,12 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 
 from activities.routers import router_for
+from bench.scripted import spec_data
 from deploy.haproxy import BACKEND, HAProxy, haproxy_binary
 from deploy.processes import free_port
 from frontends.client.deployments import query_status, start_deployment
+from frontends.client.history import ServiceRouting
+from frontends.client.operations import ControlRefused, one_router
 from sluicegate.contracts import DeploymentResult, PromoteInput, RouterState
 from sluicegate.settings import Settings
 from sluicegate.spec import DeploymentSpec, EnvoyRouter, HAProxyRouter, parse_spec
@@ -314,3 +317,18 @@ async def test_an_haproxy_fleet_cut_mid_release_rolls_both_back(
         state = await fleet.state(index)
         assert state.canary_weight == 0
         assert sorted(state.stable_endpoints) == sorted(spec.stable.endpoints)
+
+
+def test_sluice_restore_refuses_a_fleet_naming_its_instances() -> None:
+    router = {
+        "type": "haproxy",
+        "backend": "web",
+        "instances": [
+            {"name": "lb-0", "runtime_api": "127.0.0.1:1"},
+            {"name": "lb-1", "runtime_api": "127.0.0.1:2"},
+        ],
+    }
+    spec = parse_spec({**spec_data("refused-fleet"), "router": router})
+    routing = ServiceRouting(router=spec.router, backup=spec.backup, source="the spec file")
+    with pytest.raises(ControlRefused, match=r"the spec file names a router fleet \(lb-0, lb-1\)"):
+        one_router(routing)

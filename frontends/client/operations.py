@@ -153,10 +153,26 @@ async def service_routing(
 ) -> ServiceRouting:
     """The spec's router and store if given, else those of the service's latest deployment."""
     if spec is None:
-        return await routing_of(client, service)
+        return one_router(await routing_of(client, service))
     if spec.service != service:
         raise ControlRefused(f"the spec is for {spec.service!r}, not {service!r}")
-    return ServiceRouting(router=spec.router, backup=spec.backup, source="the spec file")
+    return one_router(
+        ServiceRouting(router=spec.router, backup=spec.backup, source="the spec file")
+    )
+
+
+def one_router(routing: ServiceRouting) -> ServiceRouting:
+    """`routing`, if it is one router: backups of a fleet live on each instance's host, and
+    backing up or restoring them by hand is not yet something `sluice` does."""
+    fleet = routing.router.fleet()
+    if len(fleet) > 1:
+        names = ", ".join(instance.label() for instance in fleet)
+        raise ControlRefused(
+            f"{routing.source} names a router fleet ({names}): sluice backup, backups, "
+            "restore and rollback after a promotion work on one router; roll a fleet back "
+            "by deploying the previous version (docs/RUNBOOK.md)"
+        )
+    return routing
 
 
 async def snapshot(
@@ -221,7 +237,7 @@ async def rollback(
             f"({record.kind} {record.run_id}) ended {record.outcome or record.status.lower()}"
         )
     backup = await backup_taken_by(client, record)
-    routing = await routing_of(client, service)
+    routing = one_router(await routing_of(client, service))
     reason = f"roll back {record.canary_version} (promoted by run {record.run_id})"
     if request.reason:
         reason += f": {request.reason}"
