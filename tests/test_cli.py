@@ -157,7 +157,7 @@ def test_the_worker_logs_a_line_per_event_not_per_request(
     assert not [line for line in lines if "HTTP Request" in line or " httpx" in line]
     mine = [line for line in lines if f"deploy-{site.name} CanaryDeployment: " in line]
     events = [line.split("CanaryDeployment: ")[1].split(":")[0] for line in mine]
-    assert events == ["started", "stage_advanced", "stage_advanced", "promoted"], mine
+    assert events == ["started", "stage_advanced", "stage_advanced", "guarding", "promoted"], mine
 
 
 async def test_rollback_after_promotion_restores_the_previous_release(

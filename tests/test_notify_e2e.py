@@ -148,6 +148,8 @@ async def test_dead_and_stuck_channels_never_hold_up_the_deployment(
     finally:
         site.stop()
     assert result.outcome == "promoted"
-    assert receiver.events("audit") == ["started", "stage_advanced", "stage_advanced", "promoted"]
+    assert receiver.events("audit") == [
+        "started", "stage_advanced", "stage_advanced", "guarding", "promoted",
+    ]  # fmt: skip
     gone = [failure for failure in result.notification_failures if "gone:" in failure]
     assert len(gone) == 4 and "ConnectError" in gone[0]
