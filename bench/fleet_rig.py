@@ -53,7 +53,9 @@ class Rig(Protocol):
     def stop(self) -> None: ...
 
 
-def _with_guard(spec: DeploymentSpec, guard: timedelta) -> DeploymentSpec:
+def with_guard(spec: DeploymentSpec, guard: timedelta) -> DeploymentSpec:
+    """`spec` with `post_promotion.watch` set to `guard` (deploy.stack's specs keep the
+    default)."""
     data = spec.model_dump(mode="json")
     data["post_promotion"] = {"watch": guard.total_seconds()}
     return parse_spec(data)
@@ -83,7 +85,7 @@ class SingleEnvoy:
     def spec(
         self, service: str, stages: list[dict[str, Any]], interval: timedelta, guard: timedelta
     ) -> DeploymentSpec:
-        return _with_guard(self.site.spec(service=service, stages=stages, interval=interval), guard)
+        return with_guard(self.site.spec(service=service, stages=stages, interval=interval), guard)
 
     async def at_rest(self) -> None:
         """Started at rest (v1 on both clusters, 0%); each rollback puts it back there."""
