@@ -38,6 +38,8 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# About 14 min (docs/BENCHMARKS.md): history length (with hooks, the guard, a fleet), then
+# breach to safety on one Envoy, on a 3-Envoy fleet and in the guard (10 runs each).
 bench: venv
 	$(BIN)/python -m bench.history_length
 	$(BIN)/python -m bench.breach_to_safety

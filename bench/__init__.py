@@ -1,7 +1,9 @@
 """Benchmarks on the local stack; see docs/BENCHMARKS.md.
 
-    python -m bench.breach_to_safety   # canary failure -> Envoy at 0% canary, seconds
+    python -m bench.breach_to_safety   # canary failure -> every Envoy at 0% canary, seconds
+                                       # (one Envoy, a 3-Envoy fleet, in the guard)
     python -m bench.history_length     # history events of one default-plan deployment
+                                       # (with the guard, every hook kind, a fleet)
 
 Shared here: polling, event names and the load generator's summary.
 """

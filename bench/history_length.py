@@ -3,12 +3,16 @@
     python -m bench.history_length [--scales 600 300]
 
 (a) The time-skipping test server runs the real default plan (5% / 25% / 50% for 30 / 60 /
-    120 min, checks every 10 s, then 100%) with the scripted activities of bench/scripted.py,
-    promoted and rolled back in its last stage.
+    120 min, checks every 10 s, then 100% and the guard, `post_promotion.watch` 30 min) with
+    the scripted activities of bench/scripted.py: promoted, rolled back in its last stage,
+    rolled back in the guard; then the same with every hook kind in use (a pre_rollout
+    command, a pre_stage http hook, smoke, post_promotion command and http, on_rollback
+    http), run by the REAL `HookRunner(settings).run_hook` against local HTTP servers and
+    a tiny command (bench/hook_targets.py); then with a fleet of three router instances.
 (b) The dev server, real activities, Envoy and load run the same stage weights with the
-    bakes divided by each scale and a check every second, to show that the count does not
-    grow with bake time or checks: those live inside the long-running watch activity,
-    whose heartbeats write no events.
+    bakes and the guard divided by each scale and a check every second, to show that the
+    count does not grow with bake time or checks: those live inside the long-running
+    watch activity, whose heartbeats write no events.
 """
 
 from __future__ import annotations
@@ -27,17 +31,21 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.hooks import HookRunner
 from bench import STATE_ROOT, event_name, event_seconds, load_summary, say
-from bench.scripted import ScriptedActivities, make_spec
+from bench.fleet_rig import with_guard
+from bench.hook_targets import HookTargets
+from bench.scripted import STABLE, ScriptedActivities, make_spec
 from deploy.processes import venv_binary
 from deploy.stack import LocalStack, Site
 from frontends.client.deployments import follow, start_deployment
 from sluicegate.contracts import CheckReport, DeploymentStatus
 from sluicegate.settings import Settings
-from sluicegate.spec import DEFAULT_STAGES, DeploymentSpec
+from sluicegate.spec import DEFAULT_STAGES, DeploymentSpec, PostPromotionSpec
 from workers.client import DATA_CONVERTER, connect
 from workers.main import build_worker
 from workers.search_attributes import ensure_search_attributes
+from workflows.canary import GUARD_STAGE
 
 STATE_DIR = STATE_ROOT / "bench-history"
 TARGET = 500
@@ -71,37 +79,86 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+FLEET = 3  # router instances (and instances of each version) of the fleet cases
+ENDINGS = {
+    "promoted": None,
+    "breach at 50%": DEFAULT_STAGES[-1].name,
+    "breach in the guard": GUARD_STAGE,
+}
+
+
+def _fleet_fields(canary: list[str]) -> dict[str, object]:
+    """Three Envoy instances (never reached: the activities are scripted) and three
+    instances of each version."""
+    host, port = STABLE.rsplit(":", 1)
+    return {
+        "stable": {"version": "v1", "addresses": [f"{host}:{int(port) + 2 * n}" for n in range(3)]},
+        "canary": {"version": "v2", "addresses": canary},
+        "router": {
+            "type": "envoy",
+            "instances": [
+                {
+                    "name": f"edge-{name}",
+                    "admin_url": f"http://127.0.0.1:{19901 + n}",
+                    "endpoints_dir": "/nonexistent",
+                }
+                for n, name in enumerate("abc")
+            ],
+        },
+    }
+
+
 async def on_time_skipping() -> list[Measured]:
-    """The default plan on the time-skipping server, scripted activities."""
+    """The default plan on the time-skipping server, scripted routing and health, real
+    hooks."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=DATA_CONVERTER,
         test_server_existing_path=venv_binary("temporal-test-server"),
     )
+    one, fleet = HookTargets(1), HookTargets(FLEET)
     measured = []
     try:
         await ensure_search_attributes(env.client)
+        plain: dict[str, object] = {}
+        hooked = {
+            **one.spec_fields(),
+            "canary": {"version": "v2", "address": one.addresses[0]},
+        }
+        fleet_hooked = {**fleet.spec_fields(), **_fleet_fields(fleet.addresses)}
         cases = [
-            ("promoted", ScriptedActivities()),
-            ("breach at 50%", ScriptedActivities(breach_in_stage=DEFAULT_STAGES[-1].name)),
-        ]
-        for label, acts in cases:
+            ("default plan", plain, ending) for ending in ENDINGS
+        ] + [
+            ("every hook", hooked, ending) for ending in ENDINGS
+        ] + [
+            (f"fleet of {FLEET}, every hook", fleet_hooked, ending)
+            for ending in ("promoted", "breach in the guard")
+        ]  # fmt: skip
+        runner = HookRunner(one.settings())
+        for label, fields, ending in cases:
+            acts = ScriptedActivities(breach_in_stage=ENDINGS[ending])
             task_queue = f"bench-{uuid.uuid4().hex[:8]}"
-            spec = make_spec(service=f"bench-history-{task_queue}")
-            async with build_worker(env.client, task_queue, activities=acts.activities()):
+            spec = make_spec(service=f"bench-history-{task_queue}", **fields)
+            activities = [*acts.activities(), runner.run_hook]
+            async with build_worker(env.client, task_queue, activities=activities):
                 handle = await start_deployment(env.client, spec, task_queue)
                 result = await handle.result()
+            failed = [hook.describe() for hook in result.hooks if not hook.ok]
+            if failed:
+                raise RuntimeError(f"{label}, {ending}: a hook failed: {failed}")
             history = await handle.fetch_history()
             measured.append(
                 Measured(
                     method="time-skipping, scripted",
-                    plan=f"default plan, {label}",
+                    plan=f"{label}, {ending}",
                     outcome=result.outcome,
-                    checks="n/a (scripted)",
+                    checks=f"hooks {len(result.hooks)}" if result.hooks else "n/a (scripted)",
                     took=_took(history.events),
                     events=Counter(event_name(e) for e in history.events),
                 )
             )
     finally:
+        one.close()
+        fleet.close()
         await env.shutdown()
     return measured
 
@@ -133,6 +190,7 @@ async def on_real_stack(scales: list[int]) -> list[Measured]:
                     stages=stages,
                     interval=timedelta(seconds=1),
                 )
+                spec = with_guard(spec, PostPromotionSpec().watch / scale)
                 measured.append(await _deploy(client, spec, task_queue, scale))
         site.stop()
         say(f"real stack: load {load_summary(site.load.tail(5))}")
@@ -155,7 +213,7 @@ async def _deploy(client: Client, spec: DeploymentSpec, task_queue: str, scale: 
     history = await handle.fetch_history()
     return Measured(
         method="dev server, real activities",
-        plan=f"default weights, bakes / {scale}",
+        plan=f"default weights, bakes+guard / {scale}",
         outcome=result.outcome,
         checks=f">= {sum(checks.values())} ({'/'.join(str(n) for n in checks.values())})",
         took=_took(history.events),
@@ -166,12 +224,12 @@ async def _deploy(client: Client, spec: DeploymentSpec, task_queue: str, scale: 
 def report(measured: list[Measured]) -> bool:
     """Print totals and the per-type breakdown; True if every run is within the target."""
     say(
-        f"\n{'#':>2}  {'method':<27} {'plan':<30} {'took':>9}  {'outcome':<11} "
+        f"\n{'#':>2}  {'method':<27} {'plan':<44} {'took':>9}  {'outcome':<11} "
         f"{'checks':<16} events"
     )
     for number, m in enumerate(measured, 1):
         say(
-            f"{number:>2}  {m.method:<27} {m.plan:<30} {_duration(m.took):>9}  {m.outcome:<11} "
+            f"{number:>2}  {m.method:<27} {m.plan:<44} {_duration(m.took):>9}  {m.outcome:<11} "
             f"{m.checks:<16} {m.total}"
         )
     say("\nEvents by type (columns are the runs above):")
