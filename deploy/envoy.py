@@ -7,7 +7,7 @@ changes weights and upstream addresses without restarting Envoy. See docs/router
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,19 +35,24 @@ def write_bootstrap(
     dir: Path,
     listen_port: int,
     admin_port: int,
-    stable: str,
-    canary: str,
+    stable: str | Sequence[str],
+    canary: str | Sequence[str],
     runtime_key: str = DEFAULT_RUNTIME_KEY,
 ) -> Path:
-    """Write `dir/envoy.yaml` and the EDS files `dir/endpoints/{stable,canary}.yaml`."""
+    """Write `dir/envoy.yaml` and the EDS files `dir/endpoints/{stable,canary}.yaml`
+    (each arm one endpoint, or several)."""
     endpoints = dir / "endpoints"
     endpoints.mkdir(parents=True, exist_ok=True)
-    write_endpoints(endpoints / "stable.yaml", "stable", [stable])
-    write_endpoints(endpoints / "canary.yaml", "canary", [canary])
+    write_endpoints(endpoints / "stable.yaml", "stable", _listed(stable))
+    write_endpoints(endpoints / "canary.yaml", "canary", _listed(canary))
     config = bootstrap(listen_port, admin_port, endpoints.resolve(), runtime_key)
     path = dir / "envoy.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def _listed(endpoints: str | Sequence[str]) -> list[str]:
+    return [endpoints] if isinstance(endpoints, str) else list(endpoints)
 
 
 def bootstrap(
@@ -199,7 +204,7 @@ class Envoy:
     def endpoints_dir(self) -> Path:
         return self.directory / "endpoints"
 
-    def start(self, stable: str, canary: str) -> None:
+    def start(self, stable: str | Sequence[str], canary: str | Sequence[str]) -> None:
         """Write the bootstrap (stable and canary upstreams, 0% canary) and start Envoy."""
         write_bootstrap(self.directory, self.listen_port, self.admin_port, stable, canary)
         self.process = start_envoy(self.directory, self.listen_port, self.admin_port, self.log_dir)

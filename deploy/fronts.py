@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -47,7 +48,7 @@ class Front(Protocol):
 class EnvoyFront:
     kind: FrontKind = "envoy"
 
-    def __init__(self, directory: Path, log_dir: Path, stable: str) -> None:
+    def __init__(self, directory: Path, log_dir: Path, stable: str | Sequence[str]) -> None:
         self.envoy = Envoy(directory, free_port(), free_port(), log_dir)
         self.envoy.start(stable=stable, canary=stable)
 
@@ -75,7 +76,10 @@ class HAProxyFront:
 
     kind: FrontKind = "haproxy"
 
-    def __init__(self, directory: Path, log_dir: Path, stable: str) -> None:
+    def __init__(
+        self, directory: Path, log_dir: Path, stable: str | Sequence[str], slots: int = 1
+    ) -> None:
+        """`slots`: server slots per arm, the most endpoints a version will have."""
         # A unix socket path must stay short: not under a deep state directory.
         self.socket_dir = Path(tempfile.mkdtemp(prefix="sluice-haproxy-"))
         self.haproxy = HAProxy(
@@ -84,6 +88,7 @@ class HAProxyFront:
             listen_port=free_port(),
             metrics_port=free_port(),
             log_dir=log_dir,
+            slots=slots,
         )
         self.prometheus: Prometheus | None = None
         try:
@@ -109,12 +114,14 @@ class HAProxyFront:
             source = {"type": "haproxy", "metrics_url": exporter, "backend": BACKEND}
             return {"source": source, "metrics": ERRORS_ONLY}
         # As the haproxy source counts: answers of every class, plus the requests HAProxy
-        # answered itself because the server refused or broke the connection.
-        server = f'{{proxy="{BACKEND}",server="$arm"}}'
+        # answered itself because the server refused or broke the connection. An arm is
+        # its server (`stable`) or its slots (`stable1`, `stable2`, ...).
+        server = f'{{proxy="{BACKEND}",server=~"$arm[0-9]*"}}'
         failed = f"haproxy_server_connection_errors_total{server}"
         failed += f" + haproxy_server_response_errors_total{server}"
         answered_5xx = (
-            f'haproxy_server_http_responses_total{{proxy="{BACKEND}",server="$arm",code="5xx"}}'
+            f'haproxy_server_http_responses_total{{proxy="{BACKEND}",server=~"$arm[0-9]*",'
+            'code="5xx"}'
         )
         source = {
             "type": "prometheus",
@@ -137,7 +144,7 @@ class NginxFront:
 
     kind: FrontKind = "nginx"
 
-    def __init__(self, directory: Path, log_dir: Path, stable: str) -> None:
+    def __init__(self, directory: Path, log_dir: Path, stable: str | Sequence[str]) -> None:
         self.nginx = Nginx(directory, free_port(), log_dir)
         self.nginx.start(stable=stable, canary=stable)
 
@@ -165,7 +172,16 @@ class NginxFront:
         self.nginx.stop()
 
 
-def start_front(kind: FrontKind, directory: Path, log_dir: Path, stable: str) -> Front:
-    """Start `kind` in front of `stable` (the canary arm points there too, at 0%)."""
-    fronts = {"envoy": EnvoyFront, "haproxy": HAProxyFront, "nginx": NginxFront}
+def start_front(
+    kind: FrontKind,
+    directory: Path,
+    log_dir: Path,
+    stable: str | Sequence[str],
+    slots: int = 1,
+) -> Front:
+    """Start `kind` in front of `stable`'s endpoints (the canary arm points there too, at
+    0%). HAProxy gets `slots` server slots per arm: the most endpoints a version will have."""
+    if kind == "haproxy":
+        return HAProxyFront(directory, log_dir, stable, slots)
+    fronts = {"envoy": EnvoyFront, "nginx": NginxFront}
     return fronts[kind](directory, log_dir, stable)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,20 +63,31 @@ http {{
 
 
 def write_config(
-    dir: Path, listen_port: int, upstream: str, stable: str, canary: str
+    dir: Path,
+    listen_port: int,
+    upstream: str,
+    stable: str | Sequence[str],
+    canary: str | Sequence[str],
 ) -> tuple[Path, Path]:
-    """Write `dir/nginx.conf` and the owned `dir/upstream.conf` (0% canary)."""
+    """Write `dir/nginx.conf` and the owned `dir/upstream.conf` (0% canary); each arm one
+    endpoint, or several."""
     dir.mkdir(parents=True, exist_ok=True)
     for kind in _TEMP_PATHS:
         (dir / "temp" / kind).mkdir(parents=True, exist_ok=True)
     upstream_file = dir / "upstream.conf"
-    state = RouterState(canary_weight=0, stable_endpoints=(stable,), canary_endpoints=(canary,))
+    state = RouterState(
+        canary_weight=0, stable_endpoints=_listed(stable), canary_endpoints=_listed(canary)
+    )
     upstream_file.write_text(render_upstream(upstream, state))
     config = dir / "nginx.conf"
     config.write_text(
         render_main_config(dir.resolve(), listen_port, upstream_file.resolve(), upstream)
     )
     return config, upstream_file
+
+
+def _listed(endpoints: str | Sequence[str]) -> tuple[str, ...]:
+    return (endpoints,) if isinstance(endpoints, str) else tuple(endpoints)
 
 
 def start_nginx(config: Path, listen_port: int, log_dir: Path) -> Process:
@@ -126,7 +138,7 @@ class Nginx:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.listen_port}/"
 
-    def start(self, stable: str, canary: str) -> None:
+    def start(self, stable: str | Sequence[str], canary: str | Sequence[str]) -> None:
         """Write the configs (stable and canary servers, 0% canary) and start nginx."""
         write_config(self.directory, self.listen_port, self.upstream, stable, canary)
         self.process = start_nginx(self.main_config, self.listen_port, self.log_dir)

@@ -6,10 +6,12 @@ Used by `make demo` and the end-to-end tests. Every process it starts, it stops 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from activities.routers import router_for
 from deploy.envoy import Envoy
@@ -19,11 +21,24 @@ from deploy.processes import Process, free_port, start_module
 from deploy.sample_service import start_sample_service
 from deploy.temporal_server import start_dev_server
 from sluicegate.contracts import RouterState
+from sluicegate.settings import CommandSetting
 from sluicegate.spec import DeploymentSpec, parse_spec
+
+
+class Deployable(Protocol):
+    """A version and the endpoints of its instances: a `Service`, or a fleet of them."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def addresses(self) -> tuple[str, ...]: ...
 
 
 @dataclass
 class Service:
+    """One instance of one version, started by the stack."""
+
     version: str
     port: int
     process: Process
@@ -31,6 +46,10 @@ class Service:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return (self.address,)
 
 
 @dataclass
@@ -55,17 +74,28 @@ class LocalStack:
         process = start_sample_service(version, port, self.log_dir, error_rate, delay_ms)
         return Service(version, port, self._own(process))
 
-    def front(self, kind: FrontKind, name: str, stable: Service) -> Front:
-        """A data plane sending everything to `stable` (its canary arm at 0%)."""
-        front = start_front(kind, self.state_dir / f"{kind}-{name}", self.log_dir, stable.address)
+    def front(self, kind: FrontKind, name: str, stable: Deployable, slots: int = 1) -> Front:
+        """A data plane sending everything to `stable` (its canary arm at 0%); for HAProxy,
+        `slots` servers per arm (the most instances a version will have)."""
+        directory = self.state_dir / f"{kind}-{name}"
+        front = start_front(kind, directory, self.log_dir, stable.addresses, slots)
         self.processes.append(front)
         return front
 
     def load(self, url: str, rps: float) -> Process:
         return self._own(start_loadgen(url, rps, self.log_dir))
 
-    def worker(self, temporal_address: str, task_queue: str) -> Process:
+    def worker(
+        self,
+        temporal_address: str,
+        task_queue: str,
+        commands: Mapping[str, CommandSetting] | None = None,
+    ) -> Process:
+        """A worker; `commands` are what its command hooks may run (SLUICEGATE_COMMANDS)."""
         env = {"SLUICEGATE_TEMPORAL_ADDRESS": temporal_address, "SLUICEGATE_TASK_QUEUE": task_queue}
+        if commands:
+            declared = {name: setting.model_dump(mode="json") for name, setting in commands.items()}
+            env["SLUICEGATE_COMMANDS"] = json.dumps(declared)
         return self._own(start_module("worker", "workers.main", [], self.log_dir, env))
 
     def close(self) -> None:
@@ -134,25 +164,31 @@ class Site:
 def canary_spec(
     service: str,
     front: Front,
-    stable: Service,
-    canary: Service,
+    stable: Deployable,
+    canary: Deployable,
     *,
     stages: list[dict[str, Any]] | None = None,
     interval: timedelta = timedelta(seconds=1),
     guard: timedelta | None = None,
     backup_dir: Path,
+    top_level: Mapping[str, Any] | None = None,
     **analysis: Any,
 ) -> DeploymentSpec:
-    """A deployment spec for the local stack, with stage times in seconds; the guard after
-    100% lasts `guard` (default: three checks)."""
+    """A deployment spec for the local stack, with stage times in seconds and a guard at
+    100% of `guard` (default three checks, not the default half hour); `top_level` adds or
+    replaces spec fields such as `hooks`, `smoke` or `post_promotion`, `analysis` its
+    fields."""
     return parse_spec(
         {
+            "post_promotion": {"watch": interval * 3 if guard is None else guard},
+            **(top_level or {}),
             "service": service,
-            "stable": {"version": stable.version, "address": stable.address},
-            "canary": {"version": canary.version, "address": canary.address},
+            "stable": _version(stable),
+            "canary": _version(canary),
             "router": front.router(),
             "analysis": {
-                **front.analysis(stable.address, canary.address),
+                # A probe of the first instance of each version (nginx) stands for all.
+                **front.analysis(stable.addresses[0], canary.addresses[0]),
                 "interval": interval,
                 # Three checks of stable before any traffic moves, not the default minute.
                 "baseline": interval * 3,
@@ -164,7 +200,13 @@ def canary_spec(
                 {"name": "pilot", "weight": 25, "bake": "PT4S"},
                 {"name": "gradual", "weight": 50, "bake": "PT4S"},
             ],
-            "post_promotion": {"watch": interval * 3 if guard is None else guard},
             "backup": {"directory": str(backup_dir)},
         }
     )
+
+
+def _version(deployable: Deployable) -> dict[str, Any]:
+    """The spec's `stable` or `canary`: `address` for one instance, else `addresses`."""
+    if len(deployable.addresses) == 1:
+        return {"version": deployable.version, "address": deployable.addresses[0]}
+    return {"version": deployable.version, "addresses": list(deployable.addresses)}
