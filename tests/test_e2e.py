@@ -286,7 +286,7 @@ async def test_a_regression_after_100_percent_is_caught_by_the_guard(
 
     async def guarding() -> bool:
         status = await status_of(client, handle.id)
-        check = await live_check(handle)
+        check = await live_check(client, handle.id)
         return status.phase == "guarding" and check is not None and check.number >= 2
 
     await eventually(guarding, "the guard judges v2 at 100%", attempts=2400)
