@@ -687,8 +687,10 @@ def page_blocks(language: str) -> list[str]:
 
 
 def test_the_pages_spec_example_validates() -> None:
-    [block] = page_blocks("yaml")
-    hooks = HooksSpec.model_validate(yaml.safe_load(block)["hooks"])
+    hooks_block, smoke_block = page_blocks("yaml")
+    hooks = HooksSpec.model_validate(yaml.safe_load(hooks_block)["hooks"])
+    (smoke,) = (SmokeHook.model_validate(each) for each in yaml.safe_load(smoke_block)["smoke"])
+    assert smoke.body_contains == "ok"
 
     assert [hook.type for hook in hooks.pre_rollout + hooks.pre_stage] == ["http", "smoke"]
     assert hooks.post_promotion[0] == CommandHook(

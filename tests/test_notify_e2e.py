@@ -152,4 +152,4 @@ async def test_dead_and_stuck_channels_never_hold_up_the_deployment(
         "started", "stage_advanced", "stage_advanced", "guarding", "promoted",
     ]  # fmt: skip
     gone = [failure for failure in result.notification_failures if "gone:" in failure]
-    assert len(gone) == 4 and "ConnectError" in gone[0]
+    assert len(gone) == 5 and "ConnectError" in gone[0]  # started, 2 stages, guarding, promoted

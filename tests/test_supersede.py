@@ -58,9 +58,18 @@ def worker(env: WorkflowEnvironment, task_queue: str, acts: ScriptedActivities) 
     )
 
 
+UNGUARDED = {"watch": "PT0S"}
+
+
 def v3(service: str, **overrides: object) -> DeploymentSpec:
     overrides.setdefault("stages", QUICK)
-    return make_spec(service, canary={"version": "v3", "address": V3}, **overrides)
+    return unguarded(service, canary={"version": "v3", "address": V3}, **overrides)
+
+
+def unguarded(service: str, **overrides: object) -> DeploymentSpec:
+    """`make_spec` without the guard after 100%: these tests hold heartbeating activities,
+    which stop the test server from skipping the guard's half hour."""
+    return make_spec(service, **{"post_promotion": UNGUARDED, **overrides})
 
 
 async def status_of(client: Client, service: str) -> DeploymentStatus:
@@ -81,7 +90,7 @@ async def test_supersede_during_stage_2_rolls_back_then_starts_the_new_one(
     service = f"svc-{task_queue}"
     acts = ScriptedActivities(hold_in_stage="held")
     async with worker(time_skipping_env, task_queue, acts):
-        old = await start_deployment(client, make_spec(service, stages=HELD_IN_STAGE_2), task_queue)
+        old = await start_deployment(client, unguarded(service, stages=HELD_IN_STAGE_2), task_queue)
         await eventually(lambda: "held" in acts.watched, "stage 2's watcher runs")
         await until(client, service, lambda s: s.stage == "held" and s.canary_weight == 25)
 
@@ -148,7 +157,7 @@ async def test_a_second_supersede_or_a_plain_deploy_is_refused_while_one_is_unde
     service = f"svc-{task_queue}"
     request = SupersedeInput(by="alice")
     first = await supersede_deployment(client, v3(service), task_queue, request)
-    v4 = make_spec(service, canary={"version": "v4", "address": "127.0.0.1:18084"}, stages=QUICK)
+    v4 = unguarded(service, canary={"version": "v4", "address": "127.0.0.1:18084"}, stages=QUICK)
     with pytest.raises(DeploymentAlreadyRunning) as second:
         await supersede_deployment(client, v4, task_queue, SupersedeInput(by="bob"))
     assert f"a supersede of {service} to v3 is already under way" in str(second.value)
@@ -173,7 +182,7 @@ async def test_a_supersede_during_a_rollback_waits_for_it(
     service = f"svc-{task_queue}"
     acts = ScriptedActivities(breach_in_stage="canary", rollback_failures=10)  # both plans
     async with worker(time_skipping_env, task_queue, acts):
-        old = await start_deployment(client, make_spec(service, stages=QUICK), task_queue)
+        old = await start_deployment(client, unguarded(service, stages=QUICK), task_queue)
         await until(client, service, lambda s: s.phase in ("rolling_back", "failed"))
         handle = await supersede_deployment(
             client, v3(service), task_queue, SupersedeInput(by="alice", reason="hotfix")
@@ -205,7 +214,7 @@ async def test_a_supersede_of_a_promoted_service_starts_from_the_promoted_state(
     service = f"svc-{task_queue}"
     acts = ScriptedActivities()
     async with worker(time_skipping_env, task_queue, acts):
-        old = await start_deployment(client, make_spec(service, stages=QUICK), task_queue)
+        old = await start_deployment(client, unguarded(service, stages=QUICK), task_queue)
         assert (await old.result()).outcome == "promoted"
         spec = v3(service, stable={"version": "v2", "address": "127.0.0.1:18081"})
         result = await superseded(
