@@ -29,6 +29,15 @@ def _host_port(value: str) -> str:
 HostPort = Annotated[str, AfterValidator(_host_port)]
 
 
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError(f"must not be negative, got {value.total_seconds():g} s")
+    return value
+
+
+NonNegativeDuration = Annotated[timedelta, AfterValidator(_not_negative)]
+
+
 class Version(SpecModel):
     """One build of the service and the endpoints its instances listen on."""
 
@@ -63,15 +72,10 @@ class Stage(SpecModel):
 
     name: str = Field(min_length=1)
     weight: Percent
-    bake: timedelta = Field(default=timedelta(0), description="how long to hold and watch")
+    bake: NonNegativeDuration = Field(
+        default=timedelta(0), description="how long to hold and watch"
+    )
     manual_gate: bool = Field(default=False, description="after baking, wait for promote")
-
-    @field_validator("bake")
-    @classmethod
-    def _not_negative(cls, value: timedelta) -> timedelta:
-        if value < timedelta(0):
-            raise ValueError(f"must not be negative, got {value.total_seconds():g} s")
-        return value
 
     @model_validator(mode="after")
     def _holds_somehow(self) -> Stage:
@@ -96,18 +100,11 @@ class PostPromotionSpec(SpecModel):
     """The guard after 100%: the old version stays registered while the new one is judged
     at full load, and a breach puts the old one back."""
 
-    watch: timedelta = Field(
+    watch: NonNegativeDuration = Field(
         default=timedelta(minutes=30),
         description="how long to keep judging at 100% before the old version is retired; "
         "0 turns the guard off",
     )
-
-    @field_validator("watch")
-    @classmethod
-    def _not_negative(cls, value: timedelta) -> timedelta:
-        if value < timedelta(0):
-            raise ValueError(f"must not be negative, got {value.total_seconds():g} s")
-        return value
 
 
 class Deadline(SpecModel):
