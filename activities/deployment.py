@@ -163,8 +163,9 @@ class _Watch:
         self.source = source
         # A retried watcher (its worker died) carries on from its last heartbeat: same
         # check numbers, same evidence, from the same sample, so a crash never buys
-        # extra tolerance nor loses the requests served meanwhile.
-        self.latest = _last_heartbeat()
+        # extra tolerance nor loses the requests served meanwhile. The first watcher of a
+        # run that continued as new carries on from the check its predecessor handed over.
+        self.latest = _last_heartbeat() or request.resume_from
         self.checks = self.latest.number if self.latest else 0
         self.state: JudgeState | None = self.latest.judge if self.latest else None
         self.reported_status: str | None = None
@@ -217,6 +218,14 @@ class _Watch:
                 await self._ask_for_a_person(report)
             elif self._notable(report) or self.unwatched > self.reported_unwatched:
                 await self._report(report)
+            if self._hand_over_due(current.at):
+                return self._result("handed_over", report)
+
+    def _hand_over_due(self, checked_at: datetime) -> bool:
+        """The workflow continues as new from here: end on a check, so the next run's
+        watcher carries on from it without a gap."""
+        hand_over_at = self.request.hand_over_at
+        return hand_over_at is not None and checked_at >= hand_over_at
 
     def _count_unwatched(self, checked_at: datetime) -> None:
         """At a resumed watcher's first check: add the time no watcher was running."""

@@ -16,7 +16,15 @@ import httpx
 import yaml
 
 from activities.routers.envoy import DEFAULT_RUNTIME_KEY, write_endpoints
-from deploy.processes import Process, port_open, start, venv_binary, wait_until
+from deploy.processes import (
+    PortTaken,
+    Process,
+    free_port,
+    port_open,
+    start,
+    venv_binary,
+    wait_until,
+)
 
 # Fine buckets (ms) for the per-cluster request-time histograms, so p99 is judged
 # against bounds like 200 ms without coarse interpolation.
@@ -24,6 +32,7 @@ LATENCY_BUCKETS_MS = (
     1, 2, 5, 10, 25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 750, 1000, 2500, 5000, 10000,
 )  # fmt: skip
 CONNECT_TIMEOUT = "0.25s"  # a dead upstream turns into a quick 503
+PORT_ATTEMPTS = 3  # free ports chosen in turn when another process takes one first
 _HCM = (
     "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
     ".HttpConnectionManager"
@@ -205,9 +214,19 @@ class Envoy:
         return self.directory / "endpoints"
 
     def start(self, stable: str | Sequence[str], canary: str | Sequence[str]) -> None:
-        """Write the bootstrap (stable and canary upstreams, 0% canary) and start Envoy."""
-        write_bootstrap(self.directory, self.listen_port, self.admin_port, stable, canary)
-        self.process = start_envoy(self.directory, self.listen_port, self.admin_port, self.log_dir)
+        """Write the bootstrap (stable and canary upstreams, 0% canary) and start Envoy; on
+        other free ports if another process took one of these meanwhile."""
+        for attempt in range(PORT_ATTEMPTS):
+            write_bootstrap(self.directory, self.listen_port, self.admin_port, stable, canary)
+            try:
+                self.process = start_envoy(
+                    self.directory, self.listen_port, self.admin_port, self.log_dir
+                )
+                return
+            except PortTaken:
+                if attempt == PORT_ATTEMPTS - 1:
+                    raise
+                self.listen_port, self.admin_port = free_port(), free_port()
 
     def restart(self) -> None:
         self.stop()

@@ -101,12 +101,18 @@ def start_module(
     return start(name, argv, log_dir, env={**(env or {}), "PYTHONPATH": pythonpath})
 
 
+class PortTaken(RuntimeError):
+    """The process could not bind its port: something took it after `free_port` chose it."""
+
+
 def wait_until(ready: Callable[[], bool], process: Process, timeout: float = 30.0) -> None:
     """Poll `ready` until it holds; fail early, with the log, if the process dies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not process.alive():
-            raise RuntimeError(f"{process.name} exited early:\n{process.tail()}")
+            tail = process.tail()
+            error = PortTaken if "Address already in use" in tail else RuntimeError
+            raise error(f"{process.name} exited early:\n{tail}")
         if ready():
             return
         time.sleep(0.05)

@@ -47,6 +47,9 @@ class Notification(BaseModel):
     service: str
     workflow_id: str
     run_id: str
+    first_run_id: str = Field(
+        default="", description="the deployment's first run: its buttons steer any run of it"
+    )
     stable_version: str
     canary_version: str
     stage: str | None
@@ -64,7 +67,8 @@ class Notification(BaseModel):
 
     def button_value(self) -> str:
         """The `value` of its Slack buttons; `ButtonTarget.model_validate_json` reads it."""
-        return ButtonTarget(service=self.service, run_id=self.run_id).model_dump_json()
+        run_id = self.first_run_id or self.run_id
+        return ButtonTarget(service=self.service, run_id=run_id).model_dump_json()
 
 
 class ButtonTarget(BaseModel):

@@ -5,8 +5,8 @@ promote to 100% or restore the backup. Deterministic orchestration only: activit
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NoReturn
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         Outcome,
         Phase,
         PromoteInput,
+        Resumption,
         RouterState,
     )
     from sluicegate.describe import plan, short_duration, stage_plan
@@ -49,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.fleet import Fleet
     from workflows.hooks import Hooks
     from workflows.restore import root_cause
-    from workflows.stage import StageHold
+    from workflows.stage import HandOver, StageHold
     from workflows.steps import Routing
     from workflows.watch import Stop, Watcher
 
@@ -75,8 +76,9 @@ def _validated(spec: SpecInput) -> tuple[DeploymentSpec | None, SpecError | None
 @workflow.defn(name=CANARY_DEPLOYMENT)
 class CanaryDeployment:
     @workflow.init
-    def __init__(self, spec: SpecInput) -> None:
+    def __init__(self, spec: SpecInput, resumed: Resumption | None = None) -> None:
         self._spec, self._invalid = _validated(spec)
+        self._resumed = resumed  # where the previous run continued as new, if it did
         self._phase: Phase = "validating"
         self._stage_index: int | None = None
         self._weight = 0
@@ -93,12 +95,16 @@ class CanaryDeployment:
         self._hooks: Hooks | None = None
         self._rollout_began = False  # pre_rollout hooks ran: on_rollback hooks have work
         self._deadline: asyncio.Task[None] | None = None  # the progress deadline's timer
+        self._deadline_at: datetime | None = None  # when it passes, until it has
 
     @workflow.run
-    async def run(self, spec: SpecInput) -> DeploymentResult:
+    async def run(self, spec: SpecInput, resumed: Resumption | None = None) -> DeploymentResult:
         if self._invalid is not None:
             publish_refused(spec.get("service") if isinstance(spec, dict) else None)
-        self.set_phase("validating")  # an invalid spec fails the deployment here
+        if resumed is not None:
+            self._carry_over(resumed)
+        else:
+            self.set_phase("validating")  # an invalid spec fails the deployment here
         self._courier.start()
         try:
             result = await self._deploy()
@@ -107,31 +113,33 @@ class CanaryDeployment:
         return result.model_copy(update={"notification_failures": tuple(self._courier.failures)})
 
     async def _deploy(self) -> DeploymentResult:
-        if (deadline := self.spec.progress_deadline) is not None:
-            # Left to lapse when the deployment ends first (a pending timer costs nothing).
-            self._deadline = asyncio.create_task(self._progress_deadline(deadline))
+        self._start_progress_deadline()
+        if self._resumed is None:
+            try:
+                self.set_phase("backing_up")
+                self._fleet = Fleet(self.spec)
+                await self._fleet.back_up()
+            except ActivityError as err:
+                if is_cancelled_exception(err):
+                    raise
+                reason = f"backup failed, no traffic moved: {root_cause(err)}"
+                self.notify("not_started", reason)
+                return self._finish("not_started", reason)
         try:
-            self.set_phase("backing_up")
-            self._fleet = Fleet(self.spec)
-            await self._fleet.back_up()
-        except ActivityError as err:
-            if is_cancelled_exception(err):
-                raise
-            reason = f"backup failed, no traffic moved: {root_cause(err)}"
-            self.notify("not_started", reason)
-            return self._finish("not_started", reason)
-        try:
-            await self._measure_baseline()
-            self.check_abort()
-            self.notify(
-                "started",
-                f"deployment started: {plan(self.spec)}",
-                self._stable.lines(self.spec.analysis),
-            )
-            await self._before_any_user()
+            if self._resumed is None:
+                await self._measure_baseline()
+                self.check_abort()
+                self.notify(
+                    "started",
+                    f"deployment started: {plan(self.spec)}",
+                    self._stable.lines(self.spec.analysis),
+                )
+                await self._before_any_user()
             await self._progress()
             await self._promote()
             return await self._after_promotion()
+        except HandOver as handover:
+            await self._continue_as_new(handover)
         except Stop as stop:
             if stop.unhealthy:
                 self._notify_breach(stop)
@@ -145,10 +153,26 @@ class CanaryDeployment:
             await self._roll_back("deployment cancelled", None)
             raise
 
-    async def _progress_deadline(self, deadline: Deadline) -> None:
+    def _start_progress_deadline(self) -> None:
+        """The progress deadline's timer (a resumed run's: for what is left of it). Left to
+        lapse when the deployment ends first (a pending timer costs nothing)."""
+        deadline = self.spec.progress_deadline
+        if deadline is None:
+            return
+        if self._resumed is None:
+            self._deadline_at = workflow.now() + deadline.after
+            wait = deadline.after
+        elif self._deadline_at is not None:
+            wait = max(self._deadline_at - workflow.now(), timedelta(seconds=1))
+        else:
+            return  # it passed in an earlier run, which paged
+        self._deadline = asyncio.create_task(self._progress_deadline(deadline, wait))
+
+    async def _progress_deadline(self, deadline: Deadline, wait: timedelta) -> None:
         """Past `progress_deadline`: roll back as an abort by sluicegate would, or page."""
         after = short_duration(deadline.after)
-        await workflow.sleep(deadline.after, summary=f"progress deadline {after}")
+        await workflow.sleep(wait, summary=f"progress deadline {after}")
+        self._deadline_at = None
         if self._phase in FINISHED:
             return
         reason = f"progress deadline {after} passed"
@@ -204,38 +228,72 @@ class CanaryDeployment:
         return self._hooks
 
     async def _progress(self) -> None:
-        """Run the stages in order; raises Stop when the deployment must roll back."""
-        for index, stage in enumerate(self.spec.stages):
+        """Run the stages in order (a resumed run: from the stage it holds); raises Stop
+        when the deployment must roll back, HandOver when it continues as new."""
+        resumed = self._resumed
+        first = 0
+        if resumed is not None:
+            if resumed.stage_index is None:
+                return  # it holds the guard, after the stages
+            first = resumed.stage_index
+        for index, stage in enumerate(self.spec.stages[first:], start=first):
             self.check_abort()
             self._stage_index = index
-            self._stage = StageHold(self, stage, max_wait=self.spec.max_wait)
-            self.set_phase("progressing")
-            await self._hooks_pass(
-                "pre_stage", self.spec.hooks.pre_stage, f"before stage {stage.name}", stage.name
+            carried = resumed if resumed is not None and index == first else None
+            self._stage = StageHold(
+                self,
+                stage,
+                max_wait=self.spec.max_wait,
+                resumed=carried.hold if carried is not None else None,
+                watch_from=carried.watch_from if carried is not None else None,
             )
-            self.check_abort()
-            await self._shift(stage.weight)
-            self.notify("stage_advanced", f"{self.spec.canary.version}: stage {stage_plan(stage)}")
-            fleet = self._taken()
-            routing = steps.stage_routing(self.spec, fleet.first_backup, stage.weight)
-            watched = fleet.watched(steps.weighted(self.spec, stage.weight))
-            watcher = Watcher(self.spec, stage, routing, self._stable.baseline, watched)
-            await self._stage.hold(watcher)
+            self.set_phase("progressing")
+            if carried is None:
+                await self._hooks_pass(
+                    "pre_stage",
+                    self.spec.hooks.pre_stage,
+                    f"before stage {stage.name}",
+                    stage.name,
+                )
+                self.check_abort()
+                await self._shift(stage.weight)
+                self.notify(
+                    "stage_advanced", f"{self.spec.canary.version}: stage {stage_plan(stage)}"
+                )
+            await self._stage.hold(self._watcher(stage))
             promote = self.controls.take_promote()
             if promote is not None and promote.full:
                 return
 
+    def _watcher(self, stage: Stage) -> Watcher:
+        """The health watcher of the stage now held (the guard's too), with its drift
+        checks on every router instance."""
+        assert self._stage is not None, "a watcher watches the stage held"
+        fleet = self._taken()
+        return Watcher(
+            self.spec,
+            stage,
+            steps.stage_routing(self.spec, fleet.first_backup, stage.weight),
+            self._stable.baseline,
+            fleet.watched(steps.weighted(self.spec, stage.weight)),
+            hand_over_at=self._stage.hand_over_at(),
+            resume_from=self._stage.watch_from,
+        )
+
     async def _promote(self) -> None:
         """All traffic to the canary; then, with the guard on, judge it at 100% while the
         old version stays registered; then make it the stable version."""
-        self.set_phase("promoting")
+        resuming_guard = self._resumed is not None and self._resumed.stage_index is None
+        if not resuming_guard:
+            self.set_phase("promoting")
         shifts = steps.promotion(self.spec, self._weight)
         watch = self.spec.post_promotion.watch
         if watch > timedelta(0) and workflow.patched(GUARD_PATCH):
             full, repoint = shifts[:-2], shifts[-2:]
-            for routing, summary in full:
-                await self._apply(routing, summary)
-            await self._hooks_pass("smoke", self.spec.smoke, "at 100% (post-deployment)")
+            if not resuming_guard:
+                for routing, summary in full:
+                    await self._apply(routing, summary)
+                await self._hooks_pass("smoke", self.spec.smoke, "at 100% (post-deployment)")
             await self._hold_guard(Stage(name=GUARD_STAGE, weight=100, bake=watch))
             self.set_phase("promoting")
             shifts = repoint
@@ -262,17 +320,23 @@ class CanaryDeployment:
         A promote ends the guard early; pause holds it; abort (`sluice rollback`) rolls back."""
         self.check_abort()
         self._guard = guard
-        self._stage = StageHold(self, guard, phase="guarding")
-        self.set_phase("guarding")
-        self.notify(
-            "guarding",
-            f"{self.spec.canary.version} at 100%: guarded for {short_duration(guard.bake)}; "
-            f"{self.spec.stable.version} stays registered until then",
+        resumed = self._resumed if self._resumed and self._resumed.stage_index is None else None
+        self._stage = StageHold(
+            self,
+            guard,
+            phase="guarding",
+            resumed=resumed.hold if resumed is not None else None,
+            watch_from=resumed.watch_from if resumed is not None else None,
         )
-        fleet = self._taken()
-        routing = steps.stage_routing(self.spec, fleet.first_backup, 100)
-        watched = fleet.watched(steps.weighted(self.spec, 100))
-        await self._stage.hold(Watcher(self.spec, guard, routing, self._stable.baseline, watched))
+        self.set_phase("guarding")
+        if resumed is None:
+            self.notify(
+                "guarding",
+                f"{self.spec.canary.version} at 100%: guarded for "
+                f"{short_duration(guard.bake)}; {self.spec.stable.version} stays registered "
+                "until then",
+            )
+        await self._stage.hold(self._watcher(guard))
         self.controls.take_promote()
 
     async def _roll_back(self, reason: str, evidence: CheckReport | None) -> DeploymentResult:
@@ -335,6 +399,57 @@ class CanaryDeployment:
         if (abort := self.controls.abort) is not None:
             reason = abort.reason or "no reason given"
             raise Stop(f"aborted by {abort.by}: {reason}", self.latest_check)
+
+    # -- continue-as-new ---------------------------------------------------------------
+
+    async def _continue_as_new(self, handover: HandOver) -> NoReturn:
+        """Go on holding the stage in a new run with a fresh history, carrying everything
+        the deployment knows. Notifications go out first; a control that comes meanwhile
+        is carried over too."""
+        await self._courier.flush()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(args=[self.spec, self._resumption(handover)])
+
+    def _resumption(self, handover: HandOver) -> Resumption:
+        previous = self._resumed
+        return Resumption(
+            began_at=previous.began_at if previous else workflow.info().workflow_start_time,
+            runs=previous.runs + 1 if previous else 1,
+            stage_index=None if self._guard is not None else self._stage_index,
+            hold=handover.state,
+            canary_weight=self._weight,
+            backups=self._taken().backups,
+            baseline=self._stable.baseline,
+            no_baseline=self._stable.missing,
+            latest_check=self.latest_check,
+            watch_from=handover.watch_from,
+            controls=tuple(self.controls.records),
+            paused=self.controls.paused,
+            pending_promote=self.controls.pending_promote,
+            abort=self.controls.abort,
+            hooks=self._hook_results(),
+            rollout_began=self._rollout_began,
+            notification_failures=tuple(self._courier.failures),
+            progress_deadline=self._deadline_at,
+        )
+
+    def _carry_over(self, resumed: Resumption) -> None:
+        """What the previous run knew, as this run's own."""
+        if resumed.stage_index is None:
+            self._phase = "guarding"
+        else:
+            self._phase = "awaiting_approval" if resumed.hold.at_gate else "progressing"
+        self._stage_index = resumed.stage_index
+        self._weight = resumed.canary_weight
+        self._shifted = True
+        self._fleet = Fleet(self.spec, resumed.backups)
+        self._stable.baseline, self._stable.missing = resumed.baseline, resumed.no_baseline
+        self.latest_check = resumed.latest_check
+        self.controls.carry_over(resumed)
+        self._hooks = Hooks(self.spec, resumed.hooks)
+        self._rollout_began = resumed.rollout_began
+        self._courier.failures = list(resumed.notification_failures)
+        self._deadline_at = resumed.progress_deadline
 
     # -- controls ----------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
         DeploymentStatus,
         Phase,
         PromoteInput,
+        Resumption,
     )
 
 Request = TypeVar("Request", bound=ControlInput)
@@ -75,6 +76,13 @@ class Controls:
         else:
             self.paused = action == "pause"
         return record
+
+    def carry_over(self, resumed: Resumption) -> None:
+        """The controls of the deployment's previous run, as this run's."""
+        self.records = list(resumed.controls)
+        self.paused = resumed.paused
+        self.pending_promote = resumed.pending_promote
+        self.abort = resumed.abort
 
     def pause_for_a_person(self, reason: str, at: datetime) -> ControlRecord:
         """Sluicegate pauses the deployment itself (no data past the limit)."""

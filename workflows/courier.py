@@ -38,6 +38,7 @@ def notification(
         service=spec.service,
         workflow_id=info.workflow_id,
         run_id=info.run_id,
+        first_run_id=info.first_execution_run_id,
         stable_version=spec.stable.version,
         canary_version=spec.canary.version,
         stage=stage,

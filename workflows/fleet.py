@@ -22,10 +22,10 @@ T = TypeVar("T")
 
 
 class Fleet:
-    def __init__(self, spec: DeploymentSpec) -> None:
+    def __init__(self, spec: DeploymentSpec, backups: tuple[BackupRecord, ...] = ()) -> None:
         self.spec = spec
         self.instances: tuple[RouterSpec, ...] = spec.router.fleet()
-        self.backups: tuple[BackupRecord, ...] = ()
+        self.backups = backups  # one per instance, in order, once taken
 
     @property
     def backed_up(self) -> bool:

@@ -12,9 +12,9 @@ with workflow.unsafe.imports_passed_through():
 
 
 class Hooks:
-    def __init__(self, spec: DeploymentSpec) -> None:
+    def __init__(self, spec: DeploymentSpec, results: tuple[HookResult, ...] = ()) -> None:
         self.spec = spec
-        self.results: list[HookResult] = []
+        self.results = list(results)  # earlier runs' too, when it continued as new
 
     async def run(
         self,

@@ -95,19 +95,12 @@ class SupersedeDeployment:
             raise ApplicationError(str(self._invalid), type="SpecError", non_retryable=True)
         new = self._spec
         self._set_phase("finding")
-        found = await workflow.execute_activity(
-            FIND_DEPLOYMENT,
-            FindDeploymentInput(service=new.service),
-            result_type=FoundDeployment,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=QUICK_RETRIES,
-            summary=f"find what runs as {new.workflow_id}",
-        )
-        self._running = running = found.running
+        running = await self._find(new)
         abort_sent = False
-        if running is not None:
+        while running is not None:
+            self._running = running
             if running.kind == CANARY_DEPLOYMENT:
-                abort_sent = await self._abort(running, new)
+                abort_sent = await self._abort(running, new) or abort_sent
             self._set_phase("waiting")
             self._ended = await workflow.execute_activity(
                 AWAIT_DEPLOYMENT,
@@ -118,6 +111,9 @@ class SupersedeDeployment:
                 retry_policy=AWAIT_RUN_RETRIES,
                 summary=f"wait until {running.kind} run {running.run_id} has closed",
             )
+            # A deployment that continued as new meanwhile goes on in its next run: that
+            # one is aborted and waited for in turn.
+            running = await self._find(new) if self._ended.status == "continued" else None
         self._set_phase("starting")
         self._new_run = await self._start(new)
         self._set_phase("started")
@@ -129,6 +125,17 @@ class SupersedeDeployment:
             run_id=self._new_run,
             by=self._request.by,
         )
+
+    async def _find(self, new: DeploymentSpec) -> DeploymentRun | None:
+        found = await workflow.execute_activity(
+            FIND_DEPLOYMENT,
+            FindDeploymentInput(service=new.service),
+            result_type=FoundDeployment,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=QUICK_RETRIES,
+            summary=f"find what runs as {new.workflow_id}",
+        )
+        return found.running
 
     async def _abort(self, running: DeploymentRun, new: DeploymentSpec) -> bool:
         """Send that very run the abort signal; False if it had closed meanwhile. A run that

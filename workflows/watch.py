@@ -4,7 +4,7 @@ stopped before anything else changes the routing."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -59,6 +59,8 @@ class Watcher:
         expected: RouterState,
         baseline: Baseline | None,
         watched: Watched = (None, {}),
+        hand_over_at: datetime | None = None,
+        resume_from: CheckReport | None = None,
     ) -> None:
         self.stage = stage
         interval = spec.analysis.interval
@@ -75,6 +77,8 @@ class Watcher:
                 canary_version=spec.canary.version,
                 baseline=baseline,
                 fleet=fleet,
+                resume_from=resume_from,
+                hand_over_at=hand_over_at,
             ),
             result_type=WatchHealthResult,
             start_to_close_timeout=timedelta(days=30),
@@ -119,20 +123,26 @@ class Watcher:
                 return None
             return Stop(f"health watch failed: {root_cause(error)}", latest, unhealthy=True)
         result = task.result()
-        if result.status == "healthy":
+        if result.status in ("healthy", "handed_over"):
             return None
         where = f"stage {self.stage.name} ({self.stage.weight}%), check {result.checks}"
         detail = result.last.describe() if result.last else "no check completed"
         return Stop(f"health {result.status} at {where}: {detail}", result.last, unhealthy=True)
 
-    def ended_healthy(self) -> bool:
+    def handed_over(self) -> CheckReport | None:
+        """The check the watcher ended on to hand over to the next run, if it did."""
+        result = self._result()
+        return result.last if result is not None and result.status == "handed_over" else None
+
+    def _result(self) -> WatchHealthResult | None:
         task = self._task
-        return (
-            task.done()
-            and not task.cancelled()
-            and not task.exception()
-            and task.result().status == "healthy"
-        )
+        if not task.done() or task.cancelled() or task.exception():
+            return None
+        return task.result()
+
+    def ended_healthy(self) -> bool:
+        result = self._result()
+        return result is not None and result.status == "healthy"
 
     async def stop(self) -> None:
         """Cancel the watcher and wait until it has stopped, so it cannot undo the next shift.

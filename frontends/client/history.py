@@ -24,6 +24,7 @@ from sluicegate.contracts import (
     DeploymentResult,
     RestoreInput,
     RestoreResult,
+    Resumption,
 )
 from sluicegate.errors import DeploymentNotFound, InvalidArgument, SluicegateError, SpecError
 from sluicegate.spec import (
@@ -46,6 +47,7 @@ class DeploymentRecord(BaseModel):
 
     workflow_id: str
     run_id: str
+    first_run_id: str = ""  # the deployment's first run, when it continued as new since
     kind: str
     task_queue: str
     service: str
@@ -95,6 +97,8 @@ async def list_deployments(
         clauses.append(f'({visibility.DEPLOY_SERVICE.name} = "{name}" OR {by_id})')
     if running:
         clauses.append('ExecutionStatus = "Running"')
+    else:  # a deployment that continued as new is listed once, as its latest run
+        clauses.append('ExecutionStatus != "ContinuedAsNew"')
     query = " AND ".join(clauses)
     return [
         await _record(client, execution)
@@ -112,6 +116,7 @@ async def _record(client: Client, execution: WorkflowExecution) -> DeploymentRec
     fields: dict[str, Any] = {
         "workflow_id": execution.id,
         "run_id": execution.run_id,
+        "first_run_id": execution.raw_info.first_run_id or execution.run_id,
         "kind": execution.workflow_type,
         "task_queue": execution.task_queue,
         "service": attributes.get(visibility.DEPLOY_SERVICE) or _service_of(execution.id),
@@ -137,7 +142,8 @@ async def _from_input(client: Client, kind: str, payloads: Any) -> dict[str, Any
     if kind == RESTORE:
         [request] = await client.data_converter.decode(payloads, [RestoreInput])
         return {"service": request.service, "reason": request.reason}
-    [data] = await client.data_converter.decode(payloads, [dict])
+    data, resumed = await deployment_input(client, payloads)
+    began = {"started_at": resumed.began_at} if resumed is not None else {}
     try:
         spec = parse_spec(data)
     except SpecError:  # a refused spec: what it says, where that is plain
@@ -150,7 +156,19 @@ async def _from_input(client: Client, kind: str, payloads: Any) -> dict[str, Any
         "service": spec.service,
         "stable_version": spec.stable.version,
         "canary_version": spec.canary.version,
+        **began,
     }
+
+
+async def deployment_input(client: Client, payloads: Any) -> tuple[Any, Resumption | None]:
+    """A CanaryDeployment run's spec (as the JSON it was given) and, for a run the
+    deployment continued as new into, what the previous run carried over."""
+    given = list(payloads)
+    [data] = await client.data_converter.decode(given[:1], [dict])
+    if len(given) < 2:
+        return data, None
+    [resumed] = await client.data_converter.decode(given[1:2], [Resumption])
+    return data, resumed
 
 
 def _service_of(workflow_id: str) -> str:
@@ -222,7 +240,7 @@ async def routing_of(client: Client, service: str) -> ServiceRouting:
     if record.kind == RESTORE:
         [request] = await client.data_converter.decode(payloads, [RestoreInput])
         return ServiceRouting(router=request.router, backup=request.backup_store, source=source)
-    [data] = await client.data_converter.decode(payloads, [dict])
+    data, _ = await deployment_input(client, payloads)
     spec: DeploymentSpec = parse_spec(data)
     return ServiceRouting(router=spec.router, backup=spec.backup, source=source)
 
@@ -232,6 +250,10 @@ async def backup_taken_by(client: Client, record: DeploymentRecord) -> BackupRec
     history = await client.get_workflow_handle(
         record.workflow_id, run_id=record.run_id
     ).fetch_history()
+    payloads = history.events[0].workflow_execution_started_event_attributes.input.payloads
+    _, resumed = await deployment_input(client, payloads)
+    if resumed is not None:  # taken by the deployment's first run, and carried over
+        return resumed.backups[0]
     scheduled = {
         event.event_id
         for event in history.events

@@ -121,7 +121,7 @@ async def control(
         )
     if record.kind != DEPLOYMENT:
         raise ControlRefused(f"cannot {action}: {service} is being restored from a backup")
-    if run_id is not None and run_id != record.run_id:
+    if run_id is not None and run_id not in (record.run_id, record.first_run_id):
         raise ControlRefused(
             f"cannot {action}: that was for run {run_id} of {service}, which is not running; "
             f"the deployment running now is run {record.run_id}"

@@ -106,48 +106,6 @@ class InstanceRouting(_Model):
     expected: RouterState
 
 
-class WatchHealthInput(_Model):
-    service: str
-    stage: str
-    router: RouterSpec
-    expected: RouterState = Field(description="what the router must read; drift is re-applied")
-    analysis: AnalysisSpec
-    stable_version: str = ""
-    canary_version: str = ""
-    baseline: Baseline | None = Field(
-        default=None, description="stable before any traffic moved, which the limits use"
-    )
-    fleet: tuple[InstanceRouting, ...] | None = Field(
-        default=None,
-        description="the router instances this worker checks for drift; None: `router`",
-    )
-
-    def routings(self) -> tuple[InstanceRouting, ...]:
-        """Every instance to check for drift, with the routing it must read."""
-        if self.fleet is not None:
-            return self.fleet
-        return (InstanceRouting(router=self.router, expected=self.expected),)
-
-
-class KeepRoutingInput(_Model):
-    """Keep router instances on another worker's host at their routing through a stage:
-    check each every interval and re-apply on drift (the stage's watcher judges health)."""
-
-    service: str
-    stage: str
-    fleet: tuple[InstanceRouting, ...]
-    interval: timedelta
-
-
-class BaselineInput(_Model):
-    """Watch stable for `analysis.baseline` before any traffic moves."""
-
-    service: str
-    analysis: AnalysisSpec
-    stable_version: str = ""
-    canary_version: str = ""
-
-
 class CheckReport(_Model):
     """One health check: shown live in heartbeats and kept as evidence."""
 
@@ -180,13 +138,65 @@ class CheckReport(_Model):
         return "; ".join(part for part in (self.verdict.describe(), *self.notes) if part)
 
 
+class WatchHealthInput(_Model):
+    service: str
+    stage: str
+    router: RouterSpec
+    expected: RouterState = Field(description="what the router must read; drift is re-applied")
+    analysis: AnalysisSpec
+    stable_version: str = ""
+    canary_version: str = ""
+    baseline: Baseline | None = Field(
+        default=None, description="stable before any traffic moved, which the limits use"
+    )
+    fleet: tuple[InstanceRouting, ...] | None = Field(
+        default=None,
+        description="the router instances this worker checks for drift; None: `router`",
+    )
+    resume_from: CheckReport | None = Field(
+        default=None,
+        description="the check the previous run's watcher handed over at: carry on from it",
+    )
+    hand_over_at: datetime | None = Field(
+        default=None,
+        description="at the first check from then on, end with `handed_over` (the workflow "
+        "continues as new); None: watch until stopped",
+    )
+
+    def routings(self) -> tuple[InstanceRouting, ...]:
+        """Every instance to check for drift, with the routing it must read."""
+        if self.fleet is not None:
+            return self.fleet
+        return (InstanceRouting(router=self.router, expected=self.expected),)
+
+
+class KeepRoutingInput(_Model):
+    """Keep router instances on another worker's host at their routing through a stage:
+    check each every interval and re-apply on drift (the stage's watcher judges health)."""
+
+    service: str
+    stage: str
+    fleet: tuple[InstanceRouting, ...]
+    interval: timedelta
+
+
+class BaselineInput(_Model):
+    """Watch stable for `analysis.baseline` before any traffic moves."""
+
+    service: str
+    analysis: AnalysisSpec
+    stable_version: str = ""
+    canary_version: str = ""
+
+
 class WatchHealthResult(_Model):
-    """Why watching stopped: a breach, or lasting lack of data.
+    """Why watching stopped: a breach, lasting lack of data, or a hand-over to the next run
+    of the workflow (`last` is the check the next watcher carries on from).
 
     The real watcher never ends `healthy`; a stand-in that does simply stops watching.
     """
 
-    status: Literal["healthy", "breach", "inconclusive"]
+    status: Literal["healthy", "breach", "inconclusive", "handed_over"]
     checks: int
     failed_checks: int
     last: CheckReport | None = None

@@ -154,6 +154,49 @@ class DeploymentResult(_Model):
     )
 
 
+class HoldState(_Model):
+    """Where a stage's hold was when the deployment continued as new."""
+
+    bake_left: timedelta = Field(description="bake time still to run (0: the bake is over)")
+    unwatched: timedelta = timedelta(0)
+    made_up: timedelta = timedelta(0)
+    health: str | None = Field(default=None, description="the latest judged verdict reported")
+    at_gate: bool = Field(default=False, description="waiting at the manual gate")
+    gate_deadline: datetime | None = Field(
+        default=None, description="when the gate's max_wait passes, if it has not yet"
+    )
+
+
+class Resumption(_Model):
+    """What a deployment carries into its next run when it continues as new while it holds
+    a stage (a gate, a long bake, the guard), so its history stays short."""
+
+    began_at: datetime = Field(description="when the deployment's first run started")
+    runs: int = Field(ge=1, description="runs before this one")
+    stage_index: int | None = Field(description="the stage held; None: the guard after 100%")
+    hold: HoldState
+    canary_weight: int
+    backups: tuple[BackupRecord, ...]
+    baseline: Baseline | None
+    no_baseline: str | None
+    latest_check: CheckReport | None
+    watch_from: CheckReport | None = Field(
+        description="the check the watcher handed over at: the next watcher carries on from it"
+    )
+    controls: tuple[ControlRecord, ...]
+    paused: bool
+    pending_promote: ControlRecord | None = None
+    abort: ControlRecord | None = Field(
+        default=None, description="an abort that came while the run handed over"
+    )
+    hooks: tuple[HookResult, ...]
+    rollout_began: bool
+    notification_failures: tuple[str, ...]
+    progress_deadline: datetime | None = Field(
+        description="when the progress deadline passes, if it has not yet"
+    )
+
+
 class RestoreInput(_Model):
     """Put `service`'s routing back to `backup`, first backing up what it replaces."""
 

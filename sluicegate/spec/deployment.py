@@ -125,6 +125,8 @@ class Deadline(SpecModel):
 
 
 DEFAULT_MAX_WAIT = Deadline(after=timedelta(hours=4), then="page")
+# Each run of a deployment that holds a stage for days lasts at most this long.
+DEFAULT_RUN_LENGTH = timedelta(days=1)
 
 
 class BackupSpec(SpecModel):
@@ -156,6 +158,23 @@ class DeploymentSpec(SpecModel):
         "and again once it serves 100%",
     )
     backup: BackupSpec = BackupSpec()
+    continue_as_new_after: timedelta = Field(
+        default=DEFAULT_RUN_LENGTH,
+        description="while a stage holds longer than this (a gate, a long bake, the guard), "
+        "the deployment continues as a new run this often, carrying its state, so its "
+        "history stays short; at least 3 analysis intervals",
+    )
+
+    @model_validator(mode="after")
+    def _runs_hold_checks(self) -> DeploymentSpec:
+        least = 3 * self.analysis.interval
+        if self.continue_as_new_after < least:
+            raise ValueError(
+                f"continue_as_new_after must be at least 3 analysis intervals "
+                f"({least.total_seconds():g} s), got "
+                f"{self.continue_as_new_after.total_seconds():g} s"
+            )
+        return self
 
     @field_validator("service")
     @classmethod
