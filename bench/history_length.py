@@ -39,7 +39,7 @@ from bench.scripted import STABLE, ScriptedActivities, make_spec
 from deploy.processes import venv_binary
 from deploy.stack import LocalStack, Site
 from frontends.client.deployments import follow, start_deployment
-from sluicegate.contracts import CheckReport, DeploymentStatus
+from sluicegate.contracts import CheckReport, DeploymentStatus, PromoteInput
 from sluicegate.settings import Settings
 from sluicegate.spec import DEFAULT_STAGES, DeploymentSpec, PostPromotionSpec
 from workers.client import DATA_CONVERTER, connect
@@ -49,6 +49,8 @@ from workflows.canary import GUARD_STAGE
 
 STATE_DIR = STATE_ROOT / "bench-history"
 TARGET = 500
+GATE_WAIT = timedelta(days=7, hours=1)
+PROMOTE = "promote"  # CanaryDeployment's update (workflows/controls.py)
 
 
 @dataclass
@@ -156,11 +158,46 @@ async def on_time_skipping() -> list[Measured]:
                     events=Counter(event_name(e) for e in history.events),
                 )
             )
+        measured += await _gate_for_days(env)
     finally:
         one.close()
         fleet.close()
         await env.shutdown()
     return measured
+
+
+async def _gate_for_days(env: WorkflowEnvironment) -> list[Measured]:
+    """A gate nobody decides at for a week, then promoted: each run of the deployment (it
+    continues as new every `continue_as_new_after`, 1 day by default) measured apart."""
+    acts = ScriptedActivities()
+    task_queue = f"bench-{uuid.uuid4().hex[:8]}"
+    gate = [{"name": "review", "weight": 10, "manual_gate": True}]
+    spec = make_spec(service=f"bench-history-{task_queue}", stages=gate)
+    async with build_worker(env.client, task_queue, activities=acts.activities()):
+        handle = await start_deployment(env.client, spec, task_queue)
+        await env.sleep(GATE_WAIT)
+        await handle.execute_update(PROMOTE, PromoteInput(by="bench"))  # pyright: ignore[reportUnknownMemberType]
+        result = await handle.result()
+    runs: list[Sequence[HistoryEvent]] = []
+    run_id: str | None = None  # the latest run first, then each one it continued from
+    while True:
+        history = await env.client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        runs.insert(0, history.events)
+        started = history.events[0].workflow_execution_started_event_attributes
+        run_id = started.continued_execution_run_id
+        if not run_id:
+            break
+    return [
+        Measured(
+            method="time-skipping, scripted",
+            plan=f"gate {GATE_WAIT.days} days, run {number} of {len(runs)}",
+            outcome=result.outcome if number == len(runs) else "continued",
+            checks="n/a (scripted)",
+            took=_took(events),
+            events=Counter(event_name(e) for e in events),
+        )
+        for number, events in enumerate(runs, 1)
+    ]
 
 
 async def on_real_stack(scales: list[int]) -> list[Measured]:

@@ -335,6 +335,28 @@ async def gate_paged(
         path.write_text((await handle.fetch_history()).to_json())
 
 
+async def continued_at_a_gate(
+    sleep: Callable[[timedelta], Awaitable[None]], client: Client, path: Path
+) -> None:
+    """0.2: a gate waiting past continue_as_new_after continues as new; the first run's
+    history (ending ContinuedAsNew) and, beside it, the last run's (resumed, promoted)."""
+    acts = ScriptedActivities()
+    spec = make_spec(
+        "recorded-continued", stages=[{"name": "review", "weight": 10, "manual_gate": True}]
+    )
+    async with build_worker(client, "record-continued", activities=acts.activities()):
+        handle = await start_deployment(client, spec, "record-continued")
+        await _wait_phase(handle, "awaiting_approval")
+        await sleep(timedelta(days=1, hours=2))
+        await _wait_phase(handle, "awaiting_approval")
+        await handle.execute_update(CanaryDeployment.promote_update, PromoteInput(by="rec"))
+        assert (await handle.result()).outcome == "promoted"
+        first = client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+        path.write_text((await first.fetch_history()).to_json())
+        last = path.with_name("resumed_at_a_gate.json")
+        last.write_text((await handle.fetch_history()).to_json())
+
+
 async def superseded_during_a_stage(client: Client, path: Path) -> None:
     """SupersedeDeployment replaces a deployment held in its second stage: the abort signal,
     the wait for its rollback, the new deployment started as a child."""
@@ -409,6 +431,8 @@ async def main() -> None:
             "gate_paged.json": functools.partial(gate_paged, env.sleep),
             # After 0.1.0: SupersedeDeployment (a new workflow, no patch needed).
             "superseded_during_a_stage.json": superseded_during_a_stage,
+            # After 0.1.0: continue-as-new at long holds (patch continue-as-new).
+            "continued_at_a_gate.json": functools.partial(continued_at_a_gate, env.sleep),
         }
         for name, record in recorders.items():
             path = HISTORIES / name

@@ -161,3 +161,31 @@ async def test_a_resumed_watcher_counts_the_time_no_watcher_was_running(
     # Counted once, at the first check; carried by every later one (and by a retry's).
     assert {r.unwatched for r in checks} == {expected}
     assert result.last.unwatched == expected
+
+
+async def test_a_watcher_hands_over_on_a_check_and_the_next_carries_on_from_it(
+    envoy: EnvoyStack, upstreams: dict[str, Upstream]
+) -> None:
+    """At `hand_over_at` the watcher ends on a check (the workflow continues as new); the
+    next run's watcher, given that check, numbers and judges on from it."""
+    request = failing_pilot(envoy, upstreams)
+    upstreams["canary"].status = 200
+    hand_over_at = datetime.now(UTC) + timedelta(seconds=1)
+    first_run = request.model_copy(update={"hand_over_at": hand_over_at})
+    stop = asyncio.Event()
+    load = asyncio.create_task(steady_load(envoy.url, stop))
+    try:
+        handed = await ActivityEnvironment().run(watch_health, first_run)
+        assert handed.status == "handed_over" and handed.last is not None
+        assert handed.last.at >= hand_over_at
+        assert handed.last.judge is not None
+        next_run = request.model_copy(
+            update={"resume_from": handed.last, "hand_over_at": datetime.now(UTC)}
+        )
+        carried = await ActivityEnvironment().run(watch_health, next_run)
+    finally:
+        stop.set()
+        await load
+    assert carried.status == "handed_over" and carried.last is not None
+    assert carried.last.number == handed.last.number + 1  # one check on from it
+    assert carried.checks == handed.checks + 1
