@@ -15,6 +15,8 @@ from deploy.processes import venv_binary
 from deploy.sample_service import set_fault
 from deploy.stack import LocalStack, Site
 from frontends.client.deployments import live_check, start_deployment
+from frontends.client.history import list_deployments
+from frontends.client.operations import control
 from sluicegate.contracts import ControlInput, DeploymentStatus, PromoteInput, RouterState
 from sluicegate.settings import Settings
 from sluicegate.spec import MetricCheck
@@ -301,3 +303,36 @@ async def test_a_regression_after_100_percent_is_caught_by_the_guard(
         stable_endpoints=(site.stable.address,),
         canary_endpoints=(site.stable.address,),
     )
+
+
+async def test_a_gate_held_for_long_continues_as_new_and_a_button_of_its_first_run_promotes_it(
+    temporal: tuple[str, Client], site: Site
+) -> None:
+    """Held past `continue_as_new_after`, the deployment goes on in new runs whose watcher
+    numbers on from the last; a control naming the first run (an old Slack button) steers
+    the latest, and `history` lists the deployment once, from its first run's start."""
+    _, client = temporal
+    stages = [{"name": "review", "weight": 10, "manual_gate": True}]
+    spec = site.spec(
+        stages=stages, failed_checks_tolerated=1, top_level={"continue_as_new_after": "PT3S"}
+    )
+    handle = await start_deployment(client, spec, TASK_QUEUE)
+    first_run = handle.first_execution_run_id
+    assert first_run is not None
+
+    async def numbered_on() -> bool:
+        check = await live_check(client, handle.id)
+        description = await client.get_workflow_handle(handle.id).describe()
+        # A fresh watcher every run would number its checks from 1 to about 4, each run.
+        return description.run_id != first_run and check is not None and check.number >= 10
+
+    await eventually(numbered_on, "the later runs' watchers number on from the first's")
+    assert (await status_of(client, handle.id)).phase == "awaiting_approval"
+    await control(client, site.name, "promote", PromoteInput(by="slack"), run_id=first_run)
+    result = await handle.result()
+    assert result.outcome == "promoted"
+    assert [c.by for c in result.controls] == ["slack"]
+    first = await client.get_workflow_handle(handle.id, run_id=first_run).describe()
+    records = [r for r in await list_deployments(client, site.name) if r.workflow_id == handle.id]
+    assert len(records) == 1 and records[0].first_run_id == first_run
+    assert records[0].started_at == first.start_time

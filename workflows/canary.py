@@ -414,6 +414,7 @@ class CanaryDeployment:
         previous = self._resumed
         return Resumption(
             began_at=previous.began_at if previous else workflow.info().workflow_start_time,
+            first_run_id=workflow.info().first_execution_run_id,
             runs=previous.runs + 1 if previous else 1,
             stage_index=None if self._guard is not None else self._stage_index,
             hold=handover.state,

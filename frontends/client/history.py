@@ -143,7 +143,9 @@ async def _from_input(client: Client, kind: str, payloads: Any) -> dict[str, Any
         [request] = await client.data_converter.decode(payloads, [RestoreInput])
         return {"service": request.service, "reason": request.reason}
     data, resumed = await deployment_input(client, payloads)
-    began = {"started_at": resumed.began_at} if resumed is not None else {}
+    began: dict[str, Any] = {}
+    if resumed is not None:
+        began = {"started_at": resumed.began_at, "first_run_id": resumed.first_run_id}
     try:
         spec = parse_spec(data)
     except SpecError:  # a refused spec: what it says, where that is plain

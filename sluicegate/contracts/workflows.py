@@ -172,6 +172,7 @@ class Resumption(_Model):
     a stage (a gate, a long bake, the guard), so its history stays short."""
 
     began_at: datetime = Field(description="when the deployment's first run started")
+    first_run_id: str = Field(default="", description="the deployment's first run")
     runs: int = Field(ge=1, description="runs before this one")
     stage_index: int | None = Field(description="the stage held; None: the guard after 100%")
     hold: HoldState
