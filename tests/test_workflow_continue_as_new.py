@@ -61,3 +61,23 @@ async def test_a_bake_of_days_spans_runs_and_lasts_its_whole_length(
     assert acts.weights[0] == 20 and acts.weights.count(20) == 1
     assert carried is not None and carried.runs >= 2
     assert elapsed >= timedelta(days=3)  # the bake, in full, across the runs
+
+
+async def test_a_guard_of_days_spans_runs_then_stable_is_pointed_at_the_canary_once(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    acts = ScriptedActivities()
+    spec = unique_spec(
+        task_queue,
+        stages=[{"name": "soak", "weight": 20, "bake": "PT1H"}],
+        post_promotion={"watch": "P2DT1H"},
+    )
+    async with deployment(time_skipping_env, task_queue, acts, spec) as handle:
+        result = await handle.result()
+        carried = await _carried(time_skipping_env, handle.id)
+    assert result.outcome == "promoted"
+    assert carried is not None and carried.stage_index is None and carried.runs >= 2
+    # 20%, 100% once, then stable pointed at the canary and served as stable, once each.
+    assert acts.weights == [20, 100, 100, 0]
+    assert acts.events.count("guarding") == 1
+    assert acts.events.count("promoted") == 1
