@@ -39,7 +39,7 @@ from deploy.nginx import nginx_binary
 from deploy.processes import REPO_ROOT, free_port, venv_binary
 from deploy.stack import LocalStack, canary_spec
 from frontends.client.deployments import DeploymentHandle, follow, start_deployment
-from frontends.client.lines import event_line
+from frontends.client.lines import event_line, hook_lines
 from sluicegate.contracts import DeploymentResult, DeploymentStatus, HookResult
 from sluicegate.settings import CommandSetting, Settings
 from sluicegate.spec import DeploymentSpec
@@ -56,7 +56,6 @@ HOOK_TIMEOUT = "PT30S"
 # What the worker's command hooks may run: the program, fixed arguments, declared ones.
 START_ARGUMENTS = ("version", "ports", "error-rate", "delay-ms")
 RETIRE_ARGUMENTS = ("version", "ports")
-HOOK_LISTS = ("pre_rollout", "pre_stage", "post_promotion", "on_rollback")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -247,7 +246,7 @@ async def deploy(client: Client, spec: DeploymentSpec, ui: str) -> DeploymentRes
     """Start one deployment, print each transition, hook and live check, return its result."""
     handle = await start_deployment(client, spec, TASK_QUEUE)
     say(f"\n=== Deploying {spec.canary.version} over {spec.stable.version}: {ui}/{handle.id}")
-    result = await _follow(client, spec, handle)
+    result = await _follow(client, handle)
     say(f"--> {result.outcome.upper()}: {result.reason}")
     if result.outcome == "rolled_back" and result.evidence is not None:
         verdict = result.evidence.verdict
@@ -256,33 +255,23 @@ async def deploy(client: Client, spec: DeploymentSpec, ui: str) -> DeploymentRes
     return result
 
 
-async def _follow(
-    client: Client, spec: DeploymentSpec, handle: DeploymentHandle
-) -> DeploymentResult:
+async def _follow(client: Client, handle: DeploymentHandle) -> DeploymentResult:
     """Print each transition, live check and hook result of a deployment until it ends."""
     shown = 0  # hook results printed so far: each before the status that first has it
     async for event in follow(client, handle.id):
         if isinstance(event, DeploymentStatus):
-            shown = _say_hooks(spec, event.hooks, shown)
+            shown = _say_hooks(event.hooks, shown)
         say(event_line(event))
     result = await handle.result()
-    _say_hooks(spec, result.hooks, shown)
+    _say_hooks(result.hooks, shown)
     return result
 
 
-def _say_hooks(spec: DeploymentSpec, hooks: Sequence[HookResult], shown: int) -> int:
-    """Print the hook results after the first `shown`, with what each command said."""
-    events = {hook.name: event for event in HOOK_LISTS for hook in spec.hooks.at(event)}
-    for index in range(shown, len(hooks)):
-        hook = hooks[index]
-        event = events.get(hook.name)
-        if event is None:  # a smoke check: before any traffic, then again at 100%
-            earlier = sum(1 for h in hooks[:index] if h.name == hook.name)
-            event = "smoke at 100%" if earlier else "smoke before any traffic"
-        say(f"  [{event}] {hook.describe()}")
-        if hook.kind == "command" or not hook.ok:
-            for line in hook.output.splitlines():
-                say(f"      {line}")
+def _say_hooks(hooks: Sequence[HookResult], shown: int) -> int:
+    """Print the hook results after the first `shown`; how many are printed now."""
+    for hook in hooks[shown:]:
+        for line in hook_lines(hook):
+            say(line)
     return max(shown, len(hooks))
 
 
@@ -314,7 +303,7 @@ async def _interactive(client: Client, spec: DeploymentSpec, address: str, ui: s
     say(f'  {temporal} update execute --name promote --input \'{{"by": "you"}}\'')
     say(f'  {temporal} signal --name abort --input \'{{"by": "you", "reason": "not today"}}\'')
     say("Ctrl-C stops the demo and everything it started.")
-    result = await _follow(client, spec, handle)
+    result = await _follow(client, handle)
     say(f"--> {result.outcome.upper()}: {result.reason}\nBrowse the Web UI; Ctrl-C to stop.")
     await asyncio.Event().wait()
 

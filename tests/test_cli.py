@@ -32,6 +32,7 @@ QUICK_STAGES = [
     {"name": "pilot", "weight": 50, "bake": "PT2S"},
 ]
 GATED_STAGES = [{"name": "review", "weight": 20, "bake": "PT1S", "manual_gate": True}]
+SMOKE = [{"type": "smoke", "name": "canary-up", "requests": 3}]
 
 
 class Sluice:
@@ -270,7 +271,8 @@ class Output:
 async def test_watch_in_a_pipe_prints_each_change_as_it_happens(
     sluice: Sluice, worker: Process, site: Site, tmp_path: Path
 ) -> None:
-    assert_exit(sluice("deploy", str(spec_file(site, tmp_path, stages=GATED_STAGES))), 0)
+    spec = spec_file(site, tmp_path, stages=GATED_STAGES, top_level={"smoke": SMOKE})
+    assert_exit(sluice("deploy", str(spec)), 0)
     watching = subprocess.Popen(
         [venv_binary("sluice"), "watch", site.name],
         env=sluice.env,
@@ -292,6 +294,7 @@ async def test_watch_in_a_pipe_prints_each_change_as_it_happens(
         watching.wait()
     text = "".join(output.lines)
     assert "operator: abort by" in text and "not today" in text, text
+    assert "[smoke before any traffic] hook canary-up (smoke) passed" in text, text
     assert "rolled_back" in text, text
     assert "\x1b[" not in text, "no terminal codes in a pipe"
 
@@ -324,7 +327,8 @@ class Terminal:
 async def test_watch_in_a_terminal_redraws_the_live_view_until_the_end(
     sluice: Sluice, worker: Process, site: Site, tmp_path: Path
 ) -> None:
-    assert_exit(sluice("deploy", str(spec_file(site, tmp_path, stages=GATED_STAGES))), 0)
+    spec = spec_file(site, tmp_path, stages=GATED_STAGES, top_level={"smoke": SMOKE})
+    assert_exit(sluice("deploy", str(spec)), 0)
     terminal = Terminal([venv_binary("sluice"), "watch", site.name], sluice.env)
     try:
         await eventually(lambda: terminal.has("awaiting_approval"), "the gate is shown", 1200)
@@ -339,6 +343,7 @@ async def test_watch_in_a_terminal_redraws_the_live_view_until_the_end(
         terminal.process.wait()
     assert terminal.has("\x1b["), "a terminal gets the live view"
     assert terminal.has("not today") and terminal.has("rolled_back")
+    assert terminal.has("hook canary-up (smoke) passed")
 
 
 async def test_pause_and_resume_hold_the_bake(

@@ -15,7 +15,7 @@ from bench.scripted import a_status
 from frontends.cli.app import app, flowed
 from frontends.cli.render import bake_bar, overall, status_view
 from frontends.cli.session import operator
-from frontends.client.lines import ago, control_line, human, status_line
+from frontends.client.lines import ago, control_line, hook_lines, human, status_line
 from frontends.client.operations import default_reason, fitted
 from sluicegate.analysis.verdict import MetricResult, Status, Verdict
 from sluicegate.contracts import (
@@ -25,6 +25,7 @@ from sluicegate.contracts import (
     ControlInput,
     ControlRecord,
     Finding,
+    HookResult,
     PreflightReport,
 )
 
@@ -138,6 +139,33 @@ def test_control_line_without_a_reason() -> None:
 
 
 # --- the preflight's overall verdict -----------------------------------------------------
+
+
+def hook(**changes: object) -> HookResult:
+    base: dict[str, object] = {"name": "up", "kind": "smoke", "ok": True, "detail": "10 passed"}
+    return HookResult.model_validate({**base, **changes})
+
+
+@pytest.mark.parametrize(
+    ("event", "weight", "shown"),
+    [
+        ("smoke", 0, "[smoke before any traffic] hook up (smoke) passed: 10 passed (0.0 s)"),
+        ("smoke", 100, "[smoke at 100%] hook up (smoke) passed"),
+        ("pre_stage", 25, "[pre_stage] hook up (smoke) passed"),
+        (None, None, "[hook] hook up (smoke) passed"),  # a result recorded before 0.2
+    ],
+)
+def test_a_hook_line_says_when_it_ran(event: str | None, weight: int | None, shown: str) -> None:
+    [line] = hook_lines(hook(event=event, weight=weight))
+    assert line.strip().startswith(shown)
+
+
+def test_a_command_hook_shows_what_it_printed_and_a_failed_hook_its_evidence() -> None:
+    command = hook(kind="command", event="pre_rollout", output="started v2\nstarted v2b")
+    assert hook_lines(command)[1:] == ["      started v2", "      started v2b"]
+    assert hook_lines(hook(output="GET / -> 503"))[1:] == []  # a passing smoke: one line
+    failed = hook(ok=False, event="smoke", weight=0, output="GET / -> 503")
+    assert hook_lines(failed)[1:] == ["      GET / -> 503"]
 
 
 @pytest.mark.parametrize(

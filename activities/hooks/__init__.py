@@ -44,6 +44,8 @@ class HookRunner:
             status=ran.status,
             attempts=ran.attempts,
             seconds=round(time.monotonic() - started, 3),
+            event=request.context.event,
+            weight=request.context.weight,
         )
         log = activity.logger.info if result.ok else activity.logger.warning
         log("%s hook: %s", request.context.event, result.describe())

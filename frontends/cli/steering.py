@@ -168,6 +168,9 @@ def status(
             console.print(render.status_view(state, check))
             for control_record in state.controls:
                 console.print(f"operator: {lines.control_line(control_record)}")
+            for hook in state.hooks:
+                for line in lines.hook_lines(hook):
+                    console.print(line, soft_wrap=True, markup=False, highlight=False)
             console.print(f"Web UI: {session.settings.workflow_link(workflow_id)}")
         return Exit.OK
 

@@ -14,9 +14,15 @@ from temporalio.client import Client
 from frontends.cli.render import result_line, status_view
 from frontends.client.deployments import DeploymentHandle, deployment_handle, follow
 from frontends.client.history import DEPLOYMENT, latest
-from frontends.client.lines import control_line, event_line
+from frontends.client.lines import control_line, event_line, hook_lines
 from frontends.client.operations import json_data
-from sluicegate.contracts import CheckReport, ControlRecord, DeploymentResult, DeploymentStatus
+from sluicegate.contracts import (
+    CheckReport,
+    ControlRecord,
+    DeploymentResult,
+    DeploymentStatus,
+    HookResult,
+)
 
 
 def exit_code(result: DeploymentResult) -> int:
@@ -33,17 +39,37 @@ async def watch(client: Client, service: str, console: Console) -> int:
         console.print(f"{service}: {record.kind} finished")
         return 0
     handle = deployment_handle(client, service)
+    news = _News()
     if console.is_terminal:
-        shown_controls = await _live(client, handle, console)
+        await _live(client, handle, console, news)
     else:
-        shown_controls = await _lines(client, handle, console)
+        await _lines(client, handle, console, news)
     result = await handle.result()
-    _controls(console, result.controls[shown_controls:])
+    news.show(console, result.controls, result.hooks)
     console.print(result_line(result), soft_wrap=True)
     if result.evidence is not None and result.outcome == "rolled_back":
         evidence = result.evidence
         console.print(f"evidence: check {evidence.number}: {evidence.describe()}", soft_wrap=True)
     return exit_code(result)
+
+
+class _News:
+    """Controls and hook results are printed once each, as they arrive, above the view."""
+
+    def __init__(self) -> None:
+        self.controls = 0
+        self.hooks = 0
+
+    def show(
+        self, console: Console, controls: Sequence[ControlRecord], hooks: Sequence[HookResult]
+    ) -> None:
+        for control in controls[self.controls :]:
+            console.print(f"[bold]operator[/]: {control_line(control)}", soft_wrap=True)
+        for hook in hooks[self.hooks :]:
+            for line in hook_lines(hook):
+                console.print(line, soft_wrap=True, markup=False, highlight=False)
+        self.controls = max(self.controls, len(controls))
+        self.hooks = max(self.hooks, len(hooks))
 
 
 class _View:
@@ -60,35 +86,24 @@ class _View:
         return status_view(self.status, self.check)
 
 
-async def _live(client: Client, handle: DeploymentHandle, console: Console) -> int:
-    """Redraw the status view in place until the deployment ends; the controls shown."""
-    shown_controls = 0
+async def _live(client: Client, handle: DeploymentHandle, console: Console, news: _News) -> None:
+    """Redraw the status view in place until the deployment ends."""
     view = _View()
     with Live(view, console=console, refresh_per_second=4, transient=True) as live:
         async for event in follow(client, handle.id):
             if isinstance(event, DeploymentStatus):
-                _controls(live.console, event.controls[shown_controls:])
-                shown_controls = len(event.controls)
+                news.show(live.console, event.controls, event.hooks)
                 view.status = event
             else:
                 view.check = event
-    return shown_controls
 
 
-async def _lines(client: Client, handle: DeploymentHandle, console: Console) -> int:
+async def _lines(client: Client, handle: DeploymentHandle, console: Console, news: _News) -> None:
     """Without a terminal (a pipe, a CI log): one plain line per change, as it happens."""
-    shown_controls = 0
     async for event in follow(client, handle.id):
         if isinstance(event, DeploymentStatus):
-            _controls(console, event.controls[shown_controls:])
-            shown_controls = len(event.controls)
+            news.show(console, event.controls, event.hooks)
         console.print(event_line(event), soft_wrap=True, markup=False, highlight=False)
-    return shown_controls
-
-
-def _controls(console: Console, controls: Sequence[ControlRecord]) -> None:
-    for control in controls:
-        console.print(f"[bold]operator[/]: {control_line(control)}", soft_wrap=True)
 
 
 async def watch_json(client: Client, service: str) -> int:

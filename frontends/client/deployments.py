@@ -189,8 +189,8 @@ async def live_check(client: Client, workflow_id: str) -> CheckReport | None:
 async def follow(
     client: Client, workflow_id: str, poll: timedelta = timedelta(milliseconds=250)
 ) -> AsyncIterator[DeploymentStatus | CheckReport]:
-    """Yield each new status (phase, stage, weight, pause or a control changed) and each new
-    live check."""
+    """Yield each new status (phase, stage, weight, pause, a control or a hook's result
+    changed) and each new live check."""
     handle = handle_for(client, workflow_id)
     shown_status: tuple[object, ...] | None = None
     shown_check: CheckReport | None = None
@@ -210,6 +210,7 @@ async def follow(
             status.canary_weight,
             status.paused,
             len(status.controls),
+            len(status.hooks),
         )
         if key != shown_status:
             shown_status = key

@@ -11,6 +11,7 @@ from sluicegate.contracts import (
     CheckReport,
     ControlRecord,
     DeploymentStatus,
+    HookResult,
     SupersedeResult,
 )
 
@@ -87,6 +88,15 @@ def event_line(event: DeploymentStatus | CheckReport) -> str:
     stage = f" stage {event.stage}" if event.stage else ""
     paused = " (paused)" if event.paused else ""
     return f"  {event.phase}{stage}: canary at {event.canary_weight}%{paused}"
+
+
+def hook_lines(hook: HookResult) -> list[str]:
+    """`[pre_rollout] hook start-v2 (command) passed: exit 0 (0.3 s)`, then what a command
+    printed, or a failed hook's evidence, indented."""
+    lines = [f"  [{hook.when()}] {hook.describe()}"]
+    if hook.kind == "command" or not hook.ok:
+        lines.extend(f"      {line}" for line in hook.output.splitlines())
+    return lines
 
 
 def superseded_line(result: SupersedeResult) -> str:

@@ -76,6 +76,12 @@ class HookResult(_Model):
     )
     attempts: int = Field(default=1, ge=0, description="attempts made; 0 if it never started")
     seconds: float = Field(default=0.0, ge=0, description="how long the hook took")
+    event: HookEvent | None = Field(
+        default=None, description="the turning point it ran at; None in histories before 0.2"
+    )
+    weight: int | None = Field(
+        default=None, ge=0, le=100, description="the canary's share of traffic when it ran"
+    )
 
     @field_validator("detail")
     @classmethod
@@ -94,3 +100,9 @@ class HookResult(_Model):
         verdict = "passed" if self.ok else "failed"
         took = f"{tries}{self.seconds:.1f} s"
         return f"hook {self.name} ({self.kind}) {verdict}: {self.detail} ({took})"
+
+    def when(self) -> str:
+        """`pre_rollout`, `smoke before any traffic`, `smoke at 100%`: when it ran."""
+        if self.event != "smoke":
+            return self.event or "hook"
+        return "smoke before any traffic" if not self.weight else f"smoke at {self.weight}%"
