@@ -54,7 +54,10 @@ UNWATCHED_SLACK = timedelta(seconds=1)
 @heartbeating
 async def backup(request: BackupInput) -> BackupRecord:
     """Snapshot the router before any traffic moves; refuse if it is not at rest."""
-    state = await router_for(request.router).read_state()
+    router = router_for(request.router)
+    state = await router.read_state()
+    for routing in state.shifted(request.canary_endpoints, request.weights):
+        router.check(routing)  # a share the router cannot give: refused before any traffic
     if state.canary_weight != 0:
         raise RouterMisconfigured(
             f"the router already sends {state.canary_weight}% to the canary: another deployment "

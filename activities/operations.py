@@ -31,7 +31,7 @@ from sluicegate.contracts import (
     RouterState,
     SnapshotInput,
 )
-from sluicegate.errors import SluicegateError
+from sluicegate.errors import SluicegateError, SpecError
 from sluicegate.spec import DeploymentSpec
 
 
@@ -95,10 +95,24 @@ async def _check_router(spec: DeploymentSpec) -> tuple[Finding, RouterState | No
     problems: list[str] = []
     if (problem := state.stable_problem(spec.stable.endpoints)) is not None:
         problems.append(problem)
+    problems += _unroutable(spec, state)
     if state.canary_weight != 0:
         problems.append(f"canary weight is {state.canary_weight}%, a deployment needs 0%")
     detail = "; ".join([f"reads {state.describe()}", *problems])
     return Finding(name="router", ok=not problems, detail=detail), state
+
+
+def _unroutable(spec: DeploymentSpec, state: RouterState) -> list[str]:
+    """Why the router could not carry one of the stages, if it could not."""
+    router = router_for(spec.router)
+    weights = [stage.weight for stage in spec.stages]
+    problems: list[str] = []
+    for routing in state.shifted(spec.canary.endpoints, weights):
+        try:
+            router.check(routing)
+        except SpecError as err:
+            problems.append(f"stage at {routing.canary_weight}%: {err}")
+    return problems
 
 
 async def _check_metrics(spec: DeploymentSpec) -> tuple[Finding, Sample | None, Sample | None]:

@@ -468,6 +468,12 @@ def test_health_and_pre_deployment_test(
     data["router"]["admin_url"] = f"http://127.0.0.1:{free_port()}"
     broken.write_text(json.dumps(data))
     assert_exit(sluice("test", str(broken)), 1, "failed: router")
+    by_name = tmp_path / "by-name.json"
+    data = json.loads(Path(spec).read_text())
+    data["canary"]["address"] = "localhost:" + data["canary"]["address"].rpartition(":")[2]
+    by_name.write_text(json.dumps(data))
+    done = sluice("test", str(by_name))
+    assert_exit(done, 1, "failed: router", "stage at 10%", "Envoy EDS endpoints need IP:port")
     done = sluice("test", spec, env={"SLUICEGATE_TASK_QUEUE": "nobody-polls-this"})
     assert_exit(done, 1, "failed: worker", "not checked")
 

@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
+from activities.deployment import backup
 from activities.routers import router_for
 from activities.routers.haproxy import (
     ARMS,
@@ -26,9 +29,9 @@ from activities.routers.haproxy import (
 )
 from deploy.haproxy import BACKEND
 from deploy.processes import free_port
-from sluicegate.contracts import RouterState
+from sluicegate.contracts import BackupInput, RouterState
 from sluicegate.errors import RouterMisconfigured, RouterUnavailable, SpecError
-from sluicegate.spec import HAProxyRouter
+from sluicegate.spec import BackupSpec, HAProxyRouter
 
 if TYPE_CHECKING:
     from tests.envoy_fixtures import Upstream
@@ -622,6 +625,37 @@ async def test_a_share_weights_cannot_split_evenly_is_refused_before_anything_ch
     with pytest.raises(SpecError, match="cannot give 1% to 4 canary"):
         await client.apply(desired)
     assert await client.read_state() == before
+
+
+async def test_a_plan_with_a_share_weights_cannot_split_is_refused_at_the_backup(
+    start_haproxy: Callable[..., HAProxyStack],
+    fleets: dict[str, tuple[Upstream, ...]],
+    tmp_path: Path,
+):
+    """The backup tries every stage's share against the router: a 1% stage HAProxy cannot
+    give 4 canary servers against 1 stable is refused before any traffic moves, not
+    rolled back when the deployment reaches it."""
+    haproxy = start_haproxy(slots=5)
+    before = await router(haproxy).read_state()
+    canary = tuple(u.address for u in (*fleets["canary"], fleets["other"][0]))
+    request = BackupInput(
+        service="shop",
+        deployment_id="run-1",
+        router=haproxy.router_spec(),
+        backup=BackupSpec(directory=str(tmp_path / "backups")),
+        expected_stable=before.stable_endpoints,
+        canary_endpoints=canary,
+        weights=(1, 25, 50),
+    )
+    with pytest.raises(ApplicationError, match="cannot give 1% to 4 canary") as refused:
+        await ActivityEnvironment().run(backup, request)
+    assert refused.value.type == "SpecError" and refused.value.non_retryable
+    assert not (tmp_path / "backups").exists(), "no backup written"
+    assert await router(haproxy).read_state() == before
+
+    fine = request.model_copy(update={"weights": (2, 25, 50)})
+    record = await ActivityEnvironment().run(backup, fine)
+    assert record.state == before
 
 
 async def test_a_slot_put_in_maintenance_behind_our_back_is_seen_and_reapplied(

@@ -37,6 +37,8 @@ async def take_backup(spec: DeploymentSpec, router: RouterSpec, where: str = "")
             router=router,
             backup=spec.backup,
             expected_stable=spec.stable.endpoints,
+            canary_endpoints=spec.canary.endpoints,
+            weights=tuple(stage.weight for stage in spec.stages),
         ),
         result_type=BackupRecord,
         task_queue=router.task_queue,

@@ -32,6 +32,10 @@ class Router(Protocol):
         """Put a backed-up state back exactly; returns the read-back state."""
         ...
 
+    def check(self, desired: RouterState) -> None:
+        """Raise SpecError if this router could never carry `desired`; changes nothing."""
+        ...
+
 
 Connection = TypeVar("Connection")
 
@@ -66,6 +70,9 @@ class ReadBackRouter(ABC, Generic[Connection]):
     def _validate(self, desired: RouterState) -> RouterState:
         """The state the read-back must match; SpecError, before any change, if unroutable."""
         return desired
+
+    def check(self, desired: RouterState) -> None:
+        self._validate(desired)
 
     async def read_state(self) -> RouterState:
         """Read the weights and upstream endpoints the router is using right now."""

@@ -6,6 +6,7 @@ by the names below, which keeps I/O libraries out of workflow code.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -65,6 +66,19 @@ class RouterState(_Model):
             f"but the spec's stable version is also at {', '.join(missing)}"
         )
 
+    def shifted(
+        self, canary_endpoints: tuple[str, ...], weights: Iterable[int]
+    ) -> list[RouterState]:
+        """This stable upstream with `canary_endpoints` at each of `weights`: a plan's stages."""
+        return [
+            RouterState(
+                canary_weight=weight,
+                stable_endpoints=self.stable_endpoints,
+                canary_endpoints=canary_endpoints,
+            )
+            for weight in weights
+        ]
+
     def describe(self) -> str:
         return (
             f"{100 - self.canary_weight}% stable {','.join(self.stable_endpoints) or '-'}, "
@@ -78,6 +92,14 @@ class BackupInput(_Model):
     router: RouterSpec
     backup: BackupSpec
     expected_stable: tuple[str, ...] = Field(description="the stable addresses the spec names")
+    canary_endpoints: tuple[str, ...] = Field(
+        default=(), description="the canary addresses the spec names"
+    )
+    weights: tuple[int, ...] = Field(
+        default=(),
+        description="every canary share the stages will ask of the router: each is tried "
+        "against it (changing nothing) before any traffic moves",
+    )
 
     @field_validator("expected_stable", mode="before")
     @classmethod
