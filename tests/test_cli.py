@@ -252,6 +252,7 @@ async def test_deploy_supersede_replaces_the_running_deployment(
     assert old["outcome"] == "rolled_back"
     assert old["reason"].startswith("aborted by ") and old["reason"].endswith(": superseded by v3")
     assert (new["canary_version"], new["outcome"]) == ("v3", "promoted")
+    assert new["started_by"] == f"supersede-{site.name}", "started by the supersede workflow"
 
 
 class Output:

@@ -129,7 +129,8 @@ async def _record(client: Client, execution: WorkflowExecution) -> DeploymentRec
         "reason": None,
         "started_at": execution.start_time,
         "closed_at": execution.close_time,
-        "started_by": started.identity or None,
+        # A deployment a supersede started is its child: no identity, but a parent.
+        "started_by": started.identity or started.parent_workflow_execution.workflow_id or None,
     }
     fields.update(await _from_input(client, execution.workflow_type, started.input.payloads))
     fields.update(await _from_end(client, execution.workflow_type, events[-1]))
