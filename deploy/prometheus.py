@@ -28,8 +28,8 @@ class Prometheus:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: Process | None = None
 
-    def start(self, targets: Mapping[str, tuple[str, str]]) -> None:
-        """Scrape each job's (host:port, metrics path) every second."""
+    def start(self, targets: Mapping[str, tuple[str, str]], scrape_interval: str = "1s") -> None:
+        """Scrape each job's (host:port, metrics path) every `scrape_interval`."""
         binary = prometheus_binary()
         if binary is None:
             raise RuntimeError(f"no prometheus binary: {INSTALL_HINT}")
@@ -39,7 +39,7 @@ class Prometheus:
             {
                 "job_name": job,
                 "metrics_path": path,
-                "scrape_interval": "1s",
+                "scrape_interval": scrape_interval,
                 "static_configs": [{"targets": [address]}],
             }
             for job, (address, path) in targets.items()

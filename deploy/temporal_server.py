@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from deploy.processes import Process, port_open, start, venv_binary, wait_until
 from sluicegate.visibility import search_attribute_flags
 
 
-def dev_server_argv(state_dir: Path, port: int, ui_port: int) -> list[str]:
+def dev_server_argv(
+    state_dir: Path, port: int, ui_port: int, extra: Sequence[str] = ()
+) -> list[str]:
     """Command line for a persistent dev server with Sluicegate's search attributes."""
     argv = [
         venv_binary("temporal"),
@@ -29,7 +31,7 @@ def dev_server_argv(state_dir: Path, port: int, ui_port: int) -> list[str]:
     ]
     for flag in search_attribute_flags():
         argv += ["--search-attribute", flag]
-    return argv
+    return [*argv, *extra]
 
 
 def cluster_healthy(port: int) -> Callable[[], bool]:
@@ -59,11 +61,17 @@ def cluster_healthy(port: int) -> Callable[[], bool]:
 
 
 def start_dev_server(
-    state_dir: Path, port: int, ui_port: int, log_dir: Path, timeout: float = 60.0
+    state_dir: Path,
+    port: int,
+    ui_port: int,
+    log_dir: Path,
+    timeout: float = 60.0,
+    extra: Sequence[str] = (),
 ) -> Process:
-    """Start the dev server, its state in `state_dir/temporal.db`; return once it is healthy."""
+    """Start the dev server, its state in `state_dir/temporal.db`; return once it is healthy.
+    `extra` adds flags (e.g. `--metrics-port`)."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    process = start("temporal", dev_server_argv(state_dir, port, ui_port), log_dir)
+    process = start("temporal", dev_server_argv(state_dir, port, ui_port, extra), log_dir)
     try:
         wait_until(port_open(port), process, timeout)
         wait_until(cluster_healthy(port), process, timeout)

@@ -1,0 +1,387 @@
+"""Scale: many deployments at once on one worker process (or two), each with its own
+service, router and metric source.
+
+    python -m bench.scale [--sizes 100,300,1000,2000] [--window 180] [--interval 10]
+    python -m bench.scale --two-workers 1000     # the load split, then one worker killed
+
+Real: the Temporal dev server, the worker process(es) (`python -m workers.main`), and one
+Prometheus (Debian) scraping every `--scrape` seconds. Simulated: the platform
+(bench/platform_sim.py), which holds the routing of every service behind our webhook
+router contract and exports their traffic counters. Each deployment is a default-plan
+spec (its first stage: 5% for 30 min, a check every `--interval`) with the webhook router
+and the Prometheus source (docs/routers/webhook.md, docs/metrics/prometheus.md).
+
+For each size, the bench starts deployments (at `--start-rate` per second) until that many
+run, waits until every one is in its first stage, and then measures over `--window` s:
+  - check lateness: every check reads its routing back first, so the platform sees each
+    check arrive. A check's lateness is how much later it came than the deployment's most
+    punctual check, in the interval's rhythm (the watcher schedules check k at
+    start + k x interval): p50, p99, max over every check of every deployment;
+  - worker CPU (share of one core, from /proc) and RSS, in all and per deployment;
+  - Temporal actions (the server's own `action` counter) and history events (of a sample
+    of deployments) per deployment-hour;
+then breach to safety: `--faults` deployments, one after another, start failing (30% errors
+at their canary); the clock runs from the platform taking the fault to it taking the
+rollback's 0% (scrape delay included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from temporalio.client import Client
+
+from bench import STATE_ROOT, say, until
+from deploy.processes import Process, free_port, http_ok, start_module, wait_until
+from deploy.prometheus import Prometheus
+from deploy.temporal_server import start_dev_server
+from frontends.client.deployments import start_deployment
+from sluicegate.contracts import RouterState
+from sluicegate.settings import Settings
+from sluicegate.spec import DeploymentSpec, parse_spec
+from workers.client import connect
+
+STATE_DIR = STATE_ROOT / "bench-scale"
+TASK_QUEUE = "bench-scale"
+FIRST_STAGE_WEIGHT = 5  # the default plan's
+FAULT_ERROR_RATE = 0.3
+HISTORY_SAMPLE = 20  # deployments whose histories are counted
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class SizeResult:
+    deployments: int
+    window_s: float
+    checks: int
+    lateness_p50_s: float
+    lateness_p99_s: float
+    lateness_max_s: float
+    cpu_share: float  # of one core, the worker process
+    rss_mib: float
+    actions_per_deployment_hour: float
+    heartbeats_per_deployment_hour: float
+    events_per_deployment_hour: float
+    breach_to_safety_s: list[float] = field(default_factory=list[float])
+
+    def passes(self, interval: float) -> bool:
+        limit = interval + 1
+        return self.lateness_p99_s <= 1 and all(s <= limit for s in self.breach_to_safety_s)
+
+
+class Rig:
+    """The dev server, the platform, Prometheus and the worker(s), stopped by PID."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.processes: list[Process] = []
+        self.workers: list[Process] = []
+        self.log_dir = STATE_DIR / "logs"
+        self.temporal_port = free_port()
+        self.server_metrics_port = free_port()
+        self.platform_port = free_port()
+        self.prometheus = Prometheus(STATE_DIR / "prometheus", self.log_dir)
+
+    @property
+    def platform(self) -> str:
+        return f"http://127.0.0.1:{self.platform_port}"
+
+    def start(self, workers: int, capacity: int) -> None:
+        extra = ["--metrics-port", str(self.server_metrics_port), "--headless"]
+        self.processes.append(
+            start_dev_server(STATE_DIR, self.temporal_port, free_port(), self.log_dir, extra=extra)
+        )
+        platform = start_module(
+            "platform",
+            "bench.platform_sim",
+            ["--port", str(self.platform_port), "--rps", str(self.args.rps)],
+            self.log_dir,
+        )
+        self.processes.append(platform)
+        wait_until(http_ok(f"{self.platform}/log"), platform)
+        address = f"127.0.0.1:{self.platform_port}"
+        self.prometheus.start({"platform": (address, "/metrics")}, f"{self.args.scrape:g}s")
+        for number in range(1, workers + 1):
+            self.start_worker(number, capacity)
+
+    def start_worker(self, number: int, capacity: int) -> Process:
+        env = {
+            "SLUICEGATE_TEMPORAL_ADDRESS": f"127.0.0.1:{self.temporal_port}",
+            "SLUICEGATE_TASK_QUEUE": TASK_QUEUE,
+            "SLUICEGATE_MAX_WATCHED_DEPLOYMENTS": str(capacity),
+            "SLUICEGATE_LOG_LEVEL": "warning",
+        }
+        process = start_module(f"worker-{number}", "workers.main", [], self.log_dir, env)
+        self.workers.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in [*self.workers, *reversed(self.processes)]:
+            process.stop()
+        self.prometheus.stop()
+
+
+def spec_for(index: int, rig: Rig, interval: float) -> DeploymentSpec:
+    """A default-plan spec for service `index`: webhook router, Prometheus source."""
+    service = f"svc-{index:04d}"
+    selector = 'service="$service",version="$version"'
+    return parse_spec(
+        {
+            "service": service,
+            "stable": {"version": "v1", "address": f"10.1.{index // 250}.{index % 250}:8080"},
+            "canary": {"version": "v2", "address": f"10.2.{index // 250}.{index % 250}:8080"},
+            "router": {"type": "webhook", "url": f"{rig.platform}/routing/{service}"},
+            "analysis": {
+                "interval": f"PT{interval:g}S",
+                "source": {
+                    "type": "prometheus",
+                    "url": rig.prometheus.url,
+                    "requests": f"sum(sim_requests_total{{{selector}}})",
+                    "errors": f'sum(sim_requests_total{{{selector},code="5xx"}})',
+                    "latency_buckets": (
+                        f"sum by (le) (sim_request_duration_seconds_bucket{{{selector}}})"
+                    ),
+                },
+            },
+            "backup": {"directory": str(STATE_DIR / "backups")},
+        }
+    )
+
+
+class Fleet:
+    """The deployments started so far, and the platform's view of them."""
+
+    def __init__(self, rig: Rig, client: Client, http: httpx.AsyncClient) -> None:
+        self.rig = rig
+        self.client = client
+        self.http = http
+        self.started = 0
+        self.running: list[str] = []  # services whose deployment should be watching
+
+    async def grow_to(self, size: int) -> None:
+        """Start deployments until `size` run, paced, then wait until all are at 5%."""
+        pause = 1 / self.rig.args.start_rate
+        while len(self.running) < size:
+            spec = spec_for(self.started, self.rig, self.rig.args.interval)
+            self.started += 1
+            seed = RouterState(
+                canary_weight=0, stable_endpoints=spec.stable.endpoints, canary_endpoints=()
+            )
+            response = await self.http.post(
+                f"{self.rig.platform}/routing/{spec.service}",
+                params={"stable": "v1", "canary": "v2"},
+                content=seed.model_dump_json(),
+            )
+            response.raise_for_status()
+            await start_deployment(self.client, spec, TASK_QUEUE)
+            self.running.append(spec.service)
+            await asyncio.sleep(pause)
+        say(f"  {size} deployments started; waiting until each is in its first stage")
+
+        async def all_at_first_stage() -> bool:
+            log = await self.log()
+            return all(_weight(log[name]) == FIRST_STAGE_WEIGHT for name in self.running)
+
+        await until(all_at_first_stage, "every deployment at 5%", timeout=900, poll=2)
+
+    async def log(self) -> dict[str, Any]:
+        response = await self.http.get(f"{self.rig.platform}/log", timeout=60)
+        return response.json()
+
+
+def _weight(entry: dict[str, Any]) -> int:
+    """The last weight posted for a service (0 before any)."""
+    return entry["writes"][-1][1] if entry["writes"] else 0
+
+
+def lateness(
+    entries: Sequence[dict[str, Any]], t0: float, t1: float, interval: float
+) -> list[float]:
+    """Each check's lateness, for checks in [t0, t1]: see the module's docstring."""
+    found: list[float] = []
+    for entry in entries:
+        shifted = max((t for t, _ in entry["writes"]), default=0.0)
+        reads = [t for t in entry["reads"] if t0 <= t <= t1 and t > shifted + interval / 2]
+        if len(reads) < 2:
+            continue
+        offsets, k = [reads[0]], 0
+        for before, now in itertools.pairwise(reads):
+            k += max(1, round((now - before) / interval))
+            offsets.append(now - k * interval)
+        punctual = min(offsets)
+        found.extend(offset - punctual for offset in offsets)
+    return found
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def cpu_seconds(process: Process) -> float:
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
+def rss_mib(process: Process) -> float:
+    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def server_counters(http: httpx.AsyncClient, port: int) -> tuple[float, float]:
+    """(actions, heartbeat RPCs) the dev server counted in the default namespace."""
+    text = (await http.get(f"http://127.0.0.1:{port}/metrics", timeout=30)).text
+    actions = heartbeats = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("namespace") != "default":
+                continue
+            if sample.name == "action_total" or sample.name == "action":
+                actions += sample.value
+            if (
+                sample.name in ("service_requests", "service_requests_total")
+                and sample.labels.get("operation") == "RecordActivityTaskHeartbeat"
+                and sample.labels.get("service_name") == "frontend"
+            ):
+                heartbeats += sample.value
+    return actions, heartbeats
+
+
+async def history_events(client: Client, services: Sequence[str]) -> int:
+    total = 0
+    for service in services:
+        history = await client.get_workflow_handle(f"deploy-{service}").fetch_history()
+        total += len(history.events)
+    return total
+
+
+async def measure(fleet: Fleet, rig: Rig, http: httpx.AsyncClient) -> SizeResult:
+    """One window at the fleet's current size, then its breach-to-safety runs."""
+    args = rig.args
+    size = len(fleet.running)
+    await asyncio.sleep(args.interval)  # every watcher past its first check
+    sample = random.Random(size).sample(fleet.running, min(HISTORY_SAMPLE, size))
+    t0 = time.time()
+    cpu0 = sum(cpu_seconds(w) for w in rig.workers)
+    actions0, beats0 = await server_counters(http, rig.server_metrics_port)
+    events0 = await history_events(fleet.client, sample)
+    await asyncio.sleep(args.window)
+    t1 = time.time()
+    cpu1 = sum(cpu_seconds(w) for w in rig.workers)
+    actions1, beats1 = await server_counters(http, rig.server_metrics_port)
+    events1 = await history_events(fleet.client, sample)
+    log = await fleet.log()
+    late = lateness([log[name] for name in fleet.running], t0, t1, args.interval)
+    hours = (t1 - t0) / 3600
+    result = SizeResult(
+        deployments=size,
+        window_s=round(t1 - t0, 1),
+        checks=len(late),
+        lateness_p50_s=round(quantile(late, 0.5), 3),
+        lateness_p99_s=round(quantile(late, 0.99), 3),
+        lateness_max_s=round(max(late, default=float("nan")), 3),
+        cpu_share=round((cpu1 - cpu0) / (t1 - t0), 3),
+        rss_mib=round(sum(rss_mib(w) for w in rig.workers), 1),
+        actions_per_deployment_hour=round((actions1 - actions0) / size / hours, 1),
+        heartbeats_per_deployment_hour=round((beats1 - beats0) / size / hours, 1),
+        events_per_deployment_hour=round((events1 - events0) / len(sample) / hours, 2),
+    )
+    for _ in range(args.faults):
+        result.breach_to_safety_s.append(await breach_to_safety(fleet, http, args.interval))
+    return result
+
+
+async def breach_to_safety(fleet: Fleet, http: httpx.AsyncClient, interval: float) -> float:
+    """Fault one running deployment's canary at a random moment of its check rhythm; the
+    seconds until the platform takes the rollback's 0%."""
+    service = fleet.running.pop(random.randrange(len(fleet.running)))
+    await asyncio.sleep(random.uniform(0, interval))
+    response = await http.post(
+        f"{fleet.rig.platform}/fault/{service}", params={"error_rate": FAULT_ERROR_RATE}
+    )
+    response.raise_for_status()
+
+    async def rolled_back() -> bool:
+        entry = (await fleet.log())[service]
+        return bool(entry["faults"]) and _weight(entry) == 0
+
+    await until(rolled_back, f"{service} rolled back", timeout=120, poll=0.1)
+    entry = (await fleet.log())[service]
+    fault = entry["faults"][-1]
+    safe = min(t for t, weight in entry["writes"] if t >= fault and weight == 0)
+    return round(safe - fault, 3)
+
+
+def report(result: SizeResult, interval: float) -> None:
+    verdict = "PASS" if result.passes(interval) else "FAIL"
+    per = result.deployments
+    say(
+        f"N={per}: {result.checks} checks in {result.window_s} s; lateness p50 "
+        f"{result.lateness_p50_s} s, p99 {result.lateness_p99_s} s, max "
+        f"{result.lateness_max_s} s; worker CPU {result.cpu_share:.2f} of a core "
+        f"({1000 * result.cpu_share / per:.2f} per 1,000 deployments), RSS {result.rss_mib} MiB "
+        f"({1024 * result.rss_mib / per:.0f} KiB each); per deployment-hour: "
+        f"{result.actions_per_deployment_hour} actions, "
+        f"{result.heartbeats_per_deployment_hour} heartbeats, "
+        f"{result.events_per_deployment_hour} history events; breach to safety "
+        f"{result.breach_to_safety_s} s: {verdict}"
+    )
+
+
+async def run_sizes(args: argparse.Namespace) -> list[SizeResult]:
+    rig = Rig(args)
+    results: list[SizeResult] = []
+    try:
+        rig.start(workers=1, capacity=max(args.sizes) + 10)
+        client = await connect(Settings(temporal_address=f"127.0.0.1:{rig.temporal_port}"))
+        async with httpx.AsyncClient(timeout=30) as http:
+            fleet = Fleet(rig, client, http)
+            for size in args.sizes:
+                say(f"== {size} deployments")
+                await fleet.grow_to(size)
+                result = await measure(fleet, rig, http)
+                report(result, args.interval)
+                results.append(result)
+                for worker in rig.workers:
+                    if not worker.alive():
+                        raise RuntimeError(f"worker died:\n{worker.tail()}")
+    finally:
+        rig.stop()
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100,300,1000,2000", help="comma-separated N")
+    parser.add_argument("--window", type=float, default=180.0, help="seconds measured per N")
+    parser.add_argument("--interval", type=float, default=10.0, help="check interval, s")
+    parser.add_argument("--scrape", type=float, default=2.0, help="Prometheus scrape, s")
+    parser.add_argument("--rps", type=float, default=50.0, help="requests/s per service")
+    parser.add_argument("--start-rate", type=float, default=20.0, help="starts per second")
+    parser.add_argument("--faults", type=int, default=3, help="breach runs per N")
+    args = parser.parse_args(argv)
+    args.sizes = [int(size) for size in args.sizes.split(",")]
+    shutil.rmtree(STATE_DIR, ignore_errors=True)
+    results = asyncio.run(run_sizes(args))
+    (STATE_DIR / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
+    passing = [r.deployments for r in results if r.passes(args.interval)]
+    say(f"largest N that passes: {max(passing, default=0)}  (results in {STATE_DIR})")
+
+
+if __name__ == "__main__":
+    main()
