@@ -159,6 +159,10 @@ async def test_an_unreachable_server_is_unavailable() -> None:
         await metric_source_for(spec, CONTEXT).collect()
 
 
+def arms(sample: Sample) -> tuple[ArmCounters | None, ArmCounters | None]:
+    return sample.stable, sample.canary
+
+
 async def test_business_metrics_join_the_main_sources_sample_and_are_judged(
     envoy: EnvoyStack, prometheus: Prometheus
 ) -> None:
@@ -185,7 +189,7 @@ async def test_business_metrics_join_the_main_sources_sample_and_are_judged(
     async def has_accuracy() -> bool:
         sample = await combined.collect()
         samples[:] = [sample]
-        return sample.canary is not None and "accuracy" in sample.canary.business
+        return all(arm is not None and "accuracy" in arm.business for arm in arms(sample))
 
     await eventually(has_accuracy, "accuracy scraped for both versions")
     sample = samples[0]

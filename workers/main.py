@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 
 from activities.deployment import ACTIVITIES
 from activities.hooks import HookRunner
+from activities.http import close_shared_client
 from activities.notify import Notifier
 from activities.operations import OPERATOR_ACTIVITIES
 from activities.supersede import SUPERSEDE_ACTIVITIES
@@ -94,6 +95,7 @@ async def run(settings: Settings) -> None:
     async with worker:
         logging.info("worker on %s, task queue %s", settings.temporal_address, settings.task_queue)
         await stop.wait()
+    await close_shared_client()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

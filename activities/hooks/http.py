@@ -12,6 +12,7 @@ import os
 import httpx
 
 from activities.hooks.outcome import Ran
+from activities.http import shared_client
 from sluicegate.contracts.hooks import MAX_OUTPUT, HookContext
 from sluicegate.spec import HttpHook
 
@@ -32,13 +33,13 @@ async def run_http(hook: HttpHook, context: HookContext) -> Ran:
         headers["authorization"] = f"Bearer {token}"
     body = context.model_dump_json().encode()
     last = Ran(ok=False, detail="not attempted", attempts=0)
-    async with httpx.AsyncClient(follow_redirects=False) as http:
-        for attempt in range(1, hook.attempts + 1):
-            if attempt > 1:
-                await asyncio.sleep(hook.pause_before(attempt).total_seconds())
-            last, final = await _attempt(http, hook, headers, body, attempt)
-            if last.ok or final:
-                break
+    http = shared_client()
+    for attempt in range(1, hook.attempts + 1):
+        if attempt > 1:
+            await asyncio.sleep(hook.pause_before(attempt).total_seconds())
+        last, final = await _attempt(http, hook, headers, body, attempt)
+        if last.ok or final:
+            break
     return last
 
 

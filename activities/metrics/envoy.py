@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from activities.http import Site
 from activities.metrics.base import SourceContext
 from sluicegate.analysis.samples import ArmCounters, Sample
 from sluicegate.errors import MetricsUnavailable
@@ -62,13 +63,13 @@ class EnvoyStatsSource:
     async def _scrape(self) -> str:
         url = self.spec.admin_url
         try:
-            async with httpx.AsyncClient(base_url=url, timeout=_TIMEOUT) as client:
-                # With stats_flush_on_admin, any /stats call starts a histogram merge that
-                # finishes after the response: prime once so the real read is current.
-                (await client.get("/stats", params={"filter": "^$"})).raise_for_status()
-                response = await client.get("/stats/prometheus", params={"filter": self._filter})
-                response.raise_for_status()
-                return response.text
+            admin = Site(url, _TIMEOUT)
+            # With stats_flush_on_admin, any /stats call starts a histogram merge that
+            # finishes after the response: prime once so the real read is current.
+            (await admin.get("/stats", params={"filter": "^$"})).raise_for_status()
+            response = await admin.get("/stats/prometheus", params={"filter": self._filter})
+            response.raise_for_status()
+            return response.text
         except httpx.HTTPError as err:
             raise MetricsUnavailable(f"Envoy admin {url}/stats/prometheus failed: {err!r}") from err
 

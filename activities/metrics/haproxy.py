@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from activities.http import Site
 from activities.metrics.base import SourceContext
 from sluicegate.analysis.samples import ArmCounters, Sample
 from sluicegate.errors import MetricsUnavailable
@@ -70,11 +71,10 @@ class HAProxyStatsSource:
     async def _scrape(self) -> str:
         url = str(self.spec.metrics_url)
         try:
-            async with httpx.AsyncClient(timeout=_TIMEOUT) as client:
-                # Server metrics only: the exporter's answer shrinks to what we read.
-                response = await client.get(url, params={"scope": "server"})
-                response.raise_for_status()
-                return response.text
+            # Server metrics only: the exporter's answer shrinks to what we read.
+            response = await Site(url, _TIMEOUT).get(params={"scope": "server"})
+            response.raise_for_status()
+            return response.text
         except httpx.HTTPError as err:
             raise MetricsUnavailable(f"HAProxy exporter {url} failed: {err!r}") from err
 

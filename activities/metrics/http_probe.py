@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from activities.http import Site
 from activities.metrics.base import SourceContext
 from sluicegate.analysis.samples import ArmCounters, Sample
 from sluicegate.spec import HttpProbe
@@ -84,24 +85,20 @@ class HttpProbeSource:
         latency is the endpoint's rather than this worker's own queueing.
         """
         count = self.spec.requests_per_check
-        limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
-        timeout = httpx.Timeout(self.spec.timeout_seconds)
-        async with (
-            httpx.AsyncClient(timeout=timeout, limits=limits) as client,
-            asyncio.TaskGroup() as requests,
-        ):
+        client = Site(url, self.spec.timeout_seconds)
+        async with asyncio.TaskGroup() as requests:
             start = time.monotonic()
             for index in range(count):
                 await asyncio.sleep(
                     max(0.0, start + index * PACING_WINDOW / count - time.monotonic())
                 )
-                requests.create_task(self._one(client, url, arm))
+                requests.create_task(self._one(client, arm))
 
-    async def _one(self, client: httpx.AsyncClient, url: str, arm: _Arm) -> None:
+    async def _one(self, client: Site, arm: _Arm) -> None:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.spec.timeout_seconds):
-                response = await client.get(url)
+                response = await client.get()
         except (httpx.HTTPError, OSError, TimeoutError):
             arm.failed()
             return

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import httpx
 
+from activities.http import Site
 from activities.metrics.base import SourceContext
 from sluicegate.analysis.samples import ArmCounters, Sample
 from sluicegate.errors import MetricsUnavailable, SpecError
@@ -39,15 +40,13 @@ class PrometheusMetrics:
 
     async def collect(self) -> Sample:
         notes: list[str] = []
-        async with httpx.AsyncClient(
-            base_url=self.spec.url, timeout=_TIMEOUT, headers=self._headers(), auth=self._auth()
-        ) as http:
-            stable, canary = await asyncio.gather(
-                self._arm(http, "stable", notes), self._arm(http, "canary", notes)
-            )
+        http = Site(self.spec.url, _TIMEOUT, self._headers(), self._auth())
+        stable, canary = await asyncio.gather(
+            self._arm(http, "stable", notes), self._arm(http, "canary", notes)
+        )
         return Sample(at=datetime.now(UTC), stable=stable, canary=canary, notes=tuple(notes))
 
-    async def _arm(self, http: httpx.AsyncClient, arm: Arm, notes: list[str]) -> ArmCounters | None:
+    async def _arm(self, http: Site, arm: Arm, notes: list[str]) -> ArmCounters | None:
         """The arm's counters and business metrics; None if a counter query has no data."""
         spec = self.spec
         business = await self._business(http, arm, notes)
@@ -68,9 +67,7 @@ class PrometheusMetrics:
             requests=int(requests), errors=int(errors), latency_buckets=buckets, business=business
         )
 
-    async def _business(
-        self, http: httpx.AsyncClient, arm: Arm, notes: list[str]
-    ) -> dict[str, float]:
+    async def _business(self, http: Site, arm: Arm, notes: list[str]) -> dict[str, float]:
         names = list(self.spec.business)
         values = await asyncio.gather(
             *(self._number(http, self.spec.business[name], arm) for name in names),
@@ -86,7 +83,7 @@ class PrometheusMetrics:
                 found[name] = value
         return found
 
-    async def _number(self, http: httpx.AsyncClient, template: str, arm: Arm) -> float:
+    async def _number(self, http: Site, template: str, arm: Arm) -> float:
         query = self.resolve(template, arm)
         series = await self._query(http, query)
         if len(series) != 1:
@@ -95,9 +92,7 @@ class PrometheusMetrics:
             )
         return _value(series[0], query)
 
-    async def _buckets(
-        self, http: httpx.AsyncClient, template: str, arm: Arm
-    ) -> tuple[tuple[float, int], ...]:
+    async def _buckets(self, http: Site, template: str, arm: Arm) -> tuple[tuple[float, int], ...]:
         query = self.resolve(template, arm)
         scale = 1000.0 if self.spec.latency_unit == "seconds" else 1.0
         buckets: list[tuple[float, int]] = []
@@ -121,7 +116,7 @@ class PrometheusMetrics:
             interval=f"{max(int(self.context.interval.total_seconds()), 1)}s",
         )
 
-    async def _query(self, http: httpx.AsyncClient, query: str) -> list[dict[str, Any]]:
+    async def _query(self, http: Site, query: str) -> list[dict[str, Any]]:
         """The result vector of an instant query; NoData if it is empty."""
         try:
             response = await http.get("/api/v1/query", params={"query": query})

@@ -14,6 +14,7 @@ import httpx
 from temporalio import activity
 
 from activities.heartbeats import heartbeating
+from activities.http import shared_client
 from activities.notify.slack import slack_message
 from activities.notify.webhook import webhook_body
 from sluicegate.contracts import NOTIFY, ChannelFailure, DeliveryReport, NotifyInput
@@ -46,10 +47,10 @@ class Notifier:
         notification = request.notification
         wanted = [channel for channel in self.channels if channel.wants(notification)]
         link = self.settings.workflow_link(notification.workflow_id, notification.run_id)
-        async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as http:
-            outcomes = await asyncio.gather(
-                *(_deliver(http, channel, notification, link) for channel in wanted)
-            )
+        http = shared_client()
+        outcomes = await asyncio.gather(
+            *(_deliver(http, channel, notification, link) for channel in wanted)
+        )
         failed = tuple(
             ChannelFailure(channel=channel.name, error=error)
             for channel, error in zip(wanted, outcomes, strict=True)
@@ -82,7 +83,9 @@ async def _deliver(
 
 async def _post(http: httpx.AsyncClient, channel: NotificationChannel, body: Any) -> None:
     try:
-        response = await http.post(str(channel.url), json=body, headers=channel.headers)
+        response = await http.post(
+            str(channel.url), json=body, headers=channel.headers, timeout=REQUEST_TIMEOUT
+        )
     except httpx.HTTPError as err:
         raise DeliveryFailed(f"{type(err).__name__}: {err or 'no answer'}") from None
     if response.is_success:

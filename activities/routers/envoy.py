@@ -15,12 +15,14 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
+from activities.http import Site
 from activities.routers.base import ReadBackRouter
 from sluicegate.contracts import RouterState
 from sluicegate.errors import RouterMisconfigured, RouterUnavailable, SpecError
@@ -76,7 +78,7 @@ def _address(socket_address: dict[str, Any]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-class EnvoyRouterClient(ReadBackRouter[httpx.AsyncClient]):
+class EnvoyRouterClient(ReadBackRouter[Site]):
     """Router for one Envoy, steered through its admin API and EDS files."""
 
     def __init__(self, spec: EnvoyRouter) -> None:
@@ -87,8 +89,8 @@ class EnvoyRouterClient(ReadBackRouter[httpx.AsyncClient]):
     def where(self) -> str:
         return f"Envoy at {self.spec.admin_url}"
 
-    def _connect(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.spec.admin_url, timeout=_TIMEOUT)
+    def _connect(self) -> AbstractAsyncContextManager[Site]:
+        return nullcontext(Site(self.spec.admin_url, _TIMEOUT))
 
     def _validate(self, desired: RouterState) -> RouterState:
         """Refuse host names before changing anything."""
@@ -96,7 +98,7 @@ class EnvoyRouterClient(ReadBackRouter[httpx.AsyncClient]):
             _socket(address)
         return desired
 
-    async def _write(self, client: httpx.AsyncClient, desired: RouterState) -> None:
+    async def _write(self, client: Site, desired: RouterState) -> None:
         """Lower the weight, swap changed endpoints (waiting for Envoy), raise the weight."""
         current = await self._read(client)
         if desired.canary_weight < current.canary_weight:
@@ -110,7 +112,7 @@ class EnvoyRouterClient(ReadBackRouter[httpx.AsyncClient]):
         if desired.canary_weight > current.canary_weight:
             await self._set_weight(client, desired.canary_weight)
 
-    async def _get(self, client: httpx.AsyncClient, path: str) -> Any:
+    async def _get(self, client: Site, path: str) -> Any:
         try:
             response = await client.get(path)
             response.raise_for_status()
@@ -120,7 +122,7 @@ class EnvoyRouterClient(ReadBackRouter[httpx.AsyncClient]):
                 f"Envoy admin {self.spec.admin_url}{path} failed: {err!r}"
             ) from err
 
-    async def _read(self, client: httpx.AsyncClient) -> RouterState:
+    async def _read(self, client: Site) -> RouterState:
         """Canary weight from /runtime (missing key = route default 0), endpoints from /clusters."""
         runtime = await self._get(client, "/runtime")
         clusters = await self._get(client, "/clusters?format=json")
@@ -157,7 +159,7 @@ class EnvoyRouterClient(ReadBackRouter[httpx.AsyncClient]):
             )
         return hosts[cluster]
 
-    async def _set_weight(self, client: httpx.AsyncClient, weight: int) -> None:
+    async def _set_weight(self, client: Site, weight: int) -> None:
         path = f"/runtime_modify?{self.spec.runtime_key}={weight}"
         try:
             response = await client.post("/runtime_modify", params={self.spec.runtime_key: weight})
@@ -167,9 +169,7 @@ class EnvoyRouterClient(ReadBackRouter[httpx.AsyncClient]):
                 f"Envoy admin {self.spec.admin_url}{path} failed: {err!r}"
             ) from err
 
-    async def _set_endpoints(
-        self, client: httpx.AsyncClient, cluster: str, addresses: Sequence[str]
-    ) -> None:
+    async def _set_endpoints(self, client: Site, cluster: str, addresses: Sequence[str]) -> None:
         """Replace the cluster's EDS file and wait until /clusters shows the new hosts."""
         path = self.endpoints_dir / f"{cluster}.yaml"
         if not self.endpoints_dir.is_dir():

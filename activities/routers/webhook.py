@@ -7,11 +7,13 @@ it (absolute, idempotent). Every apply is verified with a GET. See docs/routers/
 from __future__ import annotations
 
 import os
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 import httpx
 from pydantic import ValidationError
 
+from activities.http import Site
 from activities.routers.base import ReadBackRouter
 from sluicegate.contracts import RouterState
 from sluicegate.errors import RouterMisconfigured, RouterUnavailable
@@ -21,7 +23,7 @@ _EXCERPT = 300  # characters of an error body quoted in the exception
 _TRY_AGAIN = (408, 429)  # 4xx that say "later", not "wrong"
 
 
-class WebhookRouterClient(ReadBackRouter[httpx.AsyncClient]):
+class WebhookRouterClient(ReadBackRouter[Site]):
     """Router that delegates to the platform's own endpoint, verified by read-back."""
 
     asked = "being sent"
@@ -33,12 +35,12 @@ class WebhookRouterClient(ReadBackRouter[httpx.AsyncClient]):
     def where(self) -> str:
         return f"webhook {self.spec.url}"
 
-    async def _write(self, client: httpx.AsyncClient, desired: RouterState) -> None:
+    async def _write(self, client: Site, desired: RouterState) -> None:
         """POST `desired` unless the platform already reports it."""
         if not (await self._read(client)).matches(desired):
             await self._send(client, "POST", json=desired.model_dump(mode="json"))
 
-    def _connect(self) -> httpx.AsyncClient:
+    def _connect(self) -> AbstractAsyncContextManager[Site]:
         headers = {"accept": "application/json"}
         if self.spec.token_env is not None:
             token = os.environ.get(self.spec.token_env)
@@ -48,11 +50,9 @@ class WebhookRouterClient(ReadBackRouter[httpx.AsyncClient]):
                     "(router.token_env) is not set on this worker"
                 )
             headers["authorization"] = f"Bearer {token}"
-        return httpx.AsyncClient(
-            headers=headers, timeout=self.spec.timeout_seconds, follow_redirects=False
-        )
+        return nullcontext(Site(str(self.spec.url), self.spec.timeout_seconds, headers))
 
-    async def _read(self, client: httpx.AsyncClient) -> RouterState:
+    async def _read(self, client: Site) -> RouterState:
         """GET the URL: the platform's current routing."""
         response = await self._send(client, "GET")
         try:
@@ -64,11 +64,11 @@ class WebhookRouterClient(ReadBackRouter[httpx.AsyncClient]):
                 f"body: {_excerpt(response)}"
             ) from None
 
-    async def _send(self, client: httpx.AsyncClient, method: str, **kwargs: Any) -> httpx.Response:
+    async def _send(self, client: Site, method: str, **kwargs: Any) -> httpx.Response:
         """One request; 5xx, 408, 429 or no answer → RouterUnavailable; other non-2xx →
         RouterMisconfigured."""
         try:
-            response = await client.request(method, self.spec.url, **kwargs)
+            response = await client.request(method, **kwargs)
         except httpx.HTTPError as err:
             raise RouterUnavailable(f"webhook {method} {self.spec.url} failed: {err!r}") from err
         where = f"webhook {method} {self.spec.url} answered {response.status_code}"

@@ -1,0 +1,76 @@
+"""One HTTP connection pool per worker process, shared by every router, metric source, hook
+and notification.
+
+A check costs its requests, not a new client: building an httpx client builds a TLS
+context, and at 200 deployments that alone took half of the worker's CPU
+(docs/BENCHMARKS.md, "Scale"). Each caller still has its own base URL, headers, auth and
+timeout: they go with each request (`Site`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+# No cap on connections (every check of every deployment may be in flight at once, as
+# before the pool); idle ones are dropped after 4 s, sooner than the keep-alive timeout
+# of common servers (uvicorn 5 s, nginx 75 s), so a request rarely meets a connection the
+# server is closing.
+LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=256, keepalive_expiry=4.0)
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_client() -> httpx.AsyncClient:
+    """The pool of the running event loop (the worker has one; tests may have several)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        client = httpx.AsyncClient(limits=LIMITS, timeout=DEFAULT_TIMEOUT, follow_redirects=False)
+        _clients[loop] = client
+    return client
+
+
+async def close_shared_client() -> None:
+    """Close the running loop's pool (a worker shutting down)."""
+    client = _clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+
+
+@dataclass(frozen=True)
+class Site:
+    """Requests to one base URL through the shared pool, with this caller's headers, auth
+    and timeout. `path` is appended to `base_url` as it is (`""` asks the base URL itself)."""
+
+    base_url: str
+    timeout: httpx.Timeout | float = field(default_factory=lambda: DEFAULT_TIMEOUT)
+    headers: Mapping[str, str] = field(default_factory=dict[str, str])
+    auth: httpx.Auth | None = None
+
+    async def request(self, method: str, path: str = "", **kwargs: Any) -> httpx.Response:
+        return await shared_client().request(
+            method,
+            self.base_url.rstrip("/") + path if path else self.base_url,
+            headers=self.headers,
+            auth=self.auth or httpx.USE_CLIENT_DEFAULT,
+            timeout=self.timeout,
+            **kwargs,
+        )
+
+    async def get(self, path: str = "", **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str = "", **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", path, **kwargs)
+
+
+__all__ = ["Site", "close_shared_client", "shared_client"]
