@@ -198,7 +198,12 @@ class _Watch:
         while True:
             next_check += policy.interval.total_seconds()
             await sleep_heartbeating(next_check, *([self.latest] if self.latest else []))
-            with tracer.start_as_current_span(CHECK_SPAN) as span:
+            begun = {
+                "sluicegate.stage": self.request.stage,
+                "sluicegate.check.number": self.checks + 1,
+            }
+            # A check cut short (the watcher cancelled) keeps only these two attributes.
+            with tracer.start_as_current_span(CHECK_SPAN, attributes=begun) as span:
                 current, report = await self._check(previous)
                 span.set_attributes(check_attributes(report))
                 previous = current
