@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from opentelemetry import trace
 from pydantic import ValidationError
 from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
@@ -47,6 +48,9 @@ from sluicegate.errors import MetricsUnavailable, RouterMisconfigured, Sluicegat
 # A resumed watcher's first check may come this much later than one interval after the
 # last check before it without counting as unwatched: the checks' own jitter.
 UNWATCHED_SLACK = timedelta(seconds=1)
+# Each check is a span under the watcher's RunActivity:watch_health (docs/OBSERVABILITY.md).
+CHECK_SPAN = "HealthCheck"
+tracer = trace.get_tracer(__name__)
 
 
 @activity.defn(name=BACKUP)
@@ -194,35 +198,49 @@ class _Watch:
         while True:
             next_check += policy.interval.total_seconds()
             await sleep_heartbeating(next_check, *([self.latest] if self.latest else []))
-            self.checks += 1
-            drift = await self._correct_drift()
-            current = await self._sample()
-            self._count_unwatched(current.at)
-            self.state, verdict = judge_check(self.state, previous, current, policy)
-            report = CheckReport(
-                stage=self.request.stage,
-                at=current.at,
-                number=self.checks,
-                verdict=verdict,
-                drift=drift,
-                failed_checks=self.state.failed_checks,
-                judge=self.state,
-                sample=current,
-                notes=current.notes,
-                unwatched=self.unwatched,
-            )
-            self.latest = report
-            activity.heartbeat(report)
-            previous = current
-            if verdict.rollback:
-                status = "breach" if verdict.status == "breach" else "inconclusive"
-                return self._result(status, report)
-            if verdict.lapsed:
-                await self._ask_for_a_person(report)
-            elif self._notable(report) or self.unwatched > self.reported_unwatched:
-                await self._report(report)
-            if self._hand_over_due(current.at):
-                return self._result("handed_over", report)
+            begun = {
+                "sluicegate.stage": self.request.stage,
+                "sluicegate.check.number": self.checks + 1,
+            }
+            # A check cut short (the watcher cancelled) keeps only these two attributes.
+            with tracer.start_as_current_span(CHECK_SPAN, attributes=begun) as span:
+                current, report = await self._check(previous)
+                span.set_attributes(check_attributes(report))
+                previous = current
+                verdict = report.verdict
+                if verdict.rollback:
+                    status = "breach" if verdict.status == "breach" else "inconclusive"
+                    return self._result(status, report)
+                if verdict.lapsed:
+                    await self._ask_for_a_person(report)
+                elif self._notable(report) or self.unwatched > self.reported_unwatched:
+                    await self._report(report)
+                if self._hand_over_due(current.at):
+                    return self._result("handed_over", report)
+
+    async def _check(self, previous: Sample) -> tuple[Sample, CheckReport]:
+        """One check: correct drift, sample, judge against `previous`, heartbeat the report."""
+        assert self.state is not None
+        self.checks += 1
+        drift = await self._correct_drift()
+        current = await self._sample()
+        self._count_unwatched(current.at)
+        self.state, verdict = judge_check(self.state, previous, current, self.request.analysis)
+        report = CheckReport(
+            stage=self.request.stage,
+            at=current.at,
+            number=self.checks,
+            verdict=verdict,
+            drift=drift,
+            failed_checks=self.state.failed_checks,
+            judge=self.state,
+            sample=current,
+            notes=current.notes,
+            unwatched=self.unwatched,
+        )
+        self.latest = report
+        activity.heartbeat(report)
+        return current, report
 
     def _hand_over_due(self, checked_at: datetime) -> bool:
         """The workflow continues as new from here: end on a check, so the next run's
@@ -316,6 +334,27 @@ async def _correct(where: str, router: Router, expected: RouterState) -> str | N
     message = f"{where} drifted to {actual.describe()}; re-applied {expected.describe()}"
     activity.logger.warning(message)
     return message
+
+
+def check_attributes(report: CheckReport) -> dict[str, str | int | bool]:
+    """A check span's attributes: which check, its verdict and what the stage must do."""
+    verdict = report.verdict
+    attributes: dict[str, str | int | bool] = {
+        "sluicegate.stage": report.stage,
+        "sluicegate.check.number": report.number,
+        "sluicegate.check.verdict": verdict.status,
+        "sluicegate.check.rollback": verdict.rollback,
+        "sluicegate.check.lapsed": verdict.lapsed,
+        "sluicegate.check.failed_checks": report.failed_checks,
+        "sluicegate.check.evidence": verdict.describe(),
+    }
+    if verdict.canary_requests is not None:
+        attributes["sluicegate.check.canary_requests"] = verdict.canary_requests
+    if report.drift is not None:
+        attributes["sluicegate.check.drift"] = report.drift
+    if report.notes:
+        attributes["sluicegate.check.notes"] = "; ".join(report.notes)
+    return attributes
 
 
 def _resumed_from(latest: CheckReport | None) -> datetime | None:

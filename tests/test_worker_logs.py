@@ -45,3 +45,44 @@ def test_json_is_one_object_per_line_with_the_deployment_in_its_fields() -> None
 def test_debug_adds_the_http_requests(log_format: str) -> None:
     lines = logged("debug", log_format)
     assert len(lines) == 3 and any("HTTP Request" in line for line in lines)
+
+
+IN_AN_ACTIVITY = """
+import asyncio, dataclasses, logging
+from temporalio import activity
+from temporalio.testing import ActivityEnvironment
+from workers.logs import configure_logging
+configure_logging("info", "json")
+
+@activity.defn(name="watch_health")
+async def watch() -> None:
+    activity.logger.info("no data this check")
+    logging.getLogger("activities.routers.envoy").warning("router drifted")
+
+env = ActivityEnvironment()
+env.info = dataclasses.replace(env.info, workflow_id="deploy-checkout", workflow_run_id="run-1",
+    activity_type="watch_health")
+asyncio.run(env.run(watch))
+logging.getLogger("workers.main").info("worker on 127.0.0.1:7233")
+"""
+
+
+def test_json_lines_carry_the_workflow_and_run_id_as_fields_in_activities_too() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", IN_AN_ACTIVITY], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    activity_line, router_line, worker_line = map(json.loads, done.stderr.splitlines())
+    for record in (activity_line, router_line):
+        assert (record["workflow_id"], record["run_id"]) == ("deploy-checkout", "run-1"), record
+        assert record["activity_type"] == "watch_health"
+    assert "workflow_id" not in worker_line and "run_id" not in worker_line
+
+
+def test_json_workflow_lines_have_flat_fields() -> None:
+    [line] = logged("info", "json")
+    record = json.loads(line)
+    assert (record["workflow_id"], record["workflow_type"]) == (
+        "deploy-checkout",
+        "CanaryDeployment",
+    )

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Mapping
 from typing import Literal, cast
 
+from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 from temporalio import activity, workflow
 
@@ -20,6 +21,8 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["text", "json"]
 CHATTY = ("httpx", "httpcore")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(where)s: %(message)s"
+# The flat fields a JSON line carries when it is about a deployment (docs/OBSERVABILITY.md).
+DEPLOYMENT_FIELDS = ("workflow_id", "run_id", "workflow_type", "activity_type", "attempt")
 
 
 class _Where(logging.Filter):
@@ -35,20 +38,53 @@ class _Where(logging.Filter):
         return True
 
 
+class _Deployment(logging.Filter):
+    """Put the deployment a line is about in fields of its own (workflow_id, run_id, ...),
+    and the current span's trace_id and span_id when tracing is on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = _temporal_context(record)
+        for field in DEPLOYMENT_FIELDS:
+            value = context.get(field)
+            if value is not None and not hasattr(record, field):
+                setattr(record, field, value)
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            record.trace_id = trace.format_trace_id(span.trace_id)
+            record.span_id = trace.format_span_id(span.span_id)
+        return True
+
+
 def _temporal_context(record: logging.LogRecord) -> Mapping[str, object]:
-    """The details Temporal's loggers add to a line, by name; empty for any other line."""
+    """The details Temporal's loggers add to a line, by name, with the run id as `run_id`
+    (an activity's says `workflow_run_id`). A line from any other logger while an activity
+    runs (a router's, an HTTP client's) gets the activity's; empty for any other line."""
     context: object = getattr(record, "temporal_workflow", None) or getattr(
         record, "temporal_activity", None
     )
-    if not isinstance(context, dict):
+    if isinstance(context, dict):
+        # LogRecord has no such attribute in its types; Temporal's loggers set a dict by str.
+        details = cast(dict[str, object], context)
+    elif activity.in_activity():
+        info = activity.info()
+        details = {
+            "workflow_id": info.workflow_id,
+            "run_id": info.workflow_run_id,
+            "workflow_type": info.workflow_type,
+            "activity_type": info.activity_type,
+            "attempt": info.attempt,
+        }
+    else:
         return {}
-    # LogRecord has no such attribute in its types; Temporal's loggers set a dict keyed by str.
-    return cast(dict[str, object], context)
+    if "workflow_run_id" in details:
+        details = {**details, "run_id": details["workflow_run_id"]}
+    return details
 
 
 def configure_logging(level: LogLevel = "info", log_format: LogFormat = "text") -> None:
     """Log to stderr at `level`, as text lines or one JSON object per line."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_Deployment())
     if log_format == "json":
         handler.setFormatter(
             JsonFormatter(

@@ -26,6 +26,7 @@ from sluicegate.visibility import SEARCH_ATTRIBUTES
 from workers.client import connect
 from workers.logs import configure_logging
 from workers.search_attributes import ensure_search_attributes
+from workers.telemetry import WORKER, configure_tracing, shutdown_tracing
 from workflows.canary import CanaryDeployment
 from workflows.operations import OPERATOR_WORKFLOWS
 from workflows.restore import RestoreRelease
@@ -75,6 +76,15 @@ def build_worker(
 
 
 async def run(settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM; traces go out if the OTEL_* environment asks."""
+    configure_tracing(WORKER)
+    try:
+        await _serve(settings)
+    finally:
+        shutdown_tracing()
+
+
+async def _serve(settings: Settings) -> None:
     client = await connect(settings)
     try:
         await ensure_search_attributes(client)

@@ -24,6 +24,7 @@ from frontends.chatops.slack import SlackApp
 from sluicegate.errors import SluicegateError
 from sluicegate.settings import Settings
 from workers.client import connect
+from workers.telemetry import CHATOPS, configure_tracing, shutdown_tracing
 
 log = logging.getLogger(__name__)
 
@@ -132,20 +133,26 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 async def serve(settings: Settings, host: str, port: int) -> None:
-    """Connect to Temporal and serve until SIGINT or SIGTERM."""
+    """Connect to Temporal and serve until SIGINT or SIGTERM; traces go out if the OTEL_*
+    environment asks (each request's controls as spans of their own, linked to the
+    deployment's trace)."""
     listener = _listen(host, port)
-    client = await connect(settings, identity=f"sluice chatops@{socket.gethostname()}")
-    async with httpx.AsyncClient(timeout=10) as http:
-        app = build_app(settings, client, http)
-        config = uvicorn.Config(app, lifespan="off", timeout_graceful_shutdown=30)
-        log.info(
-            "chat-ops on http://%s:%d (Slack: %s, API tokens: %d)",
-            host,
-            port,
-            "yes" if settings.chatops.serves_slack else "no",
-            len(settings.chatops.tokens),
-        )
-        await uvicorn.Server(config).serve(sockets=[listener])
+    configure_tracing(CHATOPS)
+    try:
+        client = await connect(settings, identity=f"sluice chatops@{socket.gethostname()}")
+        async with httpx.AsyncClient(timeout=10) as http:
+            app = build_app(settings, client, http)
+            config = uvicorn.Config(app, lifespan="off", timeout_graceful_shutdown=30)
+            log.info(
+                "chat-ops on http://%s:%d (Slack: %s, API tokens: %d)",
+                host,
+                port,
+                "yes" if settings.chatops.serves_slack else "no",
+                len(settings.chatops.tokens),
+            )
+            await uvicorn.Server(config).serve(sockets=[listener])
+    finally:
+        shutdown_tracing()
 
 
 def _listen(host: str, port: int) -> socket.socket:

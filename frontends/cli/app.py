@@ -26,6 +26,7 @@ from sluicegate.errors import (
     SluicegateError,
 )
 from sluicegate.settings import CONFIG_ENV
+from workers.telemetry import shutdown_tracing
 
 __all__ = ["Exit", "app", "classify", "entry", "main"]
 
@@ -121,6 +122,7 @@ def entry() -> None:
         errors.print(f"{label}: {escape(message)}", highlight=False, soft_wrap=True)
     except KeyboardInterrupt:
         code = 130
+    shutdown_tracing()  # the spans still buffered; os._exit skips the SDK's exit hook
     # Skip interpreter teardown: the SDK's native threads can abort it (exit 134) after
     # the work is done, which would turn a correct exit code into a crash.
     sys.stdout.flush()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 from rich.console import Console, RenderableType
 from temporalio.client import Client
@@ -24,6 +25,7 @@ from sluicegate.contracts import MAX_BY, ControlInput
 from sluicegate.settings import CONFIG_ENV, Settings, load_settings
 from sluicegate.spec import DeploymentSpec, load_spec
 from workers.client import connect
+from workers.telemetry import CLI, configure_tracing
 
 
 class Exit(IntEnum):
@@ -108,8 +110,16 @@ def settings_from(overrides: Overrides) -> Settings:
 
 
 def run(ctx: typer.Context, work: Callable[[Session], Awaitable[int | None]]) -> None:
-    """Connect, do `work`, and leave with its exit code (errors are handled by `entry`)."""
-    code = asyncio.run(_connected(ctx.obj, work))
+    """Connect, do `work`, and leave with its exit code (errors are handled by `entry`).
+
+    With tracing on, the command is one span ("sluice deploy"), the parent of the Temporal
+    client's spans: a deployment's trace starts at the command that started it."""
+    configure_tracing(CLI)
+    with trace.get_tracer(__name__).start_as_current_span(
+        ctx.command_path, kind=trace.SpanKind.CLIENT
+    ) as span:
+        code = asyncio.run(_connected(ctx.obj, work))
+        span.set_attribute("sluicegate.exit_code", code)
     raise typer.Exit(code)
 
 
