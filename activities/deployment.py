@@ -10,6 +10,7 @@ from opentelemetry import trace
 from pydantic import ValidationError
 from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import RawValue
 from temporalio.service import RPCError
 
 from activities.backup_store import state_to_restore, write_backup
@@ -183,6 +184,7 @@ class _Watch:
         self.unwatched = self.latest.unwatched if self.latest else timedelta(0)
         self.reported_unwatched = timedelta(0)
         self.resumed_from = _resumed_from(self.latest)
+        self._encoded: RawValue | None = None  # the latest check, as its heartbeat payload
 
     async def run(self) -> WatchHealthResult:
         policy = self.request.analysis
@@ -197,7 +199,7 @@ class _Watch:
         next_check = time.monotonic()
         while True:
             next_check += policy.interval.total_seconds()
-            await sleep_heartbeating(next_check, *([self.latest] if self.latest else []))
+            await sleep_heartbeating(next_check, *self._beat())
             begun = {
                 "sluicegate.stage": self.request.stage,
                 "sluicegate.check.number": self.checks + 1,
@@ -239,8 +241,18 @@ class _Watch:
             unwatched=self.unwatched,
         )
         self.latest = report
-        activity.heartbeat(report)
+        self._encoded = None
+        activity.heartbeat(*self._beat())
         return current, report
+
+    def _beat(self) -> tuple[RawValue, ...]:
+        """The heartbeat's details: the latest check, encoded once per check, not at each of
+        the heartbeats between checks (two a second)."""
+        if self.latest is None:
+            return ()
+        if self._encoded is None:
+            self._encoded = RawValue(activity.payload_converter().to_payload(self.latest))
+        return (self._encoded,)
 
     def _hand_over_due(self, checked_at: datetime) -> bool:
         """The workflow continues as new from here: end on a check, so the next run's

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from temporalio.common import RawValue
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment
 
 from activities.deployment import watch_health
@@ -27,6 +30,23 @@ async def steady_load(url: str, stop: asyncio.Event) -> None:
     async with httpx.AsyncClient(timeout=5) as client:
         while not stop.is_set():
             await client.get(url)
+
+
+def watcher_environment() -> ActivityEnvironment:
+    """An activity environment converting payloads as the worker does (pydantic)."""
+    env = ActivityEnvironment()
+    env.payload_converter = pydantic_data_converter.payload_converter
+    return env
+
+
+def checks_in(details: Sequence[object]) -> list[CheckReport]:
+    """The checks a watcher heartbeated: each the payload of one CheckReport."""
+    converter = pydantic_data_converter.payload_converter
+    return [
+        converter.from_payload(detail.payload, CheckReport)
+        for detail in details
+        if isinstance(detail, RawValue)
+    ]
 
 
 async def test_a_retried_watcher_keeps_its_failed_check_count(
@@ -58,12 +78,12 @@ async def test_a_retried_watcher_keeps_its_failed_check_count(
         verdict=Verdict(status="breach", results=()),
         failed_checks=1,
     )
-    env = ActivityEnvironment()
+    env = watcher_environment()
     env.info = dataclasses.replace(
         env.info, heartbeat_details=[before_crash.model_dump(mode="json")]
     )
     heartbeats: list[object] = []
-    env.on_heartbeat = lambda *details: heartbeats.extend(details)
+    env.on_heartbeat = lambda *details: heartbeats.extend(checks_in(details))
     stop = asyncio.Event()
     load = asyncio.create_task(steady_load(envoy.url, stop))
     try:
@@ -119,7 +139,7 @@ async def test_a_resumed_watcher_counts_the_time_no_watcher_was_running(
 ) -> None:
     request = failing_pilot(envoy, upstreams)
     lost_at = datetime.now(UTC) - timedelta(minutes=5)
-    env = ActivityEnvironment()
+    env = watcher_environment()
     if resumed == "from its heartbeat":
         # The attempt whose worker died checked last 5 minutes ago; an earlier loss in this
         # stage had already left it unwatched for 30 s.
@@ -135,7 +155,7 @@ async def test_a_resumed_watcher_counts_the_time_no_watcher_was_running(
     elif resumed == "without one":  # its worker died before its first check
         env.info = dataclasses.replace(env.info, attempt=2, scheduled_time=lost_at)
     heartbeats: list[object] = []
-    env.on_heartbeat = lambda *details: heartbeats.extend(details)
+    env.on_heartbeat = lambda *details: heartbeats.extend(checks_in(details))
     stop = asyncio.Event()
     load = asyncio.create_task(steady_load(envoy.url, stop))
     try:
@@ -175,14 +195,14 @@ async def test_a_watcher_hands_over_on_a_check_and_the_next_carries_on_from_it(
     stop = asyncio.Event()
     load = asyncio.create_task(steady_load(envoy.url, stop))
     try:
-        handed = await ActivityEnvironment().run(watch_health, first_run)
+        handed = await watcher_environment().run(watch_health, first_run)
         assert handed.status == "handed_over" and handed.last is not None
         assert handed.last.at >= hand_over_at
         assert handed.last.judge is not None
         next_run = request.model_copy(
             update={"resume_from": handed.last, "hand_over_at": datetime.now(UTC)}
         )
-        carried = await ActivityEnvironment().run(watch_health, next_run)
+        carried = await watcher_environment().run(watch_health, next_run)
     finally:
         stop.set()
         await load
