@@ -24,6 +24,7 @@ from sluicegate.settings import Settings, load_settings
 from sluicegate.visibility import SEARCH_ATTRIBUTES
 from workers.client import connect
 from workers.logs import configure_logging
+from workers.metrics import keep_counting_phases, metrics_runtime
 from workers.search_attributes import ensure_search_attributes
 from workflows.canary import CanaryDeployment
 from workflows.operations import OPERATOR_WORKFLOWS
@@ -74,7 +75,9 @@ def build_worker(
 
 
 async def run(settings: Settings) -> None:
-    client = await connect(settings)
+    """Run a worker until SIGINT or SIGTERM; with `metrics_address`, serve its metrics."""
+    runtime = metrics_runtime(settings.metrics_address) if settings.metrics_address else None
+    client = await connect(settings, runtime=runtime)
     try:
         await ensure_search_attributes(client)
     except RPCError as err:  # e.g. no operator permission: the cluster's admin must add them
@@ -93,7 +96,13 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with worker:
         logging.info("worker on %s, task queue %s", settings.temporal_address, settings.task_queue)
+        if runtime is None:
+            await stop.wait()
+            return
+        logging.info("metrics at http://%s/metrics", settings.metrics_address)
+        phases = asyncio.create_task(keep_counting_phases(client, runtime.metric_meter))
         await stop.wait()
+        phases.cancel()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -113,7 +122,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         logging.error("%s", err)
         raise SystemExit(2) from None
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(run(settings))
+    try:
+        asyncio.run(run(settings))
+    except SluicegateError as err:  # e.g. metrics_address already in use
+        logging.error("%s", err)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

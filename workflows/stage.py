@@ -160,7 +160,10 @@ class StageHold:
         if deadline is not None:
             stage = self.stage
             if max_wait.then == "rollback":
-                raise Stop(f"no decision at stage {stage.name}'s gate within max_wait {waited}")
+                raise Stop(
+                    f"no decision at stage {stage.name}'s gate within max_wait {waited}",
+                    cause="gate_timeout",
+                )
             self._host.notify(
                 "deadline",
                 f"stage {stage.name} at {stage.weight}% has waited {waited} for approval: "

@@ -14,6 +14,7 @@ import httpx
 from temporalio import activity
 
 from activities.heartbeats import heartbeating
+from activities.measures import count_notification_failure
 from activities.notify.slack import slack_message
 from activities.notify.webhook import webhook_body
 from sluicegate.contracts import NOTIFY, ChannelFailure, DeliveryReport, NotifyInput
@@ -55,6 +56,9 @@ class Notifier:
             for channel, error in zip(wanted, outcomes, strict=True)
             if error is not None
         )
+        for channel, error in zip(wanted, outcomes, strict=True):
+            if error is not None:
+                count_notification_failure(channel.type, notification.event)
         for failure in failed:
             activity.logger.warning("notification to %s failed: %s", failure.channel, failure.error)
         delivered = tuple(c.name for c, e in zip(wanted, outcomes, strict=True) if e is None)

@@ -79,6 +79,8 @@ def _address(socket_address: dict[str, Any]) -> str:
 class EnvoyRouterClient(ReadBackRouter[httpx.AsyncClient]):
     """Router for one Envoy, steered through its admin API and EDS files."""
 
+    kind = "envoy"
+
     def __init__(self, spec: EnvoyRouter) -> None:
         self.spec = spec
         self.endpoints_dir = Path(spec.endpoints_dir)
