@@ -20,14 +20,23 @@ from temporalio.common import MetricMeter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 
+from activities.measures import CHECK_LATENESS, HOOK_DURATION
 from sluicegate.contracts import CANARY_DEPLOYMENT, FINISHED, Phase
 from sluicegate.settings import SettingsError
 from sluicegate.visibility import DEPLOY_PHASE
+from workflows.measures import BREACH_TO_ROLLBACK
 
 IN_FLIGHT = "sluicegate_deployments_in_flight"
 # Phases a running deployment can be in: every label value is set, 0 included, each time.
 RUNNING_PHASES: tuple[str, ...] = tuple(p for p in get_args(Phase) if p not in FINISHED)
 PHASES_EVERY = timedelta(seconds=10)
+# Seconds: lateness around the one-second target, rollbacks around the one-minute one,
+# hooks up to a command's quarter of an hour.
+BUCKETS = {
+    CHECK_LATENESS: (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+    BREACH_TO_ROLLBACK: (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300),
+    HOOK_DURATION: (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900),
+}
 RUNNING = f"WorkflowType = '{CANARY_DEPLOYMENT}' AND ExecutionStatus = 'Running'"
 
 
@@ -42,6 +51,7 @@ def metrics_runtime(address: str) -> Runtime:
         counters_total_suffix=True,
         unit_suffix=True,
         durations_as_seconds=True,
+        histogram_bucket_overrides={name: list(bounds) for name, bounds in BUCKETS.items()},
     )
     try:
         return Runtime(telemetry=TelemetryConfig(metrics=config, attach_service_name=False))

@@ -1,0 +1,179 @@
+"""The worker's Prometheus metrics (docs/OBSERVABILITY.md), read from a real `sluice worker`
+after real deployments on the local stack, scraped by a real Prometheus; the alert rules
+of the docs checked by promtool."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from temporalio.client import Client
+
+from deploy.processes import free_port
+from deploy.prometheus import INSTALL_HINT, Prometheus, prometheus_binary
+from deploy.sample_service import set_fault
+from deploy.stack import LocalStack, Site
+from frontends.client.deployments import start_deployment
+from sluicegate.contracts import STATUS, DeploymentStatus
+from tests.stack_fixtures import sluice_worker
+from tests.waiting import eventually
+
+pytest_plugins = ["tests.stack_fixtures"]
+TASK_QUEUE = "metrics"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "OBSERVABILITY.md"
+# Samples by (name, sorted labels without Temporal's own): value.
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+TEMPORAL_LABELS = {"namespace", "task_queue", "workflow_type", "activity_type"}
+
+
+@pytest.fixture(scope="module")
+async def metrics_address(stack: LocalStack, dev_server: str) -> AsyncIterator[str]:
+    """`sluice worker` on TASK_QUEUE serving metrics on a free port; its host:port."""
+    address = f"127.0.0.1:{free_port()}"
+    # A channel nobody listens on: every notification fails, and is counted.
+    channel = (
+        f'[{{"name": "nowhere", "type": "webhook", "url": "http://127.0.0.1:{free_port()}/"}}]'
+    )
+    env = {"SLUICEGATE_METRICS_ADDRESS": address, "SLUICEGATE_NOTIFICATIONS": channel}
+    async with sluice_worker(stack, dev_server, TASK_QUEUE, env):
+        yield address
+
+
+async def scrape(address: str) -> tuple[str, Samples]:
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://{address}/metrics")).text
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = frozenset((k, v) for k, v in sample.labels.items() if k not in TEMPORAL_LABELS)
+            key = (sample.name, labels)
+            samples[key] = samples.get(key, 0.0) + sample.value
+    return text, samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of the series of `name` that carry `labels` (0 if none)."""
+    wanted = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
+
+
+@pytest.mark.e2e
+async def test_a_promotion_and_a_rollback_are_counted_on_the_workers_endpoint(
+    metrics_address: str, client: Client, stack: LocalStack, site: Site
+) -> None:
+    smoke = {"smoke": [{"type": "smoke", "name": "canary-smoke"}]}
+    breaching = Site(stack, "metrics-breach")
+    try:
+        promoted = await start_deployment(
+            client, site.spec(failed_checks_tolerated=1, top_level=smoke), TASK_QUEUE
+        )
+        stages = [
+            {"name": "canary", "weight": 5, "bake": "PT2S"},
+            {"name": "pilot", "weight": 50, "bake": "PT5M"},
+        ]
+        breached = await start_deployment(client, breaching.spec(stages=stages), TASK_QUEUE)
+
+        async def at_pilot() -> bool:
+            status = await breached.query(STATUS, result_type=DeploymentStatus)
+            return status.canary_weight == 50
+
+        await eventually(at_pilot, "the second deployment reaches 50%")
+
+        async def in_flight() -> bool:
+            _, samples = await scrape(metrics_address)
+            return value(samples, "sluicegate_deployments_in_flight", phase="progressing") >= 1
+
+        await eventually(in_flight, "a progressing deployment is in flight", attempts=900)
+        set_fault(breaching.canary.port, error_rate=0.3, delay_ms=0)
+        results = await asyncio.gather(promoted.result(), breached.result())
+    finally:
+        breaching.stop()
+    assert [r.outcome for r in results] == ["promoted", "rolled_back"], results
+
+    async def counted() -> bool:  # the courier's last notifications may still be failing
+        _, samples = await scrape(metrics_address)
+        return value(samples, "sluicegate_notification_failures_total", event="rolled_back") >= 1
+
+    await eventually(counted, "the failed rolled_back notification is counted")
+    text, samples = await scrape(metrics_address)
+    assert value(samples, "sluicegate_checks_total", verdict="healthy") >= 1, text
+    assert value(samples, "sluicegate_checks_total", verdict="breach") >= 1, text
+    assert value(samples, "sluicegate_check_lateness_seconds_count") >= 2, text
+    assert value(samples, "sluicegate_rollbacks_total", reason="breach") == 1, text
+    assert value(samples, "sluicegate_rollbacks_total") == 1, text
+    assert value(samples, "sluicegate_breach_to_rollback_seconds_count") == 1, text
+    assert value(samples, "sluicegate_breach_to_rollback_seconds_sum") > 0, text
+    smoke_runs = value(
+        samples, "sluicegate_hook_duration_seconds_count", kind="smoke", event="smoke", outcome="ok"
+    )
+    assert smoke_runs >= 1, text
+    assert value(samples, "sluicegate_notification_failures_total", channel_type="webhook") >= 2
+    # The Temporal SDK's own metrics, on the same endpoint, in the same conventions.
+    assert value(samples, "temporal_workflow_completed_total") >= 2, text
+    assert value(samples, "temporal_activity_execution_latency_seconds_count") >= 1, text
+    # Bounded labels: no service name, workflow id or run id in any label value.
+    for name in (site.name, "metrics-breach", promoted.id, breached.id):
+        assert name not in text, f"{name} appears in the metrics"
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(prometheus_binary() is None, reason=f"no prometheus: {INSTALL_HINT}")
+async def test_prometheus_scrapes_the_worker(
+    metrics_address: str, stack: LocalStack, tmp_path: Path
+) -> None:
+    prometheus = Prometheus(tmp_path / "prometheus", tmp_path / "logs")
+    await asyncio.to_thread(prometheus.start, {"sluicegate-worker": (metrics_address, "/metrics")})
+    try:
+
+        async def answered() -> bool:
+            async with httpx.AsyncClient() as http:
+                response = await http.get(
+                    f"{prometheus.url}/api/v1/query",
+                    params={"query": 'sluicegate_deployments_in_flight{phase="progressing"}'},
+                )
+            found = response.json()["data"]["result"]
+            return bool(found) and found[0]["metric"]["job"] == "sluicegate-worker"
+
+        await eventually(answered, "Prometheus answers a query for a Sluicegate metric")
+    finally:
+        prometheus.stop()
+
+
+def alert_rules() -> str:
+    """The YAML block of docs/OBSERVABILITY.md's "## Alert rules" section."""
+    section = DOCS.read_text().split("## Alert rules", 1)[1].split("\n## ", 1)[0]
+    found = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert found, "docs/OBSERVABILITY.md: no ```yaml block under ## Alert rules"
+    return found.group(1)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason=f"no promtool: {INSTALL_HINT}")
+def test_the_documented_alert_rules_pass_promtool(tmp_path: Path) -> None:
+    rules = tmp_path / "sluicegate.rules.yml"
+    rules.write_text(alert_rules())
+    promtool = shutil.which("promtool")
+    assert promtool is not None
+    done = subprocess.run(
+        [promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_metric_the_code_names_is_documented() -> None:
+    from activities import measures as activity_metrics
+    from workers import metrics as worker_metrics
+    from workflows import measures as workflow_metrics
+
+    docs = DOCS.read_text().split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    for module in (activity_metrics, workflow_metrics, worker_metrics):
+        for name in vars(module).values():
+            if isinstance(name, str) and re.fullmatch(r"sluicegate_[a-z_]+", name):
+                # As served: counters end in _total, durations in _seconds.
+                assert re.search(rf"`{name}(_total|_seconds)?`", docs), f"{name}: not documented"
