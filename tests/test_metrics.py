@@ -5,8 +5,10 @@ of the docs checked by promtool."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
+import socket
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,15 +17,22 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
-from deploy.processes import free_port
+from bench.scripted import ScriptedActivities
+from deploy.processes import free_port, venv_binary
 from deploy.prometheus import INSTALL_HINT, Prometheus, prometheus_binary
 from deploy.sample_service import set_fault
 from deploy.stack import LocalStack, Site
 from frontends.client.deployments import start_deployment
 from sluicegate.contracts import STATUS, DeploymentStatus
+from sluicegate.settings import Settings
 from tests.stack_fixtures import sluice_worker
+from tests.test_workflow import unique_spec
 from tests.waiting import eventually
+from workers.client import connect
+from workers.main import build_worker
+from workers.metrics import metrics_runtime
 
 pytest_plugins = ["tests.stack_fixtures"]
 TASK_QUEUE = "metrics"
@@ -146,6 +155,52 @@ async def test_prometheus_scrapes_the_worker(
         prometheus.stop()
 
 
+async def test_the_workflow_counts_rollbacks_and_deadlines_once_each(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    """On the time-skipping server with the scripted activities: a progress deadline and a
+    gate's max_wait, each rolling back, as the worker's endpoint shows them."""
+    address = f"127.0.0.1:{free_port()}"
+    target = time_skipping_env.client.service_client.config.target_host
+    client = await connect(Settings(temporal_address=target), runtime=metrics_runtime(address))
+    specs = [
+        unique_spec(
+            task_queue + "-a",
+            stages=[{"name": "soak", "weight": 20, "bake": "PT10H"}],
+            progress_deadline={"after": "PT1H", "then": "rollback"},
+        ),
+        unique_spec(
+            task_queue + "-b",
+            stages=[{"name": "review", "weight": 10, "manual_gate": True}],
+            max_wait={"after": "PT30M", "then": "rollback"},
+        ),
+    ]
+    async with build_worker(client, task_queue, activities=ScriptedActivities().activities()):
+        handles = [
+            await start_deployment(time_skipping_env.client, spec, task_queue) for spec in specs
+        ]
+        results = [await handle.result() for handle in handles]
+    assert [r.outcome for r in results] == ["rolled_back", "rolled_back"], results
+    text, samples = await scrape(address)
+    assert value(samples, "sluicegate_rollbacks_total", reason="abort") == 1, text
+    assert value(samples, "sluicegate_rollbacks_total", reason="gate_timeout") == 1, text
+    assert value(samples, "sluicegate_rollbacks_total") == 2, text
+    assert value(samples, "sluicegate_breach_to_rollback_seconds_count") == 0, text
+    passed = {
+        (deadline, then): value(
+            samples, "sluicegate_deadlines_passed_total", deadline=deadline, then=then
+        )
+        for deadline in ("progress", "max_wait")
+        for then in ("rollback", "page")
+    }
+    assert passed == {
+        ("progress", "rollback"): 1,
+        ("progress", "page"): 0,
+        ("max_wait", "rollback"): 1,
+        ("max_wait", "page"): 0,
+    }, text
+
+
 def alert_rules() -> str:
     """The YAML block of docs/OBSERVABILITY.md's "## Alert rules" section."""
     section = DOCS.read_text().split("## Alert rules", 1)[1].split("\n## ", 1)[0]
@@ -177,3 +232,20 @@ def test_every_metric_the_code_names_is_documented() -> None:
             if isinstance(name, str) and re.fullmatch(r"sluicegate_[a-z_]+", name):
                 # As served: counters end in _total, durations in _seconds.
                 assert re.search(rf"`{name}(_total|_seconds)?`", docs), f"{name}: not documented"
+
+
+def test_a_taken_metrics_address_stops_the_worker_naming_the_setting(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        done = subprocess.run(
+            [venv_binary("sluice"), "worker", "--metrics-address", address],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"metrics_address {address}: " in done.stderr
+    assert "Address already in use" in done.stderr

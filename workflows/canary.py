@@ -177,7 +177,7 @@ class CanaryDeployment:
         if self._phase in FINISHED:
             return
         reason = f"progress deadline {after} passed"
-        count_deadline_passed(deadline.then)
+        count_deadline_passed("progress", deadline.then)
         if deadline.then == "rollback":
             self.control("abort", ControlInput(by="sluicegate", reason=reason))
         else:

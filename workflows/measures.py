@@ -16,7 +16,7 @@ from temporalio import workflow
 
 ROLLBACKS = "sluicegate_rollbacks"
 BREACH_TO_ROLLBACK = "sluicegate_breach_to_rollback"
-DEADLINES_PASSED = "sluicegate_progress_deadlines_passed"
+DEADLINES_PASSED = "sluicegate_deadlines_passed"
 
 # Why a deployment rolled back, as a bounded label: the canary's health (breach, or a
 # watcher that failed), a person's or sluicegate's abort (a progress deadline too), a
@@ -39,8 +39,9 @@ def count_rollback(cause: RollbackCause, breached_at: datetime | None) -> None:
         ).record(max(workflow.now() - breached_at, timedelta(0)))
 
 
-def count_deadline_passed(then: str) -> None:
-    """A progress deadline passed with the deployment still running (`then`: rollback or page)."""
+def count_deadline_passed(deadline: Literal["progress", "max_wait"], then: str) -> None:
+    """A deadline passed with the deployment undecided: the spec's `progress_deadline`, or
+    a manual gate's `max_wait`; `then` is what follows (`rollback`, or `page` and wait)."""
     workflow.metric_meter().create_counter(
-        DEADLINES_PASSED, "progress deadlines passed while the deployment ran"
-    ).add(1, {"then": then})
+        DEADLINES_PASSED, "deadlines passed while the deployment ran, by deadline and action"
+    ).add(1, {"deadline": deadline, "then": then})
