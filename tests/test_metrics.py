@@ -17,16 +17,25 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
+from activities.deployment import measure_stable_baseline, set_traffic
 from bench.scripted import ScriptedActivities
 from deploy.processes import free_port, venv_binary
 from deploy.prometheus import INSTALL_HINT, Prometheus, prometheus_binary
 from deploy.sample_service import set_fault
 from deploy.stack import LocalStack, Site
 from frontends.client.deployments import start_deployment
-from sluicegate.contracts import STATUS, DeploymentStatus
+from sluicegate.contracts import (
+    STATUS,
+    BaselineInput,
+    DeploymentStatus,
+    RouterState,
+    SetTrafficInput,
+)
 from sluicegate.settings import Settings
+from sluicegate.spec import AnalysisSpec, WebhookRouter
 from tests.stack_fixtures import sluice_worker
 from tests.test_workflow import unique_spec
 from tests.waiting import eventually
@@ -199,6 +208,44 @@ async def test_the_workflow_counts_rollbacks_and_deadlines_once_each(
         ("max_wait", "rollback"): 1,
         ("max_wait", "page"): 0,
     }, text
+
+
+async def test_unreachable_routers_and_metric_sources_are_counted_by_type() -> None:
+    """The real activities against a webhook router and a Prometheus source that nothing
+    answers, their meter served by a metrics runtime, as a worker's would be."""
+    address = f"127.0.0.1:{free_port()}"
+    env = ActivityEnvironment()
+    runtime = metrics_runtime(address)  # held: the exporter lives as long as the runtime
+    env.metric_meter = runtime.metric_meter
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    router = WebhookRouter(url=f"{nowhere}/routing", timeout_seconds=2)
+    desired = RouterState(canary_weight=5, stable_endpoints=("a:1",), canary_endpoints=("b:1",))
+    with pytest.raises(ApplicationError) as raised:
+        await env.run(set_traffic, SetTrafficInput(router=router, desired=desired))
+    assert raised.value.type == "RouterUnavailable"
+    analysis = AnalysisSpec.model_validate(
+        {
+            "source": {
+                "type": "prometheus",
+                "url": nowhere,
+                **{query: "up" for query in ("requests", "errors", "latency_buckets")},
+            },
+            "baseline": "PT0.1S",
+        }
+    )
+    await env.run(measure_stable_baseline, BaselineInput(service="svc", analysis=analysis))
+    text, samples = await scrape(address)
+    assert (
+        value(
+            samples,
+            "sluicegate_router_errors_total",
+            router="webhook",
+            operation="apply",
+            error="RouterUnavailable",
+        )
+        == 1
+    ), text
+    assert value(samples, "sluicegate_metric_source_errors_total", source="prometheus") == 2, text
 
 
 def alert_rules() -> str:
