@@ -80,4 +80,6 @@ async def keep_counting_phases(
             await count_phases(client, meter)
         except RPCError as err:
             logging.warning("could not count deployments in flight: %s", err.message)
+        except Exception:  # never let the gauge's refresh end for good
+            logging.exception("could not count deployments in flight")
         await asyncio.sleep(every.total_seconds())
