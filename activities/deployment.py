@@ -16,6 +16,7 @@ from temporalio.service import RPCError
 from activities.backup_store import state_to_restore, write_backup
 from activities.errors import temporal_errors
 from activities.heartbeats import heartbeating, sleep_heartbeating
+from activities.measures import count_check, count_metric_source_error, record_check_lateness
 from activities.metrics import SourceContext, analysis_source
 from activities.metrics.base import MetricSource
 from activities.routers import router_for
@@ -98,9 +99,10 @@ async def measure_stable_baseline(request: BaselineInput) -> Baseline:
     moves. A source without data gives an empty baseline: then no limit is relaxed."""
     policy = request.analysis
     source = analysis_source(policy, _context(request))
-    first = await _sample(source)
+    kind = policy.source.type
+    first = await _sample(source, kind)
     await sleep_heartbeating(time.monotonic() + policy.baseline.total_seconds())
-    return measure_baseline(first, await _sample(source), policy)
+    return measure_baseline(first, await _sample(source, kind), policy)
 
 
 @activity.defn(name=WATCH_HEALTH)
@@ -125,11 +127,13 @@ def _context(request: WatchHealthInput | BaselineInput) -> SourceContext:
     )
 
 
-async def _sample(source: MetricSource) -> Sample:
-    """A poll of the source; a source that cannot answer gives a sample without data."""
+async def _sample(source: MetricSource, kind: str) -> Sample:
+    """A poll of the source (of type `kind`); a source that cannot answer gives a sample
+    without data."""
     try:
         return await source.collect()
     except MetricsUnavailable as err:
+        count_metric_source_error(kind)
         activity.logger.warning("no data this check: %s", err)
         return Sample(at=datetime.now(UTC), stable=None, canary=None, notes=(str(err),))
 
@@ -200,6 +204,8 @@ class _Watch:
         while True:
             next_check += policy.interval.total_seconds()
             await sleep_heartbeating(next_check, *self._beat())
+            # How much later than scheduled this check begins (a busy worker's delay).
+            record_check_lateness(timedelta(seconds=time.monotonic() - next_check))
             begun = {
                 "sluicegate.stage": self.request.stage,
                 "sluicegate.check.number": self.checks + 1,
@@ -228,6 +234,7 @@ class _Watch:
         current = await self._sample()
         self._count_unwatched(current.at)
         self.state, verdict = judge_check(self.state, previous, current, self.request.analysis)
+        count_check(verdict.status)
         report = CheckReport(
             stage=self.request.stage,
             at=current.at,
@@ -324,7 +331,7 @@ class _Watch:
         )
 
     async def _sample(self) -> Sample:
-        return await _sample(self.source)
+        return await _sample(self.source, self.request.analysis.source.type)
 
     async def _correct_drift(self) -> str | None:
         """Re-apply the expected routing on every instance that drifted; describe what was

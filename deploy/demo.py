@@ -123,7 +123,9 @@ async def run(args: argparse.Namespace) -> int:
         v1_pids = fleet_pids(state_dir, v1)
         front = stack.front(args.router, SERVICE, v1, slots=INSTANCES)
         stack.load(front.url, LOAD_RPS)
-        stack.worker(address, TASK_QUEUE, commands)
+        metrics = f"127.0.0.1:{free_port()}"
+        stack.worker(address, TASK_QUEUE, commands, metrics_address=metrics)
+        say(f"The worker's Prometheus metrics: http://{metrics}/metrics (docs/OBSERVABILITY.md)")
         client = await connect(Settings(temporal_address=address))
         name = {"envoy": "Envoy", "haproxy": "HAProxy", "nginx": "nginx"}[front.kind]
         say(f"{name} on {front.url} takes {LOAD_RPS} requests/s; v1 serves all of it.")

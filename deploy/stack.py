@@ -90,9 +90,13 @@ class LocalStack:
         temporal_address: str,
         task_queue: str,
         commands: Mapping[str, CommandSetting] | None = None,
+        metrics_address: str | None = None,
     ) -> Process:
-        """A worker; `commands` are what its command hooks may run (SLUICEGATE_COMMANDS)."""
+        """A worker; `commands` are what its command hooks may run (SLUICEGATE_COMMANDS);
+        with `metrics_address`, it serves Prometheus metrics there."""
         env = {"SLUICEGATE_TEMPORAL_ADDRESS": temporal_address, "SLUICEGATE_TASK_QUEUE": task_queue}
+        if metrics_address:
+            env["SLUICEGATE_METRICS_ADDRESS"] = metrics_address
         if commands:
             declared = {name: setting.model_dump(mode="json") for name, setting in commands.items()}
             env["SLUICEGATE_COMMANDS"] = json.dumps(declared)

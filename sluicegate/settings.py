@@ -4,6 +4,7 @@ TOML file (SLUICEGATE_CONFIG, else ~/.config/sluicegate/config.toml), over the d
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -101,6 +102,10 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", description="worker log lines as text, or one JSON object per line"
     )
+    metrics_address: str | None = Field(
+        default=None,
+        description="IP:port where the worker serves Prometheus metrics at /metrics; default: off",
+    )
     notifications: tuple[NotificationChannel, ...] = Field(
         default=(), description="where the worker sends deployment notifications"
     )
@@ -110,6 +115,24 @@ class Settings(BaseSettings):
     commands: dict[CommandName, CommandSetting] = Field(
         default_factory=dict, description="what command hooks may run, by name"
     )
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _host_and_port(cls, address: str | None) -> str | None:
+        if address is None:
+            return None
+        host, _, port = address.rpartition(":")
+        try:  # Temporal's exporter binds an IP address, not a name
+            ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
+            valid = host.count(":") == 0 or host.startswith("[")
+        except ValueError:
+            valid = False
+        if not (valid and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(
+                "must be IP:port, e.g. 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464 "
+                f"(an IP address, not a host name), got {address!r}"
+            )
+        return address
 
     @model_validator(mode="after")
     def _unique_channel_names(self) -> Settings:

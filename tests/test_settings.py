@@ -62,6 +62,7 @@ def test_defaults() -> None:
     assert settings.ui_url == "http://localhost:8233"
     assert settings.max_watched_deployments == 100
     assert settings.uses_tls is False
+    assert settings.metrics_address is None  # no metrics endpoint unless asked
 
 
 def test_default_config_file_is_under_home(tmp_path: Path) -> None:
@@ -163,6 +164,29 @@ def test_bad_int_in_env_names_the_setting_and_its_variable(
 
 def test_out_of_range_keyword_is_an_error() -> None:
     assert "max_watched_deployments" in error_of(max_watched_deployments=0)
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0:9464", "127.0.0.1:1", "[::1]:9464"])
+def test_a_metrics_address_is_an_ip_and_a_port(
+    monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    monkeypatch.setenv("SLUICEGATE_METRICS_ADDRESS", address)
+
+    assert load_settings().metrics_address == address
+
+
+@pytest.mark.parametrize(
+    "address", ["9464", "localhost:9464", "127.0.0.1:", "127.0.0.1:0", "1.2.3.4:70000", "::1:9464"]
+)
+def test_a_bad_metrics_address_names_the_setting_and_its_variable(
+    monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    monkeypatch.setenv("SLUICEGATE_METRICS_ADDRESS", address)
+
+    message = error_of()
+
+    assert "metrics_address (env SLUICEGATE_METRICS_ADDRESS): must be IP:port" in message
+    assert repr(address) in message
 
 
 @pytest.mark.parametrize("given", ["tls_cert", "tls_key"])

@@ -9,6 +9,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from sluicegate.errors import SluicegateError
@@ -22,7 +23,12 @@ class TemporalUnreachable(SluicegateError):
     """The Temporal frontend did not answer, or refused the credentials."""
 
 
-async def connect(settings: Settings | None = None, identity: str | None = None) -> Client:
+async def connect(
+    settings: Settings | None = None, identity: str | None = None, runtime: Runtime | None = None
+) -> Client:
+    """A client of the Temporal the settings name; `runtime`: the Temporal runtime whose
+    telemetry it uses (the worker's metrics, `workers.metrics.metrics_runtime`), else the
+    process's default."""
     settings = settings or Settings()
     try:
         return await Client.connect(
@@ -34,6 +40,7 @@ async def connect(settings: Settings | None = None, identity: str | None = None)
             interceptors=[TracingInterceptor()],
             connect_timeout=CONNECT_TIMEOUT,
             identity=identity,
+            runtime=runtime,
         )
     except RuntimeError as err:  # the SDK reports connection failures as RuntimeError
         raise TemporalUnreachable(

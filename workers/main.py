@@ -25,6 +25,7 @@ from sluicegate.settings import Settings, load_settings
 from sluicegate.visibility import SEARCH_ATTRIBUTES
 from workers.client import connect
 from workers.logs import configure_logging
+from workers.metrics import keep_counting_phases, metrics_runtime
 from workers.search_attributes import ensure_search_attributes
 from workers.telemetry import WORKER, configure_tracing, shutdown_tracing
 from workflows.canary import CanaryDeployment
@@ -85,7 +86,9 @@ async def run(settings: Settings) -> None:
 
 
 async def _serve(settings: Settings) -> None:
-    client = await connect(settings)
+    """Run a worker until SIGINT or SIGTERM; with `metrics_address`, serve its metrics."""
+    runtime = metrics_runtime(settings.metrics_address) if settings.metrics_address else None
+    client = await connect(settings, runtime=runtime)
     try:
         await ensure_search_attributes(client)
     except RPCError as err:  # e.g. no operator permission: the cluster's admin must add them
@@ -104,7 +107,13 @@ async def _serve(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with worker:
         logging.info("worker on %s, task queue %s", settings.temporal_address, settings.task_queue)
+        phases: asyncio.Task[None] | None = None
+        if runtime is not None:
+            logging.info("metrics at http://%s/metrics", settings.metrics_address)
+            phases = asyncio.create_task(keep_counting_phases(client, runtime.metric_meter))
         await stop.wait()
+        if phases is not None:
+            phases.cancel()
     await close_shared_client()
 
 
@@ -125,7 +134,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         logging.error("%s", err)
         raise SystemExit(2) from None
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(run(settings))
+    try:
+        asyncio.run(run(settings))
+    except SluicegateError as err:  # e.g. metrics_address already in use
+        logging.error("%s", err)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

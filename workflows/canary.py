@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.details import Visibility, publish_refused
     from workflows.fleet import Fleet
     from workflows.hooks import Hooks
+    from workflows.measures import RollbackCause, count_deadline_passed, count_rollback
     from workflows.restore import root_cause
     from workflows.stage import HandOver, StageHold
     from workflows.steps import Routing
@@ -143,14 +144,14 @@ class CanaryDeployment:
         except Stop as stop:
             if stop.unhealthy:
                 self._notify_breach(stop)
-            return await self._roll_back(stop.reason, stop.evidence)
+            return await self._roll_back(stop.reason, stop.evidence, stop.cause)
         except ActivityError as err:
             if is_cancelled_exception(err):
-                await self._roll_back("deployment cancelled", None)
+                await self._roll_back("deployment cancelled", None, "cancelled")
                 raise
-            return await self._roll_back(f"unrecoverable error: {root_cause(err)}", None)
+            return await self._roll_back(f"unrecoverable error: {root_cause(err)}", None, "error")
         except asyncio.CancelledError:
-            await self._roll_back("deployment cancelled", None)
+            await self._roll_back("deployment cancelled", None, "cancelled")
             raise
 
     def _start_progress_deadline(self) -> None:
@@ -176,6 +177,7 @@ class CanaryDeployment:
         if self._phase in FINISHED:
             return
         reason = f"progress deadline {after} passed"
+        count_deadline_passed("progress", deadline.then)
         if deadline.then == "rollback":
             self.control("abort", ControlInput(by="sluicegate", reason=reason))
         else:
@@ -220,7 +222,9 @@ class CanaryDeployment:
         failed = await self._run_hooks().run(event, hooks, self._weight, stage)
         self.publish()
         if failed is not None:
-            raise Stop(f"{event} {failed.describe()} {when}", self.latest_check)
+            raise Stop(
+                f"{event} {failed.describe()} {when}", self.latest_check, cause="hook_failed"
+            )
 
     def _run_hooks(self) -> Hooks:
         if self._hooks is None:
@@ -339,12 +343,16 @@ class CanaryDeployment:
         await self._stage.hold(self._watcher(guard))
         self.controls.take_promote()
 
-    async def _roll_back(self, reason: str, evidence: CheckReport | None) -> DeploymentResult:
+    async def _roll_back(
+        self, reason: str, evidence: CheckReport | None, cause: RollbackCause
+    ) -> DeploymentResult:
         self._reason = reason
         if evidence is not None:
             self.latest_check = evidence
         self.set_phase("rolling_back")
         restored = await self._restore_backup(reason)
+        breached_at = evidence.at if cause == "breach" and evidence is not None else None
+        count_rollback(cause, breached_at)
         self._weight = restored.canary_weight
         if (self._shifted or self._rollout_began) and (hooks := self.spec.hooks.on_rollback):
             failed = await self._run_hooks().run("on_rollback", hooks, self._weight)

@@ -56,7 +56,10 @@ class Fleet:
         results = await asyncio.gather(*shifts, return_exceptions=True)
         for instance, result in zip(self.instances, results, strict=True):
             if isinstance(result, ActivityError) and not is_cancelled_exception(result):
-                raise Stop(f"router {instance.label()} could not be set: {root_cause(result)}")
+                raise Stop(
+                    f"router {instance.label()} could not be set: {root_cause(result)}",
+                    cause="router",
+                )
             if isinstance(result, BaseException):
                 raise result
         return cast(RouterState, results[0])

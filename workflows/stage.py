@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from sluicegate.spec import Deadline, DeploymentSpec, Stage
     from workflows.bake import BakeTime
     from workflows.controls import Controls
+    from workflows.measures import count_deadline_passed
     from workflows.watch import Stop, Watcher
 
 # 0.2: a manual gate pages (or rolls back) past the spec's max_wait.
@@ -159,8 +160,12 @@ class StageHold:
                 self._hand_over(watcher, self._state(timedelta(0), at_gate=True, deadline=deadline))
         if deadline is not None:
             stage = self.stage
+            count_deadline_passed("max_wait", max_wait.then)
             if max_wait.then == "rollback":
-                raise Stop(f"no decision at stage {stage.name}'s gate within max_wait {waited}")
+                raise Stop(
+                    f"no decision at stage {stage.name}'s gate within max_wait {waited}",
+                    cause="gate_timeout",
+                )
             self._host.notify(
                 "deadline",
                 f"stage {stage.name} at {stage.weight}% has waited {waited} for approval: "

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from sluicegate.describe import short_duration
     from sluicegate.spec import DeploymentSpec, Stage
+    from workflows.measures import RollbackCause
     from workflows.restore import root_cause
     from workflows.retries import WATCH_RETRIES
     from workflows.steps import WAIT
@@ -40,12 +41,17 @@ class Stop(Exception):
     """Leave the stage loop and roll back, with the reason and the evidence."""
 
     def __init__(
-        self, reason: str, evidence: CheckReport | None = None, unhealthy: bool = False
+        self,
+        reason: str,
+        evidence: CheckReport | None = None,
+        unhealthy: bool = False,
+        cause: RollbackCause = "abort",
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.evidence = evidence
         self.unhealthy = unhealthy  # the canary's health, not a person, stopped it
+        self.cause: RollbackCause = "breach" if unhealthy else cause  # the metrics' label
 
 
 class Watcher:
@@ -113,7 +119,7 @@ class Watcher:
                 error = keeper.exception()
                 if error is not None and not is_cancelled_exception(error):
                     reason = f"routing on task queue {queue} unchecked: {root_cause(error)}"
-                    return Stop(reason, latest)
+                    return Stop(reason, latest, cause="router")
         task = self._task
         if not task.done() or task.cancelled():
             return None

@@ -10,6 +10,7 @@ dies inside it, which runs the hook again: hooks must be idempotent (docs/HOOKS.
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from temporalio import activity
 
@@ -18,6 +19,7 @@ from activities.hooks.command import run_command
 from activities.hooks.http import run_http
 from activities.hooks.outcome import Ran
 from activities.hooks.smoke import run_smoke
+from activities.measures import record_hook
 from sluicegate.contracts import RUN_HOOK, HookResult, RunHookInput
 from sluicegate.settings import Settings
 from sluicegate.spec import CommandHook, HttpHook, SmokeHook
@@ -35,6 +37,8 @@ class HookRunner:
         hook = request.hook
         started = time.monotonic()
         ran = await self._run(request)
+        took = time.monotonic() - started
+        record_hook(hook.type, request.context.event, ran.ok, timedelta(seconds=took))
         result = HookResult(
             name=hook.name,
             kind=hook.type,
@@ -43,7 +47,7 @@ class HookRunner:
             output=ran.output,
             status=ran.status,
             attempts=ran.attempts,
-            seconds=round(time.monotonic() - started, 3),
+            seconds=round(took, 3),
             event=request.context.event,
             weight=request.context.weight,
         )

@@ -15,6 +15,7 @@ from temporalio import activity
 
 from activities.heartbeats import heartbeating
 from activities.http import shared_client
+from activities.measures import count_notification_failure
 from activities.notify.slack import slack_message
 from activities.notify.webhook import webhook_body
 from sluicegate.contracts import NOTIFY, ChannelFailure, DeliveryReport, NotifyInput
@@ -56,6 +57,9 @@ class Notifier:
             for channel, error in zip(wanted, outcomes, strict=True)
             if error is not None
         )
+        for channel, error in zip(wanted, outcomes, strict=True):
+            if error is not None:
+                count_notification_failure(channel.type, notification.event)
         for failure in failed:
             activity.logger.warning("notification to %s failed: %s", failure.channel, failure.error)
         delivered = tuple(c.name for c, e in zip(wanted, outcomes, strict=True) if e is None)

@@ -10,8 +10,9 @@ from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
 from typing import ClassVar, Generic, Protocol, TypeVar
 
+from activities.measures import count_router_error
 from sluicegate.contracts import RouterState
-from sluicegate.errors import RouterUnavailable
+from sluicegate.errors import RouterUnavailable, SluicegateError
 
 
 class Router(Protocol):
@@ -49,6 +50,8 @@ class ReadBackRouter(ABC, Generic[Connection]):
 
     # The read-back error's verb: "<where> reads back <state> after applying <state>".
     asked: ClassVar[str] = "applying"
+    # The spec's `type` of this router: the `router` label of its error counter.
+    kind: ClassVar[str]
 
     @property
     @abstractmethod
@@ -76,11 +79,22 @@ class ReadBackRouter(ABC, Generic[Connection]):
 
     async def read_state(self) -> RouterState:
         """Read the weights and upstream endpoints the router is using right now."""
-        async with self._connect() as connection:
-            return await self._read(connection)
+        try:
+            async with self._connect() as connection:
+                return await self._read(connection)
+        except SluicegateError as err:
+            count_router_error(self.kind, "read", err)
+            raise
 
     async def apply(self, desired: RouterState) -> RouterState:
         """Write `desired`, read it back, and raise RouterUnavailable if the two differ."""
+        try:
+            return await self._apply_verified(desired)
+        except SluicegateError as err:
+            count_router_error(self.kind, "apply", err)
+            raise
+
+    async def _apply_verified(self, desired: RouterState) -> RouterState:
         wanted = self._validate(desired)
         async with self._connect() as connection:
             await self._write(connection, wanted)

@@ -81,6 +81,8 @@ def _address(socket_address: dict[str, Any]) -> str:
 class EnvoyRouterClient(ReadBackRouter[Site]):
     """Router for one Envoy, steered through its admin API and EDS files."""
 
+    kind = "envoy"
+
     def __init__(self, spec: EnvoyRouter) -> None:
         self.spec = spec
         self.endpoints_dir = Path(spec.endpoints_dir)

@@ -297,6 +297,8 @@ def plan(slots: dict[Arm, list[Slot]], desired: RouterState) -> list[Step]:
 class HAProxyRouterClient(ReadBackRouter[None]):
     """Router for one HAProxy backend, steered through the runtime API."""
 
+    kind = "haproxy"
+
     def __init__(self, spec: HAProxyRouter) -> None:
         bad = [
             f"router.{field}: {value!r} is not an HAProxy name (letters, digits, _ . : -)"

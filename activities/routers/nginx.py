@@ -47,6 +47,8 @@ class Workers:
 class NginxRouterClient(ReadBackRouter[int]):
     """Router for one local nginx whose main config includes the upstream file we own."""
 
+    kind = "nginx"
+
     def __init__(self, spec: NginxRouter) -> None:
         self.spec = spec
         self.upstream_file = Path(spec.upstream_file)

@@ -26,6 +26,8 @@ _TRY_AGAIN = (408, 429)  # 4xx that say "later", not "wrong"
 class WebhookRouterClient(ReadBackRouter[Site]):
     """Router that delegates to the platform's own endpoint, verified by read-back."""
 
+    kind = "webhook"
+
     asked = "being sent"
 
     def __init__(self, spec: WebhookRouter) -> None:

@@ -40,20 +40,29 @@ def worker(
     log_format: Annotated[
         LogFormat | None, typer.Option(help="text, or json: one object per line for log pipelines.")
     ] = None,
+    metrics_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve Prometheus metrics at http://IP:PORT/metrics (setting metrics_address).",
+            metavar="IP:PORT",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a Sluicegate worker: deployments and their activities, until Ctrl-C.
 
     It needs to reach Temporal, the routers, the metric sources and the backup directory.
     It logs to stderr one line per deployment event (started, stage, breach, rollback,
     promotion) and per error; the defaults come from the settings log_level and log_format
-    (SLUICEGATE_LOG_LEVEL, SLUICEGATE_LOG_FORMAT).
+    (SLUICEGATE_LOG_LEVEL, SLUICEGATE_LOG_FORMAT). With --metrics-address (or
+    SLUICEGATE_METRICS_ADDRESS) it serves its Prometheus metrics (docs/OBSERVABILITY.md).
 
     Example: [bold]SLUICEGATE_TEMPORAL_ADDRESS=temporal:7233 sluice worker --log-format json[/]
     """
     from workers.logs import configure_logging
     from workers.main import run as run_worker
 
-    settings = settings_from(ctx.obj)
+    settings = settings_from(ctx.obj, metrics_address=metrics_address)
     configure_logging(
         log_level.value if log_level else settings.log_level,
         log_format.value if log_format else settings.log_format,

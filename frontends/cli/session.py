@@ -99,13 +99,15 @@ def operator() -> str:
     return fitted(f"{user}@{socket.gethostname()}", MAX_BY)
 
 
-def settings_from(overrides: Overrides) -> Settings:
+def settings_from(overrides: Overrides, **more: object) -> Settings:
+    """The settings, with the global options and a command's own (`more`) over them."""
     if overrides.config is not None:
         os.environ[CONFIG_ENV] = str(overrides.config)
     return load_settings(
         temporal_address=overrides.address,
         namespace=overrides.namespace,
         task_queue=overrides.task_queue,
+        **more,
     )
 
 
