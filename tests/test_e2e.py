@@ -20,9 +20,9 @@ from frontends.client.operations import control
 from sluicegate.contracts import ControlInput, DeploymentStatus, PromoteInput, RouterState
 from sluicegate.settings import Settings
 from sluicegate.spec import MetricCheck
+from tests.stack_fixtures import sluice_worker
 from tests.waiting import eventually
 from workers.client import connect
-from workers.main import build_worker
 from workflows.canary import CanaryDeployment
 
 pytest_plugins = ["tests.stack_fixtures"]
@@ -31,9 +31,12 @@ TASK_QUEUE = "e2e"
 
 
 @pytest.fixture(scope="session")
-async def temporal(dev_server: str) -> AsyncIterator[tuple[str, Client]]:
+async def temporal(stack: LocalStack, dev_server: str) -> AsyncIterator[tuple[str, Client]]:
+    """A client, and a worker process on TASK_QUEUE stopped by PID at the end: an
+    in-process worker's shutdown can wait forever on a deployment a failed test left
+    running, which hung a whole CI run."""
     client = await connect(Settings(temporal_address=dev_server))
-    async with build_worker(client, TASK_QUEUE):
+    async with sluice_worker(stack, dev_server, TASK_QUEUE):
         yield dev_server, client
 
 
@@ -326,7 +329,9 @@ async def test_a_gate_held_for_long_continues_as_new_and_a_button_of_its_first_r
         # A fresh watcher every run would number its checks from 1 to about 4, each run.
         return description.run_id != first_run and check is not None and check.number >= 10
 
-    await eventually(numbered_on, "the later runs' watchers number on from the first's")
+    await eventually(
+        numbered_on, "the later runs' watchers number on from the first's", attempts=2400
+    )
     assert (await status_of(client, handle.id)).phase == "awaiting_approval"
     await control(client, site.name, "promote", PromoteInput(by="slack"), run_id=first_run)
     result = await handle.result()
