@@ -193,6 +193,7 @@ class _Watch:
     async def run(self) -> WatchHealthResult:
         policy = self.request.analysis
         previous = self.latest.sample if self.latest and self.latest.sample else None
+        next_check = time.monotonic()
         if previous is None or self.state is None:
             previous = await self._sample()
             self.state = start_stage(previous, policy, self.request.baseline)
@@ -200,7 +201,11 @@ class _Watch:
                 self.state = self.state.model_copy(
                     update={"failed_checks": self.latest.failed_checks}
                 )
-        next_check = time.monotonic()
+            next_check = time.monotonic()
+        elif activity.info().attempt > 1:
+            # Retried after its worker died: the checks since the last heartbeat were
+            # missed, so the first comes at once, over the whole gap, not an interval later.
+            next_check -= policy.interval.total_seconds()
         while True:
             next_check += policy.interval.total_seconds()
             await sleep_heartbeating(next_check, *self._beat())

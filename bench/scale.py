@@ -2,7 +2,7 @@
 service, router and metric source.
 
     python -m bench.scale [--sizes 100,300,1000,2000] [--window 180] [--interval 10]
-    python -m bench.scale --two-workers 1000     # the load split, then one worker killed
+    python -m bench.scale --two-workers 1000     # N on two workers, then one killed
 
 Real: the Temporal dev server, the worker process(es) (`python -m workers.main`), and one
 Prometheus (Debian) scraping every `--scrape` seconds. Simulated: the platform
@@ -23,17 +23,24 @@ run, waits until every one is in its first stage, and then measures over `--wind
 then breach to safety: `--faults` deployments, one after another, start failing (30% errors
 at their canary); the clock runs from the platform taking the fault to it taking the
 rollback's 0% (scrape delay included).
+
+With `--two-workers N`: N deployments on two worker processes polling the same task queue;
+how the watchers and the CPU split between them, then one is killed (SIGKILL) and, for each
+deployment it watched, the time until its next check (on the other worker). A watcher is
+retried after its heartbeat timeout, max(3 x interval, 10 s).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import random
 import shutil
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -365,6 +372,88 @@ async def run_sizes(args: argparse.Namespace) -> list[SizeResult]:
     return results
 
 
+@dataclass
+class TwoWorkersResult:
+    deployments: int
+    watchers: tuple[int, int]  # watched by worker 1, worker 2
+    cpu_share: tuple[float, float]
+    moved: int  # deployments of the killed worker checked again on the other
+    resumed_median_s: float  # kill -> their next check
+    resumed_max_s: float
+    not_resumed: int
+
+
+async def watchers_by_worker(client: Client, services: Sequence[str]) -> dict[str, str]:
+    """Service -> the identity (`pid@host`) of the worker running its watcher."""
+    found: dict[str, str] = {}
+    gate = asyncio.Semaphore(20)
+
+    async def one(service: str) -> None:
+        async with gate:
+            description = await client.get_workflow_handle(f"deploy-{service}").describe()
+        for pending in description.raw_description.pending_activities:
+            if pending.activity_type.name == "watch_health":
+                found[service] = pending.last_worker_identity
+
+    await asyncio.gather(*(one(service) for service in services))
+    return found
+
+
+async def run_two_workers(args: argparse.Namespace) -> TwoWorkersResult:
+    rig = Rig(args)
+    size = args.two_workers
+    try:
+        rig.start(workers=2, capacity=size + 10)
+        client = await connect(Settings(temporal_address=f"127.0.0.1:{rig.temporal_port}"))
+        async with httpx.AsyncClient(timeout=30) as http:
+            fleet = Fleet(rig, client, http)
+            say(f"== {size} deployments on two workers")
+            await fleet.grow_to(size)
+            await asyncio.sleep(args.interval)
+            cpu0 = [cpu_seconds(w) for w in rig.workers]
+            t0 = time.time()
+            await asyncio.sleep(args.window)
+            elapsed = time.time() - t0
+            shares = [
+                (cpu_seconds(w) - c) / elapsed for w, c in zip(rig.workers, cpu0, strict=True)
+            ]
+            owners = await watchers_by_worker(client, fleet.running)
+            pids = [str(w.pid) for w in rig.workers]
+            count = [sum(1 for o in owners.values() if o.startswith(f"{pid}@")) for pid in pids]
+            victims = [s for s, o in owners.items() if o.startswith(f"{pids[1]}@")]
+            killed_at = time.time()
+            rig.workers[1].kill()
+            say(f"  worker 2 (pid {pids[1]}) killed; {len(victims)} deployments to move")
+            # Every victim is checked again once its watcher is retried elsewhere.
+            budget = max(3 * args.interval, 10) + 3 * args.interval + 60
+
+            def resumed(log: dict[str, Any]) -> dict[str, float]:
+                return {
+                    s: min(t for t in log[s]["reads"] if t > killed_at + 0.5)
+                    for s in victims
+                    if any(t > killed_at + 0.5 for t in log[s]["reads"])
+                }
+
+            async def all_resumed() -> bool:
+                return len(resumed(await fleet.log())) == len(victims)
+
+            with contextlib.suppress(TimeoutError):
+                await until(all_resumed, "every victim checked again", budget, poll=1)
+            after = resumed(await fleet.log())
+            delays = [t - killed_at for t in after.values()]
+    finally:
+        rig.stop()
+    return TwoWorkersResult(
+        deployments=size,
+        watchers=(count[0], count[1]),
+        cpu_share=(round(shares[0], 3), round(shares[1], 3)),
+        moved=len(after),
+        resumed_median_s=round(statistics.median(delays), 2) if delays else float("nan"),
+        resumed_max_s=round(max(delays), 2) if delays else float("nan"),
+        not_resumed=len(victims) - len(after),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100,300,1000,2000", help="comma-separated N")
@@ -374,9 +463,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rps", type=float, default=50.0, help="requests/s per service")
     parser.add_argument("--start-rate", type=float, default=20.0, help="starts per second")
     parser.add_argument("--faults", type=int, default=3, help="breach runs per N")
+    parser.add_argument("--two-workers", type=int, default=0, metavar="N", help="see above")
     args = parser.parse_args(argv)
     args.sizes = [int(size) for size in args.sizes.split(",")]
     shutil.rmtree(STATE_DIR, ignore_errors=True)
+    if args.two_workers:
+        two = asyncio.run(run_two_workers(args))
+        say(f"two workers: {asdict(two)}")
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        (STATE_DIR / "two_workers.json").write_text(json.dumps(asdict(two), indent=1))
+        return
     results = asyncio.run(run_sizes(args))
     (STATE_DIR / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
     passing = [r.deployments for r in results if r.passes(args.interval)]
