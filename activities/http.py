@@ -1,5 +1,8 @@
-"""One HTTP connection pool per worker process, shared by every router, metric source, hook
-and notification.
+"""One HTTP connection pool per worker process, shared by the routers, the metric sources
+that ask one server per check, http hooks and notifications.
+
+The HTTP probe and smoke checks keep clients of their own: they aim many requests at a
+canary that may hang, and must not hold the shared connections while it does.
 
 A check costs its requests, not a new client: building an httpx client builds a TLS
 context, and at 200 deployments that alone took half of the worker's CPU

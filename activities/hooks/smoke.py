@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import httpx
 
 from activities.hooks.outcome import Ran
-from activities.http import shared_client
 from sluicegate.spec import SmokeHook
 
 MAX_BODY = 1 << 20  # bytes of a body searched for `body_contains`
@@ -42,10 +41,10 @@ async def run_smoke(hook: SmokeHook, endpoints: Sequence[str]) -> Ran:
     if not endpoints:
         return Ran(ok=False, detail="no endpoints to check", attempts=0)
     deadline = time.monotonic() + hook.timeout.total_seconds()
-    http = shared_client()
-    tallies = await asyncio.gather(
-        *(_check(http, hook, endpoint, deadline) for endpoint in endpoints)
-    )
+    async with httpx.AsyncClient(follow_redirects=False) as http:
+        tallies = await asyncio.gather(
+            *(_check(http, hook, endpoint, deadline) for endpoint in endpoints)
+        )
     total = hook.requests * len(endpoints)
     where = f"{len(endpoints)} endpoint{'s' if len(endpoints) > 1 else ''}"
     failed = sum(tally.failed for tally in tallies)

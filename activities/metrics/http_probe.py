@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 
 import httpx
 
-from activities.http import Site
 from activities.metrics.base import SourceContext
 from sluicegate.analysis.samples import ArmCounters, Sample
 from sluicegate.spec import HttpProbe
@@ -85,20 +84,24 @@ class HttpProbeSource:
         latency is the endpoint's rather than this worker's own queueing.
         """
         count = self.spec.requests_per_check
-        client = Site(url, self.spec.timeout_seconds)
-        async with asyncio.TaskGroup() as requests:
+        limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+        timeout = httpx.Timeout(self.spec.timeout_seconds)
+        async with (
+            httpx.AsyncClient(timeout=timeout, limits=limits) as client,
+            asyncio.TaskGroup() as requests,
+        ):
             start = time.monotonic()
             for index in range(count):
                 await asyncio.sleep(
                     max(0.0, start + index * PACING_WINDOW / count - time.monotonic())
                 )
-                requests.create_task(self._one(client, arm))
+                requests.create_task(self._one(client, url, arm))
 
-    async def _one(self, client: Site, arm: _Arm) -> None:
+    async def _one(self, client: httpx.AsyncClient, url: str, arm: _Arm) -> None:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.spec.timeout_seconds):
-                response = await client.get()
+                response = await client.get(url)
         except (httpx.HTTPError, OSError, TimeoutError):
             arm.failed()
             return
