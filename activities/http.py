@@ -5,7 +5,10 @@ The HTTP probe and smoke checks keep clients of their own: they aim many request
 canary that may hang, and must not hold the shared connections while it does.
 
 A check costs its requests, not a new client: building an httpx client builds a TLS
-context, and at 200 deployments that alone took half of the worker's CPU
+context, and at 200 deployments that alone took half of the worker's CPU. The pool is
+aiohttp's, under httpx's API (`AiohttpTransport`): httpcore's pool looks through every pooled
+connection and every waiting request each time a request starts or ends, which cost 1-5 ms
+of CPU per request when hundreds of checks came due together; aiohttp's costs 0.3 ms
 (docs/BENCHMARKS.md, "Scale"). Each caller still has its own base URL, headers, auth and
 timeout: they go with each request (`Site`).
 """
@@ -18,14 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import httpx
 
 # At most 64 connections, kept alive 4 s (sooner than common servers' keep-alive timeouts:
 # uvicorn 5 s, nginx 75 s, so a request rarely meets a connection the server is closing).
-# The cap matters: httpcore looks through every pooled connection for each request, so
-# an uncapped pool grown by a burst of checks made each request slower, which grew the
-# next burst (docs/BENCHMARKS.md, "Scale"). A request waits its own timeout at most for a
-# free connection.
+# A request waits its own timeout at most for a free connection.
 LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=4.0)
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 
@@ -39,7 +40,11 @@ def shared_client() -> httpx.AsyncClient:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None or client.is_closed:
-        client = httpx.AsyncClient(limits=LIMITS, timeout=DEFAULT_TIMEOUT, follow_redirects=False)
+        client = httpx.AsyncClient(
+            transport=AiohttpTransport(limits=LIMITS),
+            timeout=DEFAULT_TIMEOUT,
+            follow_redirects=False,
+        )
         _clients[loop] = client
     return client
 
@@ -49,6 +54,61 @@ async def close_shared_client() -> None:
     client = _clients.pop(asyncio.get_running_loop(), None)
     if client is not None:
         await client.aclose()
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """httpx requests sent through an aiohttp connection pool, each answer read whole (every
+    caller reads it whole). aiohttp's errors become httpx's, so callers catch one kind."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._limits = limits
+        self._session: aiohttp.ClientSession | None = None
+
+    def _pool(self) -> aiohttp.ClientSession:
+        if self._session is None:  # made on first use, in the event loop that uses it
+            connector = aiohttp.TCPConnector(
+                limit=self._limits.max_connections or 0,
+                keepalive_timeout=self._limits.keepalive_expiry or 0,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+            )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeout: dict[str, float | None] = request.extensions.get("timeout", {})
+        try:
+            async with self._pool().request(
+                request.method,
+                str(request.url),
+                headers=request.headers.multi_items(),
+                data=request.content or None,
+                allow_redirects=False,
+                auto_decompress=False,  # httpx decodes, as its own pool's answers
+                timeout=aiohttp.ClientTimeout(
+                    connect=timeout.get("pool"),  # includes waiting for a free connection
+                    sock_connect=timeout.get("connect"),
+                    sock_read=timeout.get("read"),
+                ),
+            ) as answer:
+                body = await answer.read()
+        except aiohttp.ConnectionTimeoutError as err:
+            raise httpx.ConnectTimeout(str(err) or "connect timed out", request=request) from err
+        except (aiohttp.SocketTimeoutError, TimeoutError) as err:
+            raise httpx.ReadTimeout(str(err) or "read timed out", request=request) from err
+        except aiohttp.ClientConnectorError as err:
+            raise httpx.ConnectError(str(err), request=request) from err
+        except aiohttp.ServerDisconnectedError as err:
+            raise httpx.RemoteProtocolError(str(err), request=request) from err
+        except (aiohttp.ClientError, OSError) as err:
+            raise httpx.ReadError(str(err) or type(err).__name__, request=request) from err
+        return httpx.Response(
+            answer.status, headers=answer.raw_headers, content=body, request=request
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
 
 @dataclass(frozen=True)
