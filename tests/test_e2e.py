@@ -198,6 +198,32 @@ async def test_envoy_restart_is_noticed_as_drift_and_repaired(
     assert (await handle.result()).outcome == "rolled_back"
 
 
+async def test_a_stopped_watcher_does_not_undo_the_rollback(
+    stack: LocalStack, dev_server: str, temporal: tuple[str, Client], site: Site
+) -> None:
+    """The workflow rolls back without waiting for the watcher, which hears of it only at
+    its next heartbeat, a check later: that check reads 0%, and must leave it."""
+    _, client = temporal
+    task_queue = "e2e-stale-watcher"  # its own worker, whose log the test reads
+    async with sluice_worker(stack, dev_server, task_queue) as worker:
+        stages = [{"name": "canary", "weight": 30, "bake": "PT10M"}]
+        spec = site.spec(stages=stages, interval=timedelta(seconds=3))
+        handle = await start_deployment(client, spec, task_queue)
+
+        async def watched_at_30() -> bool:
+            return await live_check(client, handle.id) is not None
+
+        await eventually(watched_at_30, "the watcher heartbeats its first check", attempts=1200)
+        await handle.signal(CanaryDeployment.abort_signal, ControlInput(by="test"))
+        assert (await handle.result()).outcome == "rolled_back"
+        await eventually(
+            lambda: "not re-applied" in worker.log.read_text(errors="replace"),
+            "the stopped watcher's next check reads the rollback and leaves it",
+            attempts=1200,
+        )
+        assert (await site.router_state()).canary_weight == 0
+
+
 async def test_a_deployment_survives_its_worker_being_killed(
     stack: LocalStack, temporal: tuple[str, Client], site: Site
 ) -> None:

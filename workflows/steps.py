@@ -23,7 +23,8 @@ with workflow.unsafe.imports_passed_through():
 Routing = Callable[[BackupRecord], RouterState]  # one router instance's, from its backup
 
 # Cancelling these waits until the activity has stopped: a traffic shift still in flight
-# must not land after a rollback, nor a watcher re-apply its weight over the next stage's.
+# must not land after a rollback, nor a routing keeper re-apply its weight over the next
+# stage's. (A stage's watcher asks the server instead: workflows/watch.py.)
 WAIT = workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
 
 

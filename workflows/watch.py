@@ -32,6 +32,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import WAIT
 
 
+# From this patch on, stopping a watcher does not wait for it to hear of the cancel (which
+# it does only at its next heartbeat, once per check): it asks the server before it
+# re-applies drift, so it cannot undo what the workflow does next. Older histories replay
+# with the watcher awaited, heartbeating twice a second.
+WATCHER_NOT_AWAITED_PATCH = "watcher-not-awaited"
+TRY_CANCEL = workflow.ActivityCancellationType.TRY_CANCEL
+
 # A stage's drift checks: its watcher's router instances (None: the spec's one router, as
 # before fleets), and those of each other task queue.
 Watched = tuple[tuple[InstanceRouting, ...] | None, dict[str, tuple[InstanceRouting, ...]]]
@@ -71,6 +78,7 @@ class Watcher:
         self.stage = stage
         interval = spec.analysis.interval
         fleet, elsewhere = watched
+        not_awaited = workflow.patched(WATCHER_NOT_AWAITED_PATCH)
         self._task: asyncio.Task[WatchHealthResult] = workflow.start_activity(
             WATCH_HEALTH,
             WatchHealthInput(
@@ -85,12 +93,13 @@ class Watcher:
                 fleet=fleet,
                 resume_from=resume_from,
                 hand_over_at=hand_over_at,
+                heartbeat_each_check=not_awaited,
             ),
             result_type=WatchHealthResult,
             start_to_close_timeout=timedelta(days=30),
             heartbeat_timeout=heartbeat_timeout(interval),
             retry_policy=WATCH_RETRIES,
-            cancellation_type=WAIT,
+            cancellation_type=TRY_CANCEL if not_awaited else WAIT,
             summary=f"watch health at {stage.weight}% every {short_duration(interval)}",
         )
         self._keepers = {
@@ -151,9 +160,10 @@ class Watcher:
         return result is not None and result.status == "healthy"
 
     async def stop(self) -> None:
-        """Cancel the watcher and wait until it has stopped, so it cannot undo the next shift.
+        """Cancel the watcher (and wait until it has stopped, before `watcher-not-awaited`),
+        so it cannot undo the next shift; wait until the routing keepers have stopped.
 
-        A watcher whose worker died cannot confirm the cancel: its attempt times out
+        A keeper whose worker died cannot confirm the cancel: its attempt times out
         instead, and it is stopped all the same (a live but hung attempt learns of it at
         its next heartbeat).
         """

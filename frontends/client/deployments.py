@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -176,11 +177,13 @@ async def query_status(
 
 
 async def live_check(client: Client, workflow_id: str) -> CheckReport | None:
-    """The health watcher's latest check, read from its heartbeat (as the Web UI shows it)."""
+    """The health watcher's latest check, read from its heartbeat (as the Web UI shows it).
+    A watcher the workflow has stopped, which has not heard of it yet, is not read."""
     description = await client.get_workflow_handle(workflow_id).describe()
     for pending in description.raw_description.pending_activities:
         details = pending.heartbeat_details.payloads
-        if pending.activity_type.name == WATCH_HEALTH and details:
+        stopped = pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED
+        if pending.activity_type.name == WATCH_HEALTH and details and not stopped:
             [report] = await client.data_converter.decode(details, [CheckReport])
             return report
     return None

@@ -184,6 +184,11 @@ class WatchHealthInput(_Model):
         description="at the first check from then on, end with `handed_over` (the workflow "
         "continues as new); None: watch until stopped",
     )
+    heartbeat_each_check: bool = Field(
+        default=False,
+        description="heartbeat once per check, not twice a second: the workflow does not "
+        "wait for this watcher to stop (it learns of a cancel at its next heartbeat)",
+    )
 
     def routings(self) -> tuple[InstanceRouting, ...]:
         """Every instance to check for drift, with the routing it must read."""
