@@ -433,6 +433,10 @@ async def main() -> None:
             "superseded_during_a_stage.json": superseded_during_a_stage,
             # After 0.1.0: continue-as-new at long holds (patch continue-as-new).
             "continued_at_a_gate.json": functools.partial(continued_at_a_gate, env.sleep),
+            # After 0.1.0: watchers stopped without waiting (patch watcher-not-awaited), at
+            # each stage's end, a pause, a promote, and before a rollback.
+            "promoted_not_awaiting_watchers.json": promoted_with_controls,
+            "aborted_not_awaiting_the_watcher.json": aborted_by_operator,
         }
         for name, record in recorders.items():
             path = HISTORIES / name
