@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import os
 import random
 import shutil
@@ -56,7 +57,7 @@ from bench import STATE_ROOT, say, until
 from deploy.processes import Process, free_port, http_ok, start_module, wait_until
 from deploy.prometheus import Prometheus
 from deploy.temporal_server import start_dev_server
-from frontends.client.deployments import start_deployment
+from frontends.client.deployments import live_check, start_deployment
 from sluicegate.contracts import DeploymentResult, RouterState
 from sluicegate.settings import Settings
 from sluicegate.spec import DeploymentSpec, parse_spec
@@ -67,6 +68,7 @@ TASK_QUEUE = "bench-scale"
 FIRST_STAGE_WEIGHT = 5  # the default plan's
 FAULT_ERROR_RATE = 0.3
 HISTORY_SAMPLE = 20  # deployments whose histories are counted
+FAULT_BUDGET = 120.0  # seconds a faulted deployment has to reach 0%
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -83,6 +85,11 @@ class SizeResult:
     actions_per_deployment_hour: float
     heartbeats_per_deployment_hour: float
     events_per_deployment_hour: float
+    # Share of one core of the rest of the rig: the dev server, Prometheus, the platform.
+    server_cpu: float = float("nan")
+    prometheus_cpu: float = float("nan")
+    platform_cpu: float = float("nan")
+    # A fault not rolled back within FAULT_BUDGET counts as inf.
     breach_to_safety_s: list[float] = field(default_factory=list[float])
     # From the breaching check's sample to the platform taking 0%: Sluicegate's own part.
     reaction_s: list[float] = field(default_factory=list[float])
@@ -140,6 +147,11 @@ class Rig:
         process = start_module(f"worker-{number}", "workers.main", [], self.log_dir, env)
         self.workers.append(process)
         return process
+
+    def others(self) -> list[Process]:
+        """The dev server, Prometheus and the platform, in that order."""
+        assert self.prometheus.process is not None
+        return [self.processes[0], self.prometheus.process, self.processes[1]]
 
     def stop(self) -> None:
         for process in [*self.workers, *reversed(self.processes)]:
@@ -291,11 +303,16 @@ async def measure(fleet: Fleet, rig: Rig, http: httpx.AsyncClient) -> SizeResult
     sample = random.Random(size).sample(fleet.running, min(HISTORY_SAMPLE, size))
     t0 = time.time()
     cpu0 = sum(cpu_seconds(w) for w in rig.workers)
+    others0 = [cpu_seconds(p) for p in rig.others()]
     actions0, beats0 = await server_counters(http, rig.server_metrics_port)
     events0 = await history_events(fleet.client, sample)
     await asyncio.sleep(args.window)
     t1 = time.time()
     cpu1 = sum(cpu_seconds(w) for w in rig.workers)
+    others = [
+        (cpu_seconds(p) - before) / (t1 - t0)
+        for p, before in zip(rig.others(), others0, strict=True)
+    ]
     actions1, beats1 = await server_counters(http, rig.server_metrics_port)
     events1 = await history_events(fleet.client, sample)
     log = await fleet.log()
@@ -313,9 +330,14 @@ async def measure(fleet: Fleet, rig: Rig, http: httpx.AsyncClient) -> SizeResult
         actions_per_deployment_hour=round((actions1 - actions0) / size / hours, 1),
         heartbeats_per_deployment_hour=round((beats1 - beats0) / size / hours, 1),
         events_per_deployment_hour=round((events1 - events0) / len(sample) / hours, 2),
+        server_cpu=round(others[0], 2),
+        prometheus_cpu=round(others[1], 2),
+        platform_cpu=round(others[2], 2),
     )
+    report(result, args.interval)
     for _ in range(args.faults):
         total, reaction = await breach_to_safety(fleet, http, args.interval)
+        say(f"  breach to safety {total} s (from the breaching check: {reaction} s)")
         result.breach_to_safety_s.append(total)
         result.reaction_s.append(reaction)
     return result
@@ -338,7 +360,13 @@ async def breach_to_safety(
         entry = (await fleet.log())[service]
         return bool(entry["faults"]) and _weight(entry) == 0
 
-    await until(rolled_back, f"{service} rolled back", timeout=120, poll=0.1)
+    try:
+        await until(rolled_back, f"{service} rolled back", timeout=FAULT_BUDGET, poll=0.1)
+    except TimeoutError:
+        check = await live_check(fleet.client, f"deploy-{service}")
+        seen = check.describe() if check is not None else "no live check"
+        say(f"  {service} not rolled back {FAULT_BUDGET:g} s after its fault: {seen}")
+        return math.inf, math.inf
     entry = (await fleet.log())[service]
     fault = entry["faults"][-1]
     safe = min(t for t, weight in entry["writes"] if t >= fault and weight == 0)
@@ -349,7 +377,6 @@ async def breach_to_safety(
 
 
 def report(result: SizeResult, interval: float) -> None:
-    verdict = "PASS" if result.passes(interval) else "FAIL"
     per = result.deployments
     say(
         f"N={per}: {result.checks} checks in {result.window_s} s; lateness p50 "
@@ -359,9 +386,9 @@ def report(result: SizeResult, interval: float) -> None:
         f"({1024 * result.rss_mib / per:.0f} KiB each); per deployment-hour: "
         f"{result.actions_per_deployment_hour} actions, "
         f"{result.heartbeats_per_deployment_hour} heartbeats, "
-        f"{result.events_per_deployment_hour} history events; breach to safety "
-        f"{result.breach_to_safety_s} s (from the breaching check: {result.reaction_s} s): "
-        f"{verdict}"
+        f"{result.events_per_deployment_hour} history events; CPU of the dev server "
+        f"{result.server_cpu}, Prometheus {result.prometheus_cpu}, the platform "
+        f"{result.platform_cpu}"
     )
 
 
@@ -377,7 +404,8 @@ async def run_sizes(args: argparse.Namespace) -> list[SizeResult]:
                 say(f"== {size} deployments")
                 await fleet.grow_to(size)
                 result = await measure(fleet, rig, http)
-                report(result, args.interval)
+                verdict = "PASS" if result.passes(args.interval) else "FAIL"
+                say(f"N={size}: {verdict}")
                 results.append(result)
                 for worker in rig.workers:
                     if not worker.alive():
