@@ -94,7 +94,10 @@ class Settings(BaseSettings):
         default="http://localhost:8233", description="Temporal Web UI, for the links sluice prints"
     )
     max_watched_deployments: int = Field(
-        default=100, ge=1, description="health watchers one worker runs at once"
+        # Half of the 1,000 one worker held at 10-s checks (docs/BENCHMARKS.md, "Scale").
+        default=500,
+        ge=1,
+        description="health watchers one worker runs at once",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="worker log level; debug adds a line per HTTP request"

@@ -60,7 +60,7 @@ def test_defaults() -> None:
     assert (settings.tls_cert, settings.tls_key, settings.tls_ca) == (None, None, None)
     assert settings.tls_server_name is None
     assert settings.ui_url == "http://localhost:8233"
-    assert settings.max_watched_deployments == 100
+    assert settings.max_watched_deployments == 500
     assert settings.uses_tls is False
     assert settings.metrics_address is None  # no metrics endpoint unless asked
 

@@ -43,7 +43,7 @@ STICKY_TIMEOUT = timedelta(seconds=2)
 def build_worker(
     client: Client,
     task_queue: str,
-    max_watched_deployments: int = 100,
+    max_watched_deployments: int = 500,
     activities: Sequence[Callable[..., Any]] | None = None,
     settings: Settings | None = None,
 ) -> Worker:
