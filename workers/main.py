@@ -33,7 +33,9 @@ from workflows.operations import OPERATOR_WORKFLOWS
 from workflows.restore import RestoreRelease
 from workflows.supersede import SupersedeDeployment
 
-# Heartbeats reach the server at least this often, so a cancelled watcher stops promptly.
+# Heartbeats reach the server at least this often, so a cancelled activity the workflow
+# waits for (a routing keeper, a traffic shift) stops promptly. A stage's watcher heartbeats
+# only once per check: the workflow does not wait for it (workflows/watch.py).
 HEARTBEAT_THROTTLE = timedelta(seconds=1)
 # A workflow task waits this long for this worker before any worker may take it: a
 # worker that died mid-deployment delays the deployment by this much (SDK default 10 s).
