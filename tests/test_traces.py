@@ -221,6 +221,15 @@ async def deployment(
             )
 
         await eventually(completed, "the worker exports the workflow's CompleteWorkflow span")
+
+        def every_watcher_ended() -> bool:
+            """The workflow does not wait for a stopped watcher, which ends (and exports its
+            RunActivity span) at its next heartbeat, after its checks' spans."""
+            spans = collector.all()
+            ids = {span.span_id for span in spans}
+            return all(s.parent_id in ids for s in spans if s.name == "HealthCheck")
+
+        await eventually(every_watcher_ended, "every watcher's span is exported", attempts=1200)
         yield deployment
     finally:
         site.stop()
