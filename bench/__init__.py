@@ -4,6 +4,8 @@
                                        # (one Envoy, a 3-Envoy fleet, in the guard)
     python -m bench.history_length     # history events of one default-plan deployment
                                        # (with the guard, every hook kind, a fleet)
+    python -m bench.envoy_reads        # Envoy's latency histogram keeps up with its
+                                       # counters on a busy machine
 
 Shared here: polling, event names and the load generator's summary.
 """

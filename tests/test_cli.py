@@ -457,7 +457,7 @@ def test_health_and_pre_deployment_test(
 ) -> None:
     spec = str(spec_file(site, tmp_path))
     health = sluice.json("health", spec)
-    assert health["stable"]["status"] == "healthy"
+    assert health["stable"]["status"] == "healthy", health
     assert health["overall"] in ("healthy", "inconclusive")  # the canary has no traffic yet
     assert_exit(sluice("health", spec), 0, "error_rate", "latency_p99_ms", "≤ 1% > 200 ms")
 

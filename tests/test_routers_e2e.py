@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from temporalio.client import Client
 
+from activities.http import close_shared_client
 from activities.routers import router_for
 from deploy.haproxy import haproxy_binary
 from deploy.nginx import nginx_binary
@@ -101,6 +103,18 @@ async def test_a_faulty_canary_is_rolled_back(
     )
 
 
+def _run(work: Coroutine[Any, Any, RouterState]) -> RouterState:
+    """`work` on an event loop of its own, closing that loop's connection pool after."""
+
+    async def once() -> RouterState:
+        try:
+            return await work
+        finally:
+            await close_shared_client()
+
+    return asyncio.run(once())
+
+
 class EnvoyPlatform:
     """A platform behind the webhook contract: GET reads and POST applies routing on a
     site's Envoy, through the Envoy router, as a real platform would on its own plane."""
@@ -110,11 +124,11 @@ class EnvoyPlatform:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                self._answer(asyncio.run(envoy.read_state()))
+                self._answer(_run(envoy.read_state()))
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                self._answer(asyncio.run(envoy.apply(RouterState.model_validate_json(body))))
+                self._answer(_run(envoy.apply(RouterState.model_validate_json(body))))
 
             def _answer(self, state: RouterState) -> None:
                 body = state.model_dump_json().encode()

@@ -8,6 +8,8 @@ See docs/metrics/envoy.md.
 
 from __future__ import annotations
 
+import asyncio
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +26,10 @@ from sluicegate.spec import EnvoyStats
 _TIMEOUT = httpx.Timeout(5.0, connect=1.0)
 _REQUESTS = "envoy_cluster_upstream_rq"
 _LATENCY = "envoy_cluster_upstream_rq_time_bucket"
+# A current read's histograms trail its counters only by the requests of the last moment.
+_CURRENT_GAP = 10
+_MERGE_WAIT = 0.02  # s
+_REREADS = 2
 
 
 @dataclass
@@ -52,8 +58,20 @@ class EnvoyStatsSource:
 
     async def collect(self) -> Sample:
         """One cumulative sample; an arm whose cluster Envoy does not know is None."""
-        text = await self._scrape()
-        arms = _parse(text)
+        arms = _parse(await self._scrape())
+        for _ in range(_REREADS):
+            # Under load, a read can come before the histogram merge its prime started:
+            # its histograms then trail its counters by every request since the merge
+            # before, and a window would see no latency at all. Read again while the gap
+            # closes; Envoy's own 503s have no latency, so a gap that stays is not a lag.
+            if _untimed(arms) <= _CURRENT_GAP:
+                break
+            await asyncio.sleep(_MERGE_WAIT)
+            again = _parse(await self._scrape())
+            caught_up = _untimed(again) < _untimed(arms) - _CURRENT_GAP
+            arms = again
+            if not caught_up:
+                break
         return Sample(
             at=datetime.now(UTC),
             stable=_counters(arms, self.spec.stable_cluster),
@@ -91,6 +109,11 @@ def _parse(text: str) -> dict[str, _Arm]:
             elif sample.name == _LATENCY:
                 arm.buckets[float(sample.labels["le"])] = int(sample.value)
     return arms
+
+
+def _untimed(arms: dict[str, _Arm]) -> int:
+    """Requests counted but not (yet) in the latency histogram, over both clusters."""
+    return sum(max(arm.requests - arm.buckets.get(math.inf, 0), 0) for arm in arms.values())
 
 
 def _counters(arms: dict[str, _Arm], cluster: str) -> ArmCounters | None:
