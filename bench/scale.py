@@ -21,8 +21,8 @@ run, waits until every one is in its first stage, and then measures over `--wind
   - Temporal actions (the server's own `action` counter) and history events (of a sample
     of deployments) per deployment-hour;
 then breach to safety: `--faults` deployments, one after another, start failing (30% errors
-at their canary); the clock runs from the platform taking the fault to it taking the
-rollback's 0% (scrape delay included).
+at their canary, `--fault-error-rate`); the clock runs from the platform taking the fault
+to it taking the rollback's 0% (scrape delay included).
 
 With `--two-workers N`: N deployments on two worker processes polling the same task queue;
 how the watchers and the CPU split between them, then one is killed (SIGKILL) and, for each
@@ -66,7 +66,6 @@ from workers.client import connect
 STATE_DIR = STATE_ROOT / "bench-scale"
 TASK_QUEUE = "bench-scale"
 FIRST_STAGE_WEIGHT = 5  # the default plan's
-FAULT_ERROR_RATE = 0.3
 HISTORY_SAMPLE = 20  # deployments whose histories are counted
 FAULT_BUDGET = 120.0  # seconds a faulted deployment has to reach 0%
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -336,7 +335,7 @@ async def measure(fleet: Fleet, rig: Rig, http: httpx.AsyncClient) -> SizeResult
     )
     report(result, args.interval)
     for _ in range(args.faults):
-        total, reaction = await breach_to_safety(fleet, http, args.interval)
+        total, reaction = await breach_to_safety(fleet, http, args.interval, args.fault_error_rate)
         say(f"  breach to safety {total} s (from the breaching check: {reaction} s)")
         result.breach_to_safety_s.append(total)
         result.reaction_s.append(reaction)
@@ -344,15 +343,16 @@ async def measure(fleet: Fleet, rig: Rig, http: httpx.AsyncClient) -> SizeResult
 
 
 async def breach_to_safety(
-    fleet: Fleet, http: httpx.AsyncClient, interval: float
+    fleet: Fleet, http: httpx.AsyncClient, interval: float, error_rate: float
 ) -> tuple[float, float]:
-    """Fault one running deployment's canary at a random moment of its check rhythm; the
+    """Fault one running deployment's canary (`error_rate` of its requests fail) at a random
+    moment of its check rhythm; the
     seconds until the platform takes the rollback's 0%, from the fault and from the
     breaching check's sample (the rollback's evidence)."""
     service = fleet.running.pop(random.randrange(len(fleet.running)))
     await asyncio.sleep(random.uniform(0, interval))
     response = await http.post(
-        f"{fleet.rig.platform}/fault/{service}", params={"error_rate": FAULT_ERROR_RATE}
+        f"{fleet.rig.platform}/fault/{service}", params={"error_rate": error_rate}
     )
     response.raise_for_status()
 
@@ -507,6 +507,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rps", type=float, default=50.0, help="requests/s per service")
     parser.add_argument("--start-rate", type=float, default=20.0, help="starts per second")
     parser.add_argument("--faults", type=int, default=3, help="breach runs per N")
+    parser.add_argument(
+        "--fault-error-rate",
+        type=float,
+        default=0.3,
+        help="share of a faulted canary's requests that fail",
+    )
     parser.add_argument("--two-workers", type=int, default=0, metavar="N", help="see above")
     args = parser.parse_args(argv)
     args.sizes = [int(size) for size in args.sizes.split(",")]

@@ -9,11 +9,19 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from activities.http import close_shared_client
 from deploy.processes import venv_binary
 from workers.client import DATA_CONVERTER
 from workers.search_attributes import ensure_search_attributes
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def shared_pool_closed() -> AsyncIterator[None]:
+    """Close the HTTP pool of the tests' event loop at the end, as a worker does."""
+    yield
+    await close_shared_client()
 
 
 @pytest.fixture
