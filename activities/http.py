@@ -16,6 +16,7 @@ timeout: they go with each request (`Site`).
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,10 +25,14 @@ from typing import Any
 import aiohttp
 import httpx
 
-# At most 64 connections, kept alive 4 s (sooner than common servers' keep-alive timeouts:
-# uvicorn 5 s, nginx 75 s, so a request rarely meets a connection the server is closing).
-# A request waits its own timeout at most for a free connection.
-LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=4.0)
+# At most 64 connections to one host, so that a slow server (a loaded Prometheus answering
+# a thousand checks) holds at most 64 of the 256 and a rollback's router call still finds
+# one. Kept alive 4 s, sooner than common servers' keep-alive timeouts (uvicorn 5 s, nginx
+# 75 s), so a request rarely meets a connection the server is closing. A request waits for
+# a free connection at most its timeout's `pool` part (httpx: the whole timeout by default).
+MAX_CONNECTIONS = 256
+MAX_CONNECTIONS_PER_HOST = 64
+KEEPALIVE_S = 4.0
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
@@ -41,7 +46,7 @@ def shared_client() -> httpx.AsyncClient:
     client = _clients.get(loop)
     if client is None or client.is_closed:
         client = httpx.AsyncClient(
-            transport=AiohttpTransport(limits=LIMITS),
+            transport=AiohttpTransport(),
             timeout=DEFAULT_TIMEOUT,
             follow_redirects=False,
         )
@@ -60,15 +65,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """httpx requests sent through an aiohttp connection pool, each answer read whole (every
     caller reads it whole). aiohttp's errors become httpx's, so callers catch one kind."""
 
-    def __init__(self, limits: httpx.Limits) -> None:
-        self._limits = limits
+    def __init__(
+        self,
+        limit: int = MAX_CONNECTIONS,
+        limit_per_host: int = MAX_CONNECTIONS_PER_HOST,
+        keepalive_s: float = KEEPALIVE_S,
+    ) -> None:
+        self._limit, self._limit_per_host, self._keepalive_s = limit, limit_per_host, keepalive_s
         self._session: aiohttp.ClientSession | None = None
 
     def _pool(self) -> aiohttp.ClientSession:
         if self._session is None:  # made on first use, in the event loop that uses it
             connector = aiohttp.TCPConnector(
-                limit=self._limits.max_connections or 0,
-                keepalive_timeout=self._limits.keepalive_expiry or 0,
+                limit=self._limit,
+                limit_per_host=self._limit_per_host,
+                keepalive_timeout=self._keepalive_s,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector, cookie_jar=aiohttp.DummyCookieJar()
@@ -77,6 +88,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout: dict[str, float | None] = request.extensions.get("timeout", {})
+        started = time.monotonic()
         try:
             async with self._pool().request(
                 request.method,
@@ -93,6 +105,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             ) as answer:
                 body = await answer.read()
         except aiohttp.ConnectionTimeoutError as err:
+            pool = timeout.get("pool")
+            if pool is not None and time.monotonic() - started >= pool:
+                # aiohttp's `connect` timeout covers the wait for a free connection too.
+                raise httpx.PoolTimeout(
+                    f"no connection to {request.url.host}:{request.url.port} within {pool:g} s: "
+                    f"all {self._limit_per_host} of this worker's connections to it were busy, "
+                    "or connecting took the rest",
+                    request=request,
+                ) from err
             raise httpx.ConnectTimeout(str(err) or "connect timed out", request=request) from err
         except (aiohttp.SocketTimeoutError, TimeoutError) as err:
             raise httpx.ReadTimeout(str(err) or "read timed out", request=request) from err

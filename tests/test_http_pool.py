@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from activities.http import Site, shared_client
+from activities.http import AiohttpTransport, Site, shared_client
 from deploy.processes import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -89,4 +89,34 @@ async def test_a_server_that_hangs_up_is_a_protocol_error() -> None:
         with pytest.raises(httpx.RemoteProtocolError):
             await Site(url, 5.0).get()
     finally:
+        server.close()
+
+
+async def test_a_busy_host_holds_only_its_own_connections(echo: str) -> None:
+    """A slow server (a loaded Prometheus) cannot take the connections a router call needs,
+    and a request that finds none of its host's free says so."""
+    arrived, release = asyncio.Semaphore(0), asyncio.Event()
+
+    async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.readuntil(b"\r\n\r\n"):
+            arrived.release()
+            await release.wait()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+
+    server, slow = await _serve(held)
+    client = httpx.AsyncClient(transport=AiohttpTransport(limit=3, limit_per_host=2))
+    try:
+        busy = [asyncio.create_task(client.get(slow, timeout=30.0)) for _ in range(3)]
+        for _ in range(2):  # the third waits for one of the two
+            await arrived.acquire()
+        assert (await client.get(echo, timeout=httpx.Timeout(5.0, pool=2.0))).status_code == 201
+        port = slow.rpartition(":")[2]
+        with pytest.raises(httpx.PoolTimeout, match=f"127.0.0.1:{port} within 0.3 s: all 2 "):
+            await client.get(slow, timeout=httpx.Timeout(5.0, pool=0.3))
+        release.set()
+        assert [answer.status_code for answer in await asyncio.gather(*busy)] == [200] * 3
+    finally:
+        release.set()
+        await client.aclose()
         server.close()
