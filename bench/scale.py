@@ -88,6 +88,8 @@ class SizeResult:
     server_cpu: float = float("nan")
     prometheus_cpu: float = float("nan")
     platform_cpu: float = float("nan")
+    # Healthy deployments their own judge rolled back so far (replaced before the window).
+    false_alarms: int = 0
     # A fault not rolled back within FAULT_BUDGET counts as inf.
     breach_to_safety_s: list[float] = field(default_factory=list[float])
     # From the breaching check's sample to the platform taking 0%: Sluicegate's own part.
@@ -194,11 +196,20 @@ class Fleet:
         self.http = http
         self.started = 0
         self.running: list[str] = []  # services whose deployment should be watching
+        self.false_alarms: list[str] = []  # healthy ones rolled back before any fault
 
     async def grow_to(self, size: int) -> None:
-        """Start deployments until `size` run, paced, then wait until all are at 5%."""
-        pause = 1 / self.rig.args.start_rate
+        """Start deployments until `size` run, paced, then wait until all are at 5%. One
+        that its own judge rolls back meanwhile (a healthy canary: a false alarm) is
+        counted and replaced."""
         while len(self.running) < size:
+            await self._start(size - len(self.running))
+            say(f"  {size} deployments started; waiting until each is in its first stage")
+            await until(self.settled, "every deployment at 5%", timeout=900, poll=2)
+
+    async def _start(self, count: int) -> None:
+        pause = 1 / self.rig.args.start_rate
+        for _ in range(count):
             spec = spec_for(self.started, self.rig, self.rig.args.interval)
             self.started += 1
             seed = RouterState(
@@ -213,17 +224,25 @@ class Fleet:
             await start_deployment(self.client, spec, TASK_QUEUE)
             self.running.append(spec.service)
             await asyncio.sleep(pause)
-        say(f"  {size} deployments started; waiting until each is in its first stage")
 
-        async def all_at_first_stage() -> bool:
-            log = await self.log()
-            return all(_weight(log[name]) == FIRST_STAGE_WEIGHT for name in self.running)
-
-        await until(all_at_first_stage, "every deployment at 5%", timeout=900, poll=2)
+    async def settled(self) -> bool:
+        """Every running deployment at 5%; drops (and counts) those rolled back."""
+        log = await self.log()
+        for name in [name for name in self.running if _rolled_back(log[name])]:
+            self.running.remove(name)
+            self.false_alarms.append(name)
+            say(f"  {name} rolled back by its own judge, its canary healthy (a false alarm)")
+        return all(_weight(log[name]) == FIRST_STAGE_WEIGHT for name in self.running)
 
     async def log(self) -> dict[str, Any]:
         response = await self.http.get(f"{self.rig.platform}/log", timeout=60)
         return response.json()
+
+
+def _rolled_back(entry: dict[str, Any]) -> bool:
+    """Shifted to the first stage once and back to 0% since."""
+    weights = [weight for _, weight in entry["writes"]]
+    return FIRST_STAGE_WEIGHT in weights and weights[-1] == 0
 
 
 def _weight(entry: dict[str, Any]) -> int:
@@ -333,6 +352,8 @@ async def measure(fleet: Fleet, rig: Rig, http: httpx.AsyncClient) -> SizeResult
         prometheus_cpu=round(others[1], 2),
         platform_cpu=round(others[2], 2),
     )
+    await fleet.settled()  # a false alarm in the window is no fault's to time
+    result.false_alarms = len(fleet.false_alarms)
     report(result, args.interval)
     for _ in range(args.faults):
         total, reaction = await breach_to_safety(fleet, http, args.interval, args.fault_error_rate)
@@ -346,9 +367,8 @@ async def breach_to_safety(
     fleet: Fleet, http: httpx.AsyncClient, interval: float, error_rate: float
 ) -> tuple[float, float]:
     """Fault one running deployment's canary (`error_rate` of its requests fail) at a random
-    moment of its check rhythm; the
-    seconds until the platform takes the rollback's 0%, from the fault and from the
-    breaching check's sample (the rollback's evidence)."""
+    moment of its check rhythm; the seconds until the platform takes the rollback's 0%,
+    from the fault and from the breaching check's sample (the rollback's evidence)."""
     service = fleet.running.pop(random.randrange(len(fleet.running)))
     await asyncio.sleep(random.uniform(0, interval))
     response = await http.post(
@@ -389,7 +409,7 @@ def report(result: SizeResult, interval: float) -> None:
         f"{result.heartbeats_per_deployment_hour} heartbeats, "
         f"{result.events_per_deployment_hour} history events; CPU of the dev server "
         f"{result.server_cpu}, Prometheus {result.prometheus_cpu}, the platform "
-        f"{result.platform_cpu}"
+        f"{result.platform_cpu}; healthy deployments rolled back so far: {result.false_alarms}"
     )
 
 
