@@ -11,7 +11,7 @@ from activities.metrics import SourceContext, metric_source_for
 from activities.metrics.envoy import EnvoyStatsSource
 from activities.routers.envoy import EnvoyRouterClient
 from deploy.processes import free_port
-from sluicegate.analysis.samples import ArmCounters
+from sluicegate.analysis.samples import ArmCounters, Sample
 from sluicegate.contracts import RouterState
 from sluicegate.errors import MetricsUnavailable
 from sluicegate.spec import EnvoyRouter, EnvoyStats
@@ -99,15 +99,19 @@ async def test_a_dead_canary_counts_as_errors(envoy: EnvoyStack, upstreams: dict
     assert (sample.canary.requests, sample.canary.errors) == (10, 10)
 
 
+async def resets_at_canary(envoy: EnvoyStack, upstreams: dict[str, Upstream], count: int) -> Sample:
+    """`count` requests to a canary that resets each (Envoy answers 503), once counted."""
+    upstreams["canary"].reset = True
+    envoy.set_weight(100)
+    answers = await envoy.send(count)
+    assert sum(answers.values()) == count and all(k.startswith("503 ") for k in answers), answers
+    return await sample_until(source(envoy), lambda s: requests(s.canary) == count)
+
+
 async def test_an_upstream_reset_counts_as_errors(
     envoy: EnvoyStack, upstreams: dict[str, Upstream]
 ):
-    upstreams["canary"].reset = True
-    envoy.set_weight(100)
-    answers = await envoy.send(10)
-    assert sum(answers.values()) == 10 and all(k.startswith("503 ") for k in answers), answers
-
-    sample = await sample_until(source(envoy), lambda s: requests(s.canary) == 10)
+    sample = await resets_at_canary(envoy, upstreams, 10)
     assert sample.canary is not None
     assert (sample.canary.requests, sample.canary.errors) == (10, 10)
 
@@ -161,11 +165,7 @@ async def test_a_read_from_before_the_histogram_merge_is_read_again(envoy: Envoy
 async def test_envoys_own_503s_cost_one_read_more_at_most(
     envoy: EnvoyStack, upstreams: dict[str, Upstream]
 ):
-    upstreams["canary"].reset = True
-    envoy.set_weight(100)
-    answers = await envoy.send(20)
-    assert sum(answers.values()) == 20 and all(k.startswith("503 ") for k in answers), answers
-    counted = await sample_until(source(envoy), lambda s: requests(s.canary) == 20)
+    counted = await resets_at_canary(envoy, upstreams, 20)
     assert counted.canary is not None and counted.canary.timed == 0  # no latency: a lasting gap
 
     reads = CountingSource(envoy)
