@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -24,6 +25,39 @@ OUTCOMES = ("promoted", "rolled_back", "not_started")
 ROLLBACK_VERIFIED = "rollback_verified"
 HOOK = "hook"
 QUANTILES = (0.5, 0.99)
+
+
+@dataclass(frozen=True)
+class StoreUrl:
+    """Where the store is: a SQLite file or a PostgreSQL URL (the `evidence_url` setting)."""
+
+    kind: str  # "sqlite" or "postgresql"
+    target: str  # the file's path, or the URL
+
+    @classmethod
+    def parse(cls, url: str) -> StoreUrl:
+        """`postgresql://…`, `sqlite:///abs/path`, `sqlite:rel/path` or a bare file path."""
+        if url.startswith(("postgresql://", "postgres://")):
+            return cls("postgresql", url)
+        if url.startswith("sqlite:"):
+            path = url.removeprefix("sqlite:")
+            path = "/" + path.lstrip("/") if path.startswith("///") else path.removeprefix("//")
+            return cls("sqlite", path)
+        if "://" in url:
+            raise ValueError(
+                f"unknown store {url.split('://')[0]!r}: use a SQLite file path, "
+                "sqlite:///absolute/path or postgresql://user@host:port/database"
+            )
+        return cls("sqlite", url)
+
+    def describe(self) -> str:
+        """The URL without its password."""
+        if self.kind == "sqlite":
+            return f"SQLite {self.target}"
+        head, _, rest = self.target.partition("://")
+        credentials, at, host = rest.rpartition("@")
+        user = credentials.partition(":")[0]
+        return f"{head}://{user}{at}{host}" if at else self.target
 
 
 class _Model(BaseModel):
@@ -156,9 +190,15 @@ class EventRecord(_Model):
     canary_version: str = ""
     committed_at: datetime | None = None
 
+    ident: str = Field(
+        default="", description="what makes it unique if not its time: e.g. an activity id"
+    )
+
     @property
     def key(self) -> str:
         """What makes it the same event when a retried activity writes it again."""
+        if self.ident:
+            return f"{self.kind}|{self.ident}"
         return f"{self.kind}|{self.at.isoformat()}|{self.summary}"
 
 
@@ -223,31 +263,53 @@ class DeploymentSummary(_Model):
         return self.ended_at - self.committed_at
 
 
+class ChecksSeen(_Model):
+    """What a deployment's checks say of it as a whole (the store sums them up in SQL)."""
+
+    service: str
+    first_at: datetime
+    max_weight: int
+    breach_at: datetime | None = Field(description="the first check that rolled back")
+
+    @classmethod
+    def of(cls, checks: Sequence[CheckRecord]) -> ChecksSeen | None:
+        if not checks:
+            return None
+        breach = next((c.at for c in checks if c.rollback), None)
+        return cls(
+            service=checks[0].service,
+            first_at=min(c.at for c in checks),
+            max_weight=max(c.canary_weight for c in checks),
+            breach_at=breach,
+        )
+
+
 def summarize(
-    deployment_id: str, events: Sequence[EventRecord], checks: Sequence[CheckRecord]
+    deployment_id: str, events: Sequence[EventRecord], checks: ChecksSeen | None
 ) -> DeploymentSummary | None:
     """What a deployment's events and checks say of it; None if there is nothing."""
-    times = [e.at for e in events] + [c.at for c in checks]
     named = [e for e in events if e.service]
-    if not times or not (named or checks):
+    times = [e.at for e in events] + ([checks.first_at] if checks else [])
+    if not (named or checks):
         return None
     first = named[0] if named else None
     outcome_event = next((e for e in reversed(events) if e.kind in OUTCOMES), None)
     outcome = _OUTCOME[outcome_event.kind] if outcome_event else "running"
-    breach = next((c for c in checks if c.rollback), None)
     abort = next((e for e in events if e.kind == "abort_requested"), None)
-    detected = breach.at if breach else (abort.at if abort else None)
+    detected = checks.breach_at if checks else None
+    if detected is None and abort is not None:
+        detected = abort.at
     if detected is None and (alarm := next((e for e in events if e.kind == "breach"), None)):
         detected = alarm.at
     verified = [e.at for e in events if e.kind == ROLLBACK_VERIFIED]
     moved = outcome != "not_started" and (
-        any(c.canary_weight > 0 for c in checks)
+        (checks is not None and checks.max_weight > 0)
         or any((e.canary_weight or 0) > 0 for e in events)
         or outcome == "rolled_back"
     )
     return DeploymentSummary(
         deployment_id=deployment_id,
-        service=first.service if first else checks[0].service,
+        service=first.service if first else checks.service if checks else "",
         stable_version=first.stable_version if first else "",
         canary_version=first.canary_version if first else "",
         started_at=min(times),
