@@ -16,6 +16,7 @@ from temporalio.service import RPCError
 
 from activities.backup_store import state_to_restore, write_backup
 from activities.errors import temporal_errors
+from activities.evidence.recorder import record
 from activities.heartbeats import HEARTBEAT_EVERY, heartbeating, sleep_heartbeating, stop_requested
 from activities.measures import count_check, count_metric_source_error, record_check_lateness
 from activities.metrics import SourceContext, analysis_source
@@ -47,6 +48,14 @@ from sluicegate.contracts import (
     WatchHealthResult,
 )
 from sluicegate.errors import MetricsUnavailable, RouterMisconfigured, SluicegateError
+from sluicegate.evidence import (
+    ROLLBACK_VERIFIED,
+    ArmNumbers,
+    CheckRecord,
+    EventRecord,
+    check_numbers,
+    extend_trend,
+)
 
 # A resumed watcher's first check may come this much later than one interval after the
 # last check before it without counting as unwatched: the checks' own jitter.
@@ -89,6 +98,18 @@ async def set_traffic(request: SetTrafficInput) -> RouterState:
 async def rollback(request: RollbackInput) -> RollbackResult:
     """Restore the backed-up routing (100% stable) and verify it by read-back."""
     state = await router_for(request.router).restore(state_to_restore(request.backup))
+    info = activity.info()
+    record(
+        EventRecord(
+            deployment_id="",  # the store finds it from the run
+            run_id=info.workflow_run_id or "",
+            kind=ROLLBACK_VERIFIED,
+            at=datetime.now(UTC),
+            canary_weight=state.canary_weight,
+            summary=f"router {request.router.label()} reads {state.describe()}",
+            ident=info.activity_id,
+        )
+    )
     return RollbackResult(state=state)
 
 
@@ -247,6 +268,7 @@ class _Watch:
         self._count_unwatched(current.at)
         self.state, verdict = judge_check(self.state, previous, current, self.request.analysis)
         count_check(verdict.status)
+        stable, canary = check_numbers(previous, current)
         report = CheckReport(
             stage=self.request.stage,
             at=current.at,
@@ -258,10 +280,34 @@ class _Watch:
             sample=current,
             notes=current.notes,
             unwatched=self.unwatched,
+            trend=extend_trend(self.latest.trend if self.latest else (), stable, canary),
         )
+        record(self._evidence(report, stable, canary))
         self.latest = report
         self._encoded = None  # heartbeated as the wait for the next check begins
         return current, report
+
+    def _evidence(
+        self, report: CheckReport, stable: ArmNumbers | None, canary: ArmNumbers | None
+    ) -> CheckRecord:
+        """The check as the evidence store keeps it."""
+        run_id = activity.info().workflow_run_id or ""
+        return CheckRecord(
+            deployment_id=self.request.deployment_id or run_id,
+            run_id=run_id,
+            service=self.request.service,
+            stage=report.stage,
+            number=report.number,
+            at=report.at,
+            canary_weight=self.request.expected.canary_weight,
+            status=report.verdict.status,
+            rollback=report.verdict.rollback,
+            stable=stable,
+            canary=canary,
+            verdict=report.verdict,
+            drift=report.drift,
+            notes=report.notes,
+        )
 
     def _beat(self) -> tuple[RawValue, ...]:
         """The heartbeat's details: the latest check, encoded once per check, not at each of

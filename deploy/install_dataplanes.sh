@@ -1,6 +1,7 @@
 #!/bin/sh
-# Install the Debian data planes the tests run for real (HAProxy, nginx, Prometheus),
-# but only when one is missing and we are root; otherwise say why their tests will skip.
+# Install the Debian data planes the tests run for real (HAProxy, nginx, Prometheus,
+# PostgreSQL), but only when one is missing and we are root; otherwise say why their tests
+# will skip.
 set -eu
 
 # Debian chromium for the Web UI test (tests/test_web_ui.py), which Playwright drives as
@@ -24,6 +25,34 @@ if ! command -v node >/dev/null 2>&1; then
         echo "installing nodejs (missing: node, for pyright)"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs
+    fi
+fi
+
+# PostgreSQL for the evidence store's tests: tests/postgres_fixtures.py initdb's a throwaway
+# cluster of its own (Debian keeps initdb in /usr/lib/postgresql/<version>/bin, off PATH).
+# The package's default cluster is not needed, so a drop-in turns it off for this install
+# and is removed after: with no cluster, the postinst's service start has nothing to start
+# and cannot fail (in a container) or leave a server on port 5432.
+have_initdb() {
+    for initdb in /usr/lib/postgresql/*/bin/initdb; do
+        [ -x "$initdb" ] && return 0
+    done
+    command -v initdb >/dev/null 2>&1
+}
+if ! have_initdb; then
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "note: missing initdb and not root with apt-get: the PostgreSQL tests will skip (as root: apt-get install -y postgresql)"
+    else
+        echo "installing postgresql (missing: initdb)"
+        apt-get update -qq
+        no_cluster=/etc/postgresql-common/createcluster.d/zz-sluicegate-no-main-cluster.conf
+        mkdir -p "$(dirname "$no_cluster")"
+        echo "create_main_cluster = off" >"$no_cluster"
+        status=0
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql || status=$?
+        rm -f "$no_cluster"
+        rmdir --ignore-fail-on-non-empty "$(dirname "$no_cluster")"
+        [ "$status" -eq 0 ] || exit "$status"
     fi
 fi
 

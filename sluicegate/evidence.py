@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sluicegate.analysis.samples import ArmWindow, Sample, arm_window
 from sluicegate.analysis.verdict import Status, Verdict
+from sluicegate.notifications import Notification
 
 # Outcome events: a deployment has ended once one of these is kept.
 OUTCOMES = ("promoted", "rolled_back", "not_started")
@@ -193,6 +194,26 @@ class EventRecord(_Model):
     ident: str = Field(
         default="", description="what makes it unique if not its time: e.g. an activity id"
     )
+
+    @classmethod
+    def of(cls, notification: Notification) -> EventRecord:
+        """The event a notification tells of."""
+        n = notification
+        return cls(
+            deployment_id=n.first_run_id or n.run_id,
+            run_id=n.run_id,
+            service=n.service,
+            kind=n.event,
+            at=n.at,
+            stage=n.stage,
+            canary_weight=n.canary_weight,
+            summary=n.summary,
+            by=n.by,
+            evidence=n.evidence,
+            stable_version=n.stable_version,
+            canary_version=n.canary_version,
+            committed_at=n.committed_at,
+        )
 
     @property
     def key(self) -> str:

@@ -25,9 +25,13 @@ Event = Literal[
     "not_started",
     "promoted",
     "rollback_failing",
+    "promote_requested",
+    "abort_requested",
 ]
 # How soon someone must acknowledge, by severity (the incident levels of DESIGN.md).
 ACKNOWLEDGE_WITHIN = {"P0": "5 min", "P1": "15 min", "P2": "30 min", "P3": "2 h"}
+# Events whose notifications link to the deployment's report page (docs/REPORTS.md).
+REPORTED: frozenset[Event] = frozenset({"breach", "rolled_back", "promoted"})
 # Slack buttons on notifications: the action_id is the control; the value names the
 # deployment, so a click on an old message never steers a later deployment.
 BUTTON_ACTIONS = ("promote", "abort")
@@ -60,6 +64,9 @@ class Notification(BaseModel):
     )
     by: str | None = Field(default=None, description="who caused it, for operator controls")
     at: datetime
+    committed_at: datetime | None = Field(
+        default=None, description="when the canary's change was committed, if the spec says"
+    )
 
     @property
     def offers_decision(self) -> bool:

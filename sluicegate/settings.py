@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -19,10 +20,12 @@ from pydantic_settings import (
 
 from sluicegate.chatops_settings import ChatOpsSettings
 from sluicegate.errors import SluicegateError
+from sluicegate.evidence import StoreUrl
 from sluicegate.notifications import NotificationChannel
 from sluicegate.spec import ArgumentName, CommandName
 
 CONFIG_ENV = "SLUICEGATE_CONFIG"
+OFF = "off"  # evidence_url: keep no evidence
 DEFAULT_CONFIG = Path("~/.config/sluicegate/config.toml")
 
 
@@ -118,6 +121,20 @@ class Settings(BaseSettings):
     commands: dict[CommandName, CommandSetting] = Field(
         default_factory=dict, description="what command hooks may run, by name"
     )
+    evidence_url: str = Field(
+        default=".state/evidence.db",
+        description="the evidence store (docs/REPORTS.md): a SQLite file, "
+        "postgresql://user@host:port/db for several workers, or off",
+    )
+    evidence_retention: timedelta = Field(
+        default=timedelta(days=90),
+        description="how long the evidence store keeps checks and events; 0: for ever",
+    )
+    report_url: str | None = Field(
+        default=None,
+        description="where `sluice chatops` serves report pages, e.g. https://sluice.example.com;"
+        " notifications link to them",
+    )
 
     @field_validator("metrics_address")
     @classmethod
@@ -136,6 +153,27 @@ class Settings(BaseSettings):
                 f"(an IP address, not a host name), got {address!r}"
             )
         return address
+
+    @field_validator("evidence_url")
+    @classmethod
+    def _known_store(cls, url: str) -> str:
+        if url != OFF:
+            StoreUrl.parse(url)  # raises ValueError naming what is valid
+        return url
+
+    @field_validator("evidence_retention")
+    @classmethod
+    def _not_negative(cls, retention: timedelta) -> timedelta:
+        if retention < timedelta(0):
+            raise ValueError("must be 0 (keep for ever) or more, e.g. P90D or 7776000")
+        return retention
+
+    @field_validator("report_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {url!r}")
+        return url.rstrip("/") if url else url
 
     @model_validator(mode="after")
     def _unique_channel_names(self) -> Settings:
@@ -159,6 +197,17 @@ class Settings(BaseSettings):
         """The Web UI page of a workflow (of its latest run without `run_id`)."""
         base = f"{self.ui_url.rstrip('/')}/namespaces/{self.namespace}/workflows/{workflow_id}"
         return f"{base}/{run_id}/history" if run_id else base
+
+    def report_link(self, service: str, deployment_id: str) -> str | None:
+        """The report page of a deployment, when `report_url` says where pages are served."""
+        if not self.report_url:
+            return None
+        return f"{self.report_url}/reports/{service}/{deployment_id}"
+
+    @property
+    def evidence_store(self) -> StoreUrl | None:
+        """Where the evidence store is; None when `evidence_url` is off."""
+        return None if self.evidence_url == OFF else StoreUrl.parse(self.evidence_url)
 
     @property
     def uses_tls(self) -> bool:

@@ -93,6 +93,7 @@ def _as(account: pwd.struct_passwd | None, argv: list[str]) -> list[str]:
 
 
 def _url(port: int, database: str) -> str:
+    """The URL of `database` on the loopback server at `port`, as the superuser."""
     return f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{database}"
 
 
@@ -106,10 +107,11 @@ def _accepts(url: str) -> bool:
 
 
 def _stop(process: Process, timeout: float = 30.0) -> None:
-    """Stop the postmaster by PID: SIGINT (a fast shutdown, which also ends open sessions;
-    SIGTERM would wait for them), then SIGKILL to its process group after `timeout`."""
+    """Stop the postmaster by PID: SIGINT, then SIGKILL to its group after `timeout`."""
     if not process.alive():
         return
+    # SIGINT is PostgreSQL's fast shutdown: it ends open sessions too (a test may leak one),
+    # where SIGTERM's smart shutdown would wait for them until the timeout.
     with contextlib.suppress(ProcessLookupError):
         os.kill(process.pid, signal.SIGINT)
     try:

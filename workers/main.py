@@ -24,6 +24,7 @@ from sluicegate.errors import SluicegateError
 from sluicegate.settings import Settings, load_settings
 from sluicegate.visibility import SEARCH_ATTRIBUTES
 from workers.client import connect
+from workers.evidence import keep_exporting, start_recorder, stop_recorder
 from workers.logs import configure_logging
 from workers.metrics import keep_counting_phases, metrics_runtime
 from workers.search_attributes import ensure_search_attributes
@@ -107,15 +108,24 @@ async def _serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with worker:
-        logging.info("worker on %s, task queue %s", settings.temporal_address, settings.task_queue)
-        phases: asyncio.Task[None] | None = None
-        if runtime is not None:
-            logging.info("metrics at http://%s/metrics", settings.metrics_address)
-            phases = asyncio.create_task(keep_counting_phases(client, runtime.metric_meter))
-        await stop.wait()
-        if phases is not None:
-            phases.cancel()
+    recorder = start_recorder(settings)
+    try:
+        async with worker:
+            logging.info(
+                "worker on %s, task queue %s", settings.temporal_address, settings.task_queue
+            )
+            gauges: list[asyncio.Task[None]] = []
+            if runtime is not None:
+                logging.info("metrics at http://%s/metrics", settings.metrics_address)
+                meter = runtime.metric_meter
+                gauges.append(asyncio.create_task(keep_counting_phases(client, meter)))
+                if recorder is not None:
+                    gauges.append(asyncio.create_task(keep_exporting(settings, recorder, meter)))
+            await stop.wait()
+            for task in gauges:
+                task.cancel()
+    finally:
+        await asyncio.to_thread(stop_recorder, recorder)  # what is queued is written first
     await close_shared_client()
 
 

@@ -58,6 +58,9 @@ with workflow.unsafe.imports_passed_through():
 # 0.2: after the stages, the canary is judged at 100% before stable is pointed at it.
 GUARD_PATCH = "post-promotion-guard"
 GUARD_STAGE = "post-promotion"
+# 0.3: promote and abort are notified too (and so kept as the deployment's events), as pause
+# and resume always were.
+CONTROL_NOTICES_PATCH = "control-notices"
 
 # Typed callers pass a DeploymentSpec; `temporal workflow start --input-file` passes JSON.
 # Either way it is validated here, so a bad spec fails the workflow naming every bad field
@@ -484,6 +487,11 @@ class CanaryDeployment:
                 + (f": {request.reason}" if request.reason else ""),
                 by=request.by,
             )
+        elif workflow.patched(CONTROL_NOTICES_PATCH):
+            full = " to 100%" if isinstance(request, PromoteInput) and request.full else ""
+            reason = f": {request.reason}" if request.reason else ""
+            event: Event = "promote_requested" if action == "promote" else "abort_requested"
+            self.notify(event, f"{action}{full} requested{reason}", by=request.by)
         self.publish()
 
     @workflow.signal(name=HEALTH_REPORT)

@@ -47,6 +47,7 @@ def notification(
         evidence=evidence,
         by=by,
         at=workflow.now(),
+        committed_at=spec.canary.committed_at,
     )
 
 

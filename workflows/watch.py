@@ -94,6 +94,7 @@ class Watcher:
                 resume_from=resume_from,
                 hand_over_at=hand_over_at,
                 heartbeat_each_check=not_awaited,
+                deployment_id=workflow.info().first_execution_run_id,
             ),
             result_type=WatchHealthResult,
             start_to_close_timeout=timedelta(days=30),

@@ -161,13 +161,22 @@ class EvidenceStore:
     def write(self, records: Sequence[Record]) -> None:
         """Keep `records` in one transaction; one written again replaces itself."""
         with self._db.transaction():
-            for record in records:  # runs first: an event may need its run's deployment
-                if not isinstance(record, StoreGap) and record.deployment_id:
-                    self._db.execute(
-                        "INSERT INTO runs (run_id, deployment_id) VALUES (?, ?) "
-                        "ON CONFLICT (run_id) DO NOTHING",
-                        (record.run_id, record.deployment_id),
-                    )
+            runs = {
+                record.run_id: record.deployment_id
+                for record in records
+                if not isinstance(record, StoreGap) and record.deployment_id
+            }
+            for run_id, deployment_id in runs.items():  # first: an event may need them
+                self._db.execute(
+                    "INSERT INTO runs (run_id, deployment_id) VALUES (?, ?) "
+                    "ON CONFLICT (run_id) DO NOTHING",
+                    (run_id, deployment_id),
+                )
+                # Kept before its run was known (a hook that ran before the first notification).
+                self._db.execute(
+                    "UPDATE events SET deployment_id = ? WHERE run_id = ? AND deployment_id = ''",
+                    (deployment_id, run_id),
+                )
             for record in records:
                 if isinstance(record, CheckRecord):
                     self._write_check(record)
@@ -322,11 +331,14 @@ class EvidenceStore:
         found: dict[str, list[EventRecord]] = {i: [] for i in ids}
         for chunk in _chunks(ids):
             marks = ", ".join("?" for _ in chunk)
-            for (body,) in self._db.execute(
-                f"SELECT body FROM events WHERE deployment_id IN ({marks}) ORDER BY at", chunk
+            for deployment_id, body in self._db.execute(
+                f"SELECT deployment_id, body FROM events WHERE deployment_id IN ({marks}) "
+                "ORDER BY at",
+                chunk,
             ):
                 event = EventRecord.model_validate_json(body)
-                found.setdefault(event.deployment_id, []).append(event)
+                event = event.model_copy(update={"deployment_id": deployment_id})
+                found.setdefault(deployment_id, []).append(event)
         return {i: tuple(events) for i, events in found.items()}
 
     def _checks_seen(self, ids: Sequence[str]) -> dict[str, ChecksSeen]:

@@ -10,10 +10,11 @@ dies inside it, which runs the hook again: hooks must be idempotent (docs/HOOKS.
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 
+from activities.evidence.recorder import record
 from activities.heartbeats import heartbeating
 from activities.hooks.command import run_command
 from activities.hooks.http import run_http
@@ -21,6 +22,7 @@ from activities.hooks.outcome import Ran
 from activities.hooks.smoke import run_smoke
 from activities.measures import record_hook
 from sluicegate.contracts import RUN_HOOK, HookResult, RunHookInput
+from sluicegate.evidence import HOOK, EventRecord
 from sluicegate.settings import Settings
 from sluicegate.spec import CommandHook, HttpHook, SmokeHook
 
@@ -51,6 +53,7 @@ class HookRunner:
             event=request.context.event,
             weight=request.context.weight,
         )
+        record(_event(request, result))
         log = activity.logger.info if result.ok else activity.logger.warning
         log("%s hook: %s", request.context.event, result.describe())
         return result
@@ -66,3 +69,19 @@ class HookRunner:
 
 
 __all__ = ["HookRunner"]
+
+
+def _event(request: RunHookInput, result: HookResult) -> EventRecord:
+    """The hook's run as the evidence store keeps it."""
+    context = request.context
+    return EventRecord(
+        deployment_id="",  # the store finds it from the run
+        run_id=context.run_id,
+        service=context.service,
+        kind=HOOK,
+        at=datetime.now(UTC),
+        stage=context.stage,
+        canary_weight=context.weight,
+        summary=f"{context.event} {result.describe()}",
+        ident=activity.info().activity_id,
+    )

@@ -13,13 +13,15 @@ from typing import Any
 import httpx
 from temporalio import activity
 
+from activities.evidence.recorder import record
 from activities.heartbeats import heartbeating
 from activities.http import shared_client
 from activities.measures import count_notification_failure
 from activities.notify.slack import slack_message
 from activities.notify.webhook import webhook_body
 from sluicegate.contracts import NOTIFY, ChannelFailure, DeliveryReport, NotifyInput
-from sluicegate.notifications import Notification, NotificationChannel
+from sluicegate.evidence import EventRecord
+from sluicegate.notifications import REPORTED, Notification, NotificationChannel
 from sluicegate.settings import Settings
 
 ATTEMPTS = 3
@@ -47,10 +49,15 @@ class Notifier:
     async def notify(self, request: NotifyInput) -> DeliveryReport:
         notification = request.notification
         wanted = [channel for channel in self.channels if channel.wants(notification)]
+        record(EventRecord.of(notification))
         link = self.settings.workflow_link(notification.workflow_id, notification.run_id)
+        report = None
+        if notification.event in REPORTED:
+            deployment_id = notification.first_run_id or notification.run_id
+            report = self.settings.report_link(notification.service, deployment_id)
         http = shared_client()
         outcomes = await asyncio.gather(
-            *(_deliver(http, channel, notification, link) for channel in wanted)
+            *(_deliver(http, channel, notification, link, report) for channel in wanted)
         )
         failed = tuple(
             ChannelFailure(channel=channel.name, error=error)
@@ -67,10 +74,14 @@ class Notifier:
 
 
 async def _deliver(
-    http: httpx.AsyncClient, channel: NotificationChannel, notification: Notification, link: str
+    http: httpx.AsyncClient,
+    channel: NotificationChannel,
+    notification: Notification,
+    link: str,
+    report: str | None,
 ) -> str | None:
     """None once delivered, else why the last attempt failed."""
-    body = _body(channel, notification, link)
+    body = _body(channel, notification, link, report)
     problem = ""
     for attempt in range(ATTEMPTS):
         if attempt:
@@ -99,10 +110,12 @@ async def _post(http: httpx.AsyncClient, channel: NotificationChannel, body: Any
     raise DeliveryFailed(f"HTTP {response.status_code}: {response.text[:200]}", final=final)
 
 
-def _body(channel: NotificationChannel, notification: Notification, link: str) -> Any:
+def _body(
+    channel: NotificationChannel, notification: Notification, link: str, report: str | None
+) -> Any:
     if channel.type == "slack":
-        return slack_message(notification, link)
-    return webhook_body(notification, link)
+        return slack_message(notification, link, report)
+    return webhook_body(notification, link, report)
 
 
 __all__ = ["Notifier"]

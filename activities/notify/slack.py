@@ -28,8 +28,10 @@ EVENT_ICONS = {
 SECTION_LIMIT = 3000  # characters Slack accepts in one section's text
 
 
-def slack_message(notification: Notification, link: str) -> dict[str, Any]:
-    """The JSON body for a Slack incoming webhook."""
+def slack_message(
+    notification: Notification, link: str, report: str | None = None
+) -> dict[str, Any]:
+    """The JSON body for a Slack incoming webhook; `report`: the report page's address."""
     n = notification
     icon = ICONS.get(n.severity) or EVENT_ICONS.get(n.event, ":information_source:")
     headline = f"{icon} *[{n.severity}] {n.service}*: {n.summary}"
@@ -39,6 +41,8 @@ def slack_message(notification: Notification, link: str) -> dict[str, Any]:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=_fit(f"```{evidence}```"))))
     where = _where(n)
     context = [where, f"<{link}|Web UI>"]
+    if report:
+        context.append(f"<{report}|Report>")
     if n.severity != "P3":
         context.append(f"acknowledge within {ACKNOWLEDGE_WITHIN[n.severity]}")
     if n.by:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 
@@ -34,11 +34,11 @@ STABLE = "#1c7ed6"
 BREACH = "#d00000"
 VERIFIED = "#2b8a3e"
 PALETTE = ("#e8590c", "#1c7ed6", "#2b8a3e", "#862e9c", "#c2255c", "#0b7285", "#5f3dc4", "#795548")
-# A log axis shows e-values in this range; the hover text keeps the true value.
-E_LOW, E_HIGH = 1e-4, 1e12
+# A log axis shows e-values within this range; the hover text keeps the true value.
+E_LOW, E_HIGH = 1e-6, 1e12
 CHART_HEIGHT = 340
 
-Shape = dict[str, Any]
+Json = dict[str, Any]  # a piece of Plotly layout: a shape, an annotation
 
 
 def report_page(evidence: DeploymentEvidence, link: str | None = None) -> str:
@@ -68,6 +68,11 @@ def report_page(evidence: DeploymentEvidence, link: str | None = None) -> str:
 def _time(at: datetime | None) -> str:
     """`2024-05-01 10:12:03 UTC`; `-` for none."""
     return "-" if at is None else f"{_utc(at):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _cell_time(at: datetime) -> str:
+    """A table's time (UTC), kept on one line."""
+    return f"<span class='nowrap'>{_utc(at):%Y-%m-%d %H:%M:%S}</span>"
 
 
 def _clock(at: datetime) -> str:
@@ -172,7 +177,7 @@ def _gap_warning(evidence: DeploymentEvidence) -> str:
 def _charts(evidence: DeploymentEvidence) -> str:
     """The charts that the kept records can draw, or why there are none."""
     marks = _Marks.of(evidence)
-    parts = ["<h2>Charts</h2>"]
+    parts = ["<h2>Charts <small>(times in UTC)</small></h2>"]
     weights = _weight_points(evidence)
     if weights:
         parts.append(_weight_chart(weights, marks))
@@ -191,8 +196,11 @@ def _charts(evidence: DeploymentEvidence) -> str:
 
 @dataclass
 class _Marks:
-    """What every time chart marks: stage starts, controls, drift, breach, rollback."""
+    """What every time chart marks: stage starts, controls, drift, breach, rollback; and the
+    time all of them span, so the charts line up."""
 
+    start: datetime
+    end: datetime
     stages: list[tuple[datetime, str]] = field(default_factory=lambda: [])
     controls: list[tuple[datetime, str]] = field(default_factory=lambda: [])
     drift: list[tuple[datetime, str]] = field(default_factory=lambda: [])
@@ -207,7 +215,11 @@ class _Marks:
         ]
         for at, name in advanced + [(c.at, c.stage) for c in evidence.checks]:
             starts[name] = min(at, starts.get(name, at))
+        times = [e.at for e in evidence.events] + [c.at for c in evidence.checks]
+        summary = evidence.summary
         return cls(
+            start=min([summary.started_at, *times]),
+            end=max([summary.ended_at or summary.started_at, *times]),
             stages=sorted((at, name) for name, at in starts.items()),
             controls=[
                 (e.at, f"{e.by or 'someone'}: {e.summary or e.kind}")
@@ -219,19 +231,26 @@ class _Marks:
             verified=[e.at for e in evidence.events if e.kind == "rollback_verified"],
         )
 
-    def shapes(self) -> tuple[list[Shape], list[Shape]]:
+    def shapes(self) -> tuple[list[Json], list[Json]]:
         """Vertical lines and their labels, on the chart's date axis."""
-        lines: list[Shape] = []
-        labels: list[Shape] = []
+        lines: list[Json] = []
+        labels: list[Json] = []
         marks = [(at, f"stage {name}", "#495057", "dot") for at, name in self.stages]
-        marks += [(at, "rollback verified", VERIFIED, "dash") for at in self.verified]
+        marks += [(at, "restored", VERIFIED, "dash") for at in self.verified]
         if self.breach is not None:
             marks.append((self.breach, "breach", BREACH, "solid"))
         for at, text, colour, dash in marks:
             x = _axis_time(at)
             lines.append(_vline(x, colour, dash))
-            labels.append(_label(x, text, colour))
+            hover = f"{text} at {_clock(at)} UTC"
+            labels.append(_label(x, text, hover, colour, "right" if text == "breach" else "left"))
         return lines, labels
+
+    def x_range(self) -> list[str]:
+        """The span of the deployment with a little room either side (more on the right, for
+        the last label)."""
+        room = max((self.end - self.start) * 0.02, timedelta(seconds=5))
+        return [_axis_time(self.start - room), _axis_time(self.end + 4 * room)]
 
     def traces(self) -> list[go.Scatter]:
         """Controls along the top of a chart and drift along the bottom, with hover text."""
@@ -243,7 +262,7 @@ class _Marks:
         return traces
 
 
-def _vline(x: str, colour: str, dash: str) -> Shape:
+def _vline(x: str, colour: str, dash: str) -> Json:
     return {
         "type": "line",
         "xref": "x",
@@ -256,15 +275,16 @@ def _vline(x: str, colour: str, dash: str) -> Shape:
     }
 
 
-def _label(x: str, text: str, colour: str) -> Shape:
+def _label(x: str, text: str, hover: str, colour: str, side: str) -> Json:
     return {
         "x": x,
         "y": 1,
         "xref": "x",
         "yref": "paper",
         "yanchor": "bottom",
-        "xanchor": "left",
+        "xanchor": side,
         "text": escape(text),
+        "hovertext": escape(hover),
         "showarrow": False,
         "font": {"size": 11, "color": colour},
         "textangle": 0,
@@ -296,11 +316,11 @@ def _figure_html(
     figure.update_layout(  # pyright: ignore[reportUnknownMemberType]
         title={"text": escape(title), "x": 0, "xanchor": "left", "y": 0.98},
         height=CHART_HEIGHT,
-        margin={"l": 60, "r": 20, "t": 60, "b": 40},
+        margin={"l": 70, "r": 20, "t": 60, "b": 40},
         template="plotly_white",
         hovermode="closest",
-        legend={"orientation": "h", "y": -0.15, "x": 0},
-        xaxis={"type": "date", "title": {"text": "time (UTC)"}},
+        legend={"orientation": "h", "y": -0.18, "x": 0},
+        xaxis={"type": "date", "range": marks.x_range()},
         yaxis=yaxis,
         yaxis2={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True},
         shapes=lines,
@@ -437,12 +457,7 @@ def _evidence_chart(tests: dict[str, _Test], marks: _Marks) -> str:
         bound = _line(x, [_clamp(b) for b in test.bounds], f"{name} bound", colour, "dash")
         bound.update(mode="lines", showlegend=False)  # pyright: ignore[reportUnknownMemberType]
         traces.append(bound)
-    yaxis = {
-        "title": {"text": "e-value (log)"},
-        "type": "log",
-        "range": [math.log10(E_LOW), math.log10(E_HIGH)],
-        "exponentformat": "power",
-    }
+    yaxis = {"title": {"text": "e-value (log)"}, "type": "log", "exponentformat": "power"}
     title = "Evidence against each bound (dashed: the bound that breaches)"
     return _figure_html("chart-evidence", title, traces, marks, yaxis)
 
@@ -469,9 +484,9 @@ def _events_table(events: Sequence[EventRecord]) -> str:
         summary = escape(event.summary) + (f"<ul>{evidence}</ul>" if evidence else "")
         weight = "-" if event.canary_weight is None else f"{event.canary_weight}%"
         kind = "bad" if event.kind in ("breach", "rolled_back", "rollback_failing") else ""
-        cells = [_time(event.at), escape(event.kind), escape(event.stage or "-"), weight]
+        cells = [_cell_time(event.at), escape(event.kind), escape(event.stage or "-"), weight]
         rows.append((kind, [*cells, escape(event.by or ""), summary]))
-    heads = ("time", "kind", "stage", "weight", "by", "summary")
+    heads = ("time (UTC)", "kind", "stage", "weight", "by", "summary")
     return _table("Events", heads, rows)
 
 
@@ -486,7 +501,7 @@ def _checks_table(checks: Sequence[CheckRecord]) -> str:
         cells = [
             str(check.number),
             escape(check.stage),
-            _time(check.at),
+            _cell_time(check.at),
             f"{check.canary_weight}%",
             escape(check.status) + (" (rollback)" if check.rollback else ""),
             _arm(check.canary),
@@ -499,7 +514,7 @@ def _checks_table(checks: Sequence[CheckRecord]) -> str:
     heads = (
         "#",
         "stage",
-        "time",
+        "time (UTC)",
         "weight",
         "status",
         "canary errors / requests",
@@ -537,6 +552,7 @@ table.data { border-collapse: collapse; width: 100%; font-size: .85em; }
 table.data th, table.data td { border: 1px solid #dee2e6; padding: .25em .5em;
   text-align: left; vertical-align: top; }
 table.data th { background: #f1f3f5; }
+.nowrap { white-space: nowrap; }
 table.data tr.bad td { background: #ffe3e3; }
 table.data tr.inconclusive td { background: #fff9db; }
 table.data ul { margin: .2em 0; padding-left: 1.2em; }

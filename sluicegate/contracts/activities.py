@@ -18,6 +18,7 @@ from sluicegate.analysis.judge import JudgeState
 from sluicegate.analysis.samples import Sample
 from sluicegate.analysis.sequential import SequentialState
 from sluicegate.analysis.verdict import Verdict
+from sluicegate.evidence import TrendPoint
 from sluicegate.notifications import Notification
 from sluicegate.spec import AnalysisSpec, BackupSpec, DeploymentSpec, RouterSpec
 
@@ -154,6 +155,9 @@ class CheckReport(_Model):
         default=timedelta(0),
         description="time this stage's watcher was not running so far (its worker died)",
     )
+    trend: tuple[TrendPoint, ...] = Field(
+        default=(), description="error rates of this stage's last checks, oldest first"
+    )
 
     def describe(self) -> str:
         """The verdict's evidence, then what the sources could not get."""
@@ -188,6 +192,11 @@ class WatchHealthInput(_Model):
         default=False,
         description="heartbeat once per check, not twice a second: the workflow does not "
         "wait for this watcher to stop (it learns of a cancel at its next heartbeat)",
+    )
+    deployment_id: str = Field(
+        default="",
+        description="the deployment's first run id, which the evidence store keeps its "
+        "checks under; empty (older runs): the watcher's own run",
     )
 
     def routings(self) -> tuple[InstanceRouting, ...]:

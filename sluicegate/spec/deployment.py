@@ -8,7 +8,14 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from sluicegate.spec.analysis import AnalysisSpec
 from sluicegate.spec.fields import SpecModel
@@ -47,6 +54,11 @@ class Version(SpecModel):
     )
     addresses: tuple[HostPort, ...] = Field(
         default=(), description="host:port of every instance serving this version"
+    )
+    committed_at: AwareDatetime | None = Field(
+        default=None,
+        description="when this version's change was committed (with a time zone): the "
+        "canary's gives the DORA lead time for changes",
     )
 
     @model_validator(mode="after")

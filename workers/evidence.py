@@ -1,0 +1,109 @@
+"""The worker's evidence store: its recorder, and the DORA figures and the store's health as
+Prometheus gauges on the worker's metrics endpoint (docs/REPORTS.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from temporalio.common import MetricMeter
+
+from activities.evidence.recorder import Recorder, use_recorder
+from activities.evidence.store import EvidenceStore, StoreUnavailable
+from sluicegate.evidence import DoraFigures, dora
+from sluicegate.settings import Settings
+
+DORA_WINDOW = timedelta(days=30)
+DORA_EVERY = timedelta(seconds=60)
+STORE_EVERY = timedelta(seconds=10)
+DORA_GAUGES = {
+    "per_day": ("sluicegate_dora_deployments_per_day", "deployments that moved traffic, per day"),
+    "change_failure_rate": (
+        "sluicegate_dora_change_failure_rate",
+        "share of deployments that moved traffic and were rolled back",
+    ),
+    "time_to_restore_median_s": (
+        "sluicegate_dora_time_to_restore_seconds",
+        "median time from breach detected to rollback verified",
+    ),
+    "duration_median_s": (
+        "sluicegate_dora_deployment_duration_seconds",
+        "median time from a deployment's start to its outcome",
+    ),
+    "lead_time_median_s": (
+        "sluicegate_dora_lead_time_seconds",
+        "median time from the canary's commit to its promotion",
+    ),
+}
+STORE_UP = "sluicegate_evidence_store_up"
+NOT_KEPT = "sluicegate_evidence_records_not_kept"
+
+
+def start_recorder(settings: Settings) -> Recorder | None:
+    """The recorder this worker's activities write to; None when `evidence_url` is off."""
+    url = settings.evidence_store
+    if url is None:
+        logging.info("evidence store off: no checks or events are kept")
+        return None
+    retention = settings.evidence_retention or None
+    recorder = Recorder(url, retention).start()
+    use_recorder(recorder)
+    logging.info("evidence store: %s", url.describe())
+    return recorder
+
+
+def stop_recorder(recorder: Recorder | None) -> None:
+    use_recorder(None)
+    if recorder is not None:
+        recorder.close()
+
+
+def dora_by_service(store: EvidenceStore, now: datetime) -> list[DoraFigures]:
+    """The DORA figures of each service over the last DORA_WINDOW."""
+    since = now - DORA_WINDOW
+    summaries = store.summaries(since)
+    services = sorted({s.service for s in summaries})
+    return [
+        dora((s for s in summaries if s.service == service), since, now, service)
+        for service in services
+    ]
+
+
+def _read_dora(settings: Settings) -> list[DoraFigures]:
+    url = settings.evidence_store
+    assert url is not None
+    with EvidenceStore(url) as store:
+        return dora_by_service(store, datetime.now(UTC))
+
+
+def set_dora_gauges(meter: MetricMeter, figures: list[DoraFigures]) -> None:
+    for name, (metric, description) in DORA_GAUGES.items():
+        gauge = meter.create_gauge_float(metric, description)
+        for each in figures:
+            value = getattr(each, name)
+            if value is not None:
+                gauge.set(float(value), {"service": each.service})
+
+
+async def keep_exporting(settings: Settings, recorder: Recorder, meter: MetricMeter) -> None:
+    """Refresh the store's gauges every STORE_EVERY and the DORA ones every DORA_EVERY,
+    until cancelled; a store that cannot answer leaves the DORA gauges as they were."""
+    up = meter.create_gauge(STORE_UP, "1 while the evidence store takes what the worker writes")
+    not_kept = meter.create_counter(NOT_KEPT, "checks and events the evidence store lost")
+    counted = 0
+    dora_due = datetime.min.replace(tzinfo=UTC)
+    while True:
+        up.set(int(recorder.up))
+        if recorder.not_kept > counted:
+            not_kept.add(recorder.not_kept - counted)
+            counted = recorder.not_kept
+        if datetime.now(UTC) >= dora_due:
+            dora_due = datetime.now(UTC) + DORA_EVERY
+            try:
+                set_dora_gauges(meter, await asyncio.to_thread(_read_dora, settings))
+            except StoreUnavailable as err:
+                logging.warning("could not read DORA figures: %s", err)
+            except Exception:  # never let the refresh end for good
+                logging.exception("could not read DORA figures")
+        await asyncio.sleep(STORE_EVERY.total_seconds())
