@@ -172,6 +172,12 @@ class CheckRecord(_Model):
     drift: str | None = None
     notes: tuple[str, ...] = ()
 
+    def trend_point(self) -> TrendPoint:
+        return TrendPoint(
+            canary=self.canary.error_rate if self.canary else None,
+            stable=self.stable.error_rate if self.stable else None,
+        )
+
 
 class EventRecord(_Model):
     """One thing that happened to a deployment: a notification's event, a hook's run, a

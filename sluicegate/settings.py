@@ -4,13 +4,23 @@ TOML file (SLUICEGATE_CONFIG, else ~/.config/sluicegate/config.toml), over the d
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -135,6 +145,11 @@ class Settings(BaseSettings):
         description="where `sluice chatops` serves report pages, e.g. https://sluice.example.com;"
         " notifications link to them",
     )
+    report_secret: SecretStr | None = Field(
+        default=None,
+        description="signs the report links of notifications, so a browser may open them "
+        "without an API token; the same on the workers and `sluice chatops`",
+    )
 
     @field_validator("metrics_address")
     @classmethod
@@ -199,10 +214,21 @@ class Settings(BaseSettings):
         return f"{base}/{run_id}/history" if run_id else base
 
     def report_link(self, service: str, deployment_id: str) -> str | None:
-        """The report page of a deployment, when `report_url` says where pages are served."""
+        """The report page of a deployment, when `report_url` says where pages are served;
+        signed with `report_secret` if set."""
         if not self.report_url:
             return None
-        return f"{self.report_url}/reports/{service}/{deployment_id}"
+        link = f"{self.report_url}/reports/{service}/{deployment_id}"
+        signature = self.report_signature(service, deployment_id)
+        return f"{link}?signature={signature}" if signature else link
+
+    def report_signature(self, service: str, deployment_id: str) -> str | None:
+        """HMAC-SHA256 of the page's service and deployment; None without `report_secret`."""
+        if self.report_secret is None:
+            return None
+        key = self.report_secret.get_secret_value().encode()
+        message = f"{service}/{deployment_id}".encode()
+        return hmac.new(key, message, hashlib.sha256).hexdigest()
 
     @property
     def evidence_store(self) -> StoreUrl | None:

@@ -64,9 +64,17 @@ async def test_controls_are_told_with_who_sent_them(
         )
         await handle.execute_update(CanaryDeployment.abort_update, ControlInput(by="carol"))
         result = await handle.result()
-    assert acts.events == ["started", "stage_advanced", "paused", "resumed", "rolled_back"]
-    paused, resumed, rolled_back = acts.notifications[2:]
+    assert acts.events == [
+        "started",
+        "stage_advanced",
+        "paused",
+        "resumed",
+        "abort_requested",
+        "rolled_back",
+    ]
+    paused, resumed, aborted, rolled_back = acts.notifications[2:]
     assert (paused.by, resumed.by, resumed.summary) == ("bob", "bob", "resumed: batch done")
+    assert (aborted.by, aborted.summary) == ("carol", "abort requested")
     assert "aborted by carol" in rolled_back.summary
     assert result.outcome == "rolled_back"
 

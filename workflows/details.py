@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from sluicegate import visibility
     from sluicegate.contracts import WATCHING, DeploymentStatus, Outcome, Phase
     from sluicegate.describe import short_duration, span, watched_line
+    from sluicegate.evidence import trend_lines
     from sluicegate.spec import DeploymentSpec, service_name_problem
 
 
@@ -86,6 +87,12 @@ def render_details(spec: DeploymentSpec, status: DeploymentStatus) -> str:
             "",
             f"Latest reported check #{check.number}: {check.verdict.status}: {check.describe()}",
         ]
+        if (trend := trend_lines(check.trend)) is not None:
+            lines += [
+                "",
+                f"Trend of the last {len(check.trend)} checks:",
+                *(f"- `{t}`" for t in trend),
+            ]
     if status.hooks:
         lines += ["", "Hooks:"]
         lines += [f"- {hook.describe()}" for hook in status.hooks[-10:]]

@@ -20,6 +20,7 @@ from temporalio.client import Client
 from frontends.chatops.api import ControlApi, error
 from frontends.chatops.controls import Controls
 from frontends.chatops.guards import RateLimit
+from frontends.chatops.reports import ReportPages
 from frontends.chatops.slack import SlackApp
 from sluicegate.errors import SluicegateError
 from sluicegate.settings import Settings
@@ -98,19 +99,26 @@ async def _drain(receive: Receive, limit: int) -> None:
 
 
 def build_app(settings: Settings, client: Client, http: httpx.AsyncClient) -> Starlette:
-    """Slack routes if a signing secret is set, API routes if tokens are, and /healthz."""
+    """Slack routes if a signing secret is set, API routes if tokens are, report pages if
+    the evidence store is on, and /healthz."""
     config = settings.chatops
     controls = Controls(client, settings.task_queue)
     limit = RateLimit(config.rate_limit)
 
+    reports = settings.evidence_store is not None
+
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"ok": True, "slack": config.serves_slack, "api": config.serves_api})
+        return JSONResponse(
+            {"ok": True, "slack": config.serves_slack, "api": config.serves_api, "reports": reports}
+        )
 
     routes = [Route("/healthz", healthz, methods=["GET"])]
     if config.serves_slack:
         routes += SlackApp(config, controls, limit, http).routes()
     if config.serves_api:
         routes += ControlApi(config.tokens, controls, limit).routes()
+    if reports:
+        routes += ReportPages(settings, config.tokens, limit).routes()
     return Starlette(
         routes=routes,
         middleware=[Middleware(BodyLimit, max_bytes=config.max_body_bytes)],

@@ -17,7 +17,7 @@ from rich.markup import escape
 from temporalio.service import RPCError
 from typer.core import TyperGroup
 
-from frontends.cli import checks, routing, serving, steering
+from frontends.cli import checks, reporting, routing, serving, steering
 from frontends.cli.session import Exit, Overrides, errors
 from sluicegate.errors import (
     ControlRefused,
@@ -76,8 +76,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-# In this order in `sluice --help`: deploy and steer, undo and restore, check, serve.
-for module in (steering, routing, checks, serving):
+# In this order in `sluice --help`: deploy and steer, undo and restore, check, report, serve.
+for module in (steering, routing, checks, reporting, serving):
     app.add_typer(module.commands)
 
 

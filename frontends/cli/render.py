@@ -25,6 +25,7 @@ from sluicegate.contracts import (
     RestoreResult,
 )
 from sluicegate.describe import watched_line
+from sluicegate.evidence import trend_lines
 from sluicegate.spec import AnalysisSpec
 
 STATUS_STYLE = {"healthy": "green", "breach": "bold red", "inconclusive": "yellow"}
@@ -176,6 +177,9 @@ def status_view(status: DeploymentStatus, check: CheckReport | None) -> Renderab
     shown = check or status.latest_check
     if shown is not None:
         parts.append(check_table(shown))
+        if (trend := trend_lines(shown.trend)) is not None:
+            canary, stable = trend
+            parts.append(Text(f"trend, last {len(shown.trend)} checks:\n  {canary}\n  {stable}"))
     if status.reason:
         parts.append(Text(status.reason))
     return Group(*parts)
