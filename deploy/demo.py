@@ -40,7 +40,10 @@ from deploy.processes import REPO_ROOT, free_port, venv_binary
 from deploy.stack import LocalStack, canary_spec
 from frontends.client.deployments import DeploymentHandle, follow, start_deployment
 from frontends.client.lines import event_line, hook_lines
+from frontends.client.reports import deployment_evidence, page
 from sluicegate.contracts import DeploymentResult, DeploymentStatus, HookResult
+from sluicegate.errors import SluicegateError
+from sluicegate.evidence import DeploymentEvidence
 from sluicegate.settings import CommandSetting, Settings
 from sluicegate.spec import DeploymentSpec
 from workers.client import connect
@@ -48,6 +51,7 @@ from workers.client import connect
 DEFAULT_STATE_DIR = Path(".state") / "demo"  # under the directory it is started in
 TASK_QUEUE = "sluicegate-demo"
 SERVICE = "shop"
+REPORT_WAIT_S = 30  # for the worker's recorder to write the rollback's outcome
 LOAD_RPS = 300
 GATED_STAGES = [{"name": "review", "weight": 10, "bake": "PT5S", "manual_gate": True}]
 INSTANCES = 2  # per version
@@ -143,6 +147,7 @@ async def run(args: argparse.Namespace) -> int:
         say("v3's instances " + ("are stopped." if stopped else "still answer: not stopped!"))
         at_rest = await router_for(_spec(front, v2, v3, backups).router).read_state()
         say(f"{name} now: {at_rest.describe()}")
+        report = await write_report(stack.evidence, state_dir / "report-v3.html")
         expected = {
             "v2 promoted": healthy.outcome == "promoted",
             "v2's hooks start-v2, v2-up, v2-up, retire-v1 passed in order": _hooks_ran(
@@ -158,6 +163,7 @@ async def run(args: argparse.Namespace) -> int:
             f"{name} at 100% v2": at_rest.canary_weight == 0
             and set(at_rest.stable_endpoints) == set(v2.addresses),
             "v2 answering": _answering(v2) == v2.ports,
+            "v3's report written": report is not None,
         }
         failed = [what for what, held in expected.items() if not held]
         ok = not failed
@@ -175,6 +181,29 @@ async def run(args: argparse.Namespace) -> int:
         stack.close()
         for line in fleet_hooks.retire_all(state_dir):
             say(f"  cleanup: {line}")
+
+
+async def write_report(evidence: Path, page_file: Path) -> Path | None:
+    """The report page of the latest (rolled-back) deployment, once the worker's recorder
+    has written its outcome to the evidence store (it writes within a second)."""
+    settings = Settings(evidence_url=str(evidence))
+
+    def rolled_back() -> DeploymentEvidence | None:
+        try:
+            found = deployment_evidence(settings, SERVICE)
+        except SluicegateError:
+            return None
+        return found if found.summary.outcome == "rolled_back" else None
+
+    for _ in range(REPORT_WAIT_S * 10):
+        if (found := await asyncio.to_thread(rolled_back)) is not None:
+            page_file.write_text(page(settings, found), encoding="utf-8")
+            say(f"v3's report, every check charted: file://{page_file}")
+            say(f"  made by: SLUICEGATE_EVIDENCE_URL={evidence} sluice report {SERVICE} --html F")
+            return page_file
+        await asyncio.sleep(0.1)
+    say(f"v3's report: the evidence store {evidence} has no outcome of it")
+    return None
 
 
 def fleet_commands(state_dir: Path) -> dict[str, CommandSetting]:

@@ -63,6 +63,11 @@ class LocalStack:
     def log_dir(self) -> Path:
         return self.state_dir / "logs"
 
+    @property
+    def evidence(self) -> Path:
+        """The evidence store (SQLite) of this stack's workers."""
+        return self.state_dir / "evidence.db"
+
     def temporal(self, port: int | None = None, ui_port: int | None = None) -> tuple[str, int]:
         """Start the dev server; returns its address and Web UI port."""
         port, ui_port = port or free_port(), ui_port or free_port()
@@ -94,7 +99,11 @@ class LocalStack:
     ) -> Process:
         """A worker; `commands` are what its command hooks may run (SLUICEGATE_COMMANDS);
         with `metrics_address`, it serves Prometheus metrics there."""
-        env = {"SLUICEGATE_TEMPORAL_ADDRESS": temporal_address, "SLUICEGATE_TASK_QUEUE": task_queue}
+        env = {
+            "SLUICEGATE_TEMPORAL_ADDRESS": temporal_address,
+            "SLUICEGATE_TASK_QUEUE": task_queue,
+            "SLUICEGATE_EVIDENCE_URL": str(self.evidence),
+        }
         if metrics_address:
             env["SLUICEGATE_METRICS_ADDRESS"] = metrics_address
         if commands:

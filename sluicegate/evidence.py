@@ -8,6 +8,7 @@ worker's DORA gauges read them back as a `DeploymentEvidence` or `DeploymentSumm
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ OUTCOMES = ("promoted", "rolled_back", "not_started")
 ROLLBACK_VERIFIED = "rollback_verified"
 HOOK = "hook"
 QUANTILES = (0.5, 0.99)
+_QUERY_PASSWORD = re.compile(r"([?&])password=[^&]*&?")  # libpq takes one there too
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,11 @@ class StoreUrl:
         """The URL without its password."""
         if self.kind == "sqlite":
             return f"SQLite {self.target}"
-        head, _, rest = self.target.partition("://")
+        target = _QUERY_PASSWORD.sub(r"\1", self.target).rstrip("?&")
+        head, _, rest = target.partition("://")
         credentials, at, host = rest.rpartition("@")
         user = credentials.partition(":")[0]
-        return f"{head}://{user}{at}{host}" if at else self.target
+        return f"{head}://{user}{at}{host}" if at else target
 
 
 class _Model(BaseModel):

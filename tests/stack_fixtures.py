@@ -72,6 +72,7 @@ async def sluice_worker(
     env = {
         "SLUICEGATE_TEMPORAL_ADDRESS": address,
         "SLUICEGATE_TASK_QUEUE": task_queue,
+        "SLUICEGATE_EVIDENCE_URL": str(stack.evidence),
         **(env or {}),
     }
     process = start(f"worker-{task_queue}", [venv_binary("sluice"), "worker"], stack.log_dir, env)
@@ -110,6 +111,7 @@ async def sluice_chatops(
         "HOME": str(home),
         "SLUICEGATE_TEMPORAL_ADDRESS": address,
         "SLUICEGATE_TASK_QUEUE": task_queue,
+        "SLUICEGATE_EVIDENCE_URL": str(stack.evidence),
     }
     argv = [venv_binary("sluice"), "--config", str(config), "chatops", "--port", str(port)]
     process = start(f"chatops-{task_queue}", argv, stack.log_dir, env)

@@ -15,7 +15,9 @@ from sluicegate.evidence import DoraFigures, dora
 from sluicegate.settings import Settings
 
 DORA_WINDOW = timedelta(days=30)
-DORA_EVERY = timedelta(seconds=60)
+# The figures are read again once this worker has kept an outcome, and at least this often
+# (other workers' outcomes, the window moving on).
+DORA_EVERY = timedelta(minutes=5)
 STORE_EVERY = timedelta(seconds=10)
 DORA_GAUGES = {
     "per_day": ("sluicegate_dora_deployments_per_day", "deployments that moved traffic, per day"),
@@ -87,19 +89,22 @@ def set_dora_gauges(meter: MetricMeter, figures: list[DoraFigures]) -> None:
 
 
 async def keep_exporting(settings: Settings, recorder: Recorder, meter: MetricMeter) -> None:
-    """Refresh the store's gauges every STORE_EVERY and the DORA ones every DORA_EVERY,
-    until cancelled; a store that cannot answer leaves the DORA gauges as they were."""
+    """Refresh the store's gauges every STORE_EVERY, and the DORA ones once this worker kept
+    an outcome or DORA_EVERY passed, until cancelled; a store that cannot answer leaves the
+    DORA gauges as they were."""
     up = meter.create_gauge(STORE_UP, "1 while the evidence store takes what the worker writes")
     not_kept = meter.create_counter(NOT_KEPT, "checks and events the evidence store lost")
     counted = 0
-    dora_due = datetime.min.replace(tzinfo=UTC)
+    outcomes = -1  # none read yet
+    dora_due = datetime.now(UTC)
     while True:
         up.set(int(recorder.up))
         if recorder.not_kept > counted:
             not_kept.add(recorder.not_kept - counted)
             counted = recorder.not_kept
-        if datetime.now(UTC) >= dora_due:
+        if datetime.now(UTC) >= dora_due or recorder.outcomes != outcomes:
             dora_due = datetime.now(UTC) + DORA_EVERY
+            outcomes = recorder.outcomes
             try:
                 set_dora_gauges(meter, await asyncio.to_thread(_read_dora, settings))
             except StoreUnavailable as err:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from activities.evidence.store import EvidenceStore, Record, StoreUnavailable
-from sluicegate.evidence import CheckRecord, StoreGap, StoreUrl
+from sluicegate.evidence import OUTCOMES, CheckRecord, EventRecord, StoreGap, StoreUrl
 
 CAPACITY = 10_000  # records buffered while the store is away (about 30 MB at most)
 BATCH = 200  # records per transaction
@@ -71,6 +71,7 @@ class Recorder:
         self._thread = threading.Thread(target=self._run, name="evidence-recorder", daemon=True)
         self._stopping = False
         self.written = 0  # records kept, for the worker's metrics
+        self.outcomes = 0  # deployments' outcomes kept: the DORA figures have changed
         self.not_kept = 0  # records lost (buffer full, or left at shutdown)
         self.up = True
 
@@ -121,6 +122,9 @@ class Recorder:
                 store = store or EvidenceStore(self.url)
                 store.write([*pending, *self._gap_to_keep()])
                 self.written += len(pending)
+                self.outcomes += sum(
+                    1 for r in pending if isinstance(r, EventRecord) and r.kind in OUTCOMES
+                )
                 pending.clear()
                 self._back_up(store)
                 pause = FIRST_PAUSE_S
