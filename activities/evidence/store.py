@@ -114,7 +114,11 @@ class EvidenceStore:
             self._db: _Connection = (
                 _Sqlite(url.target) if url.kind == "sqlite" else _Postgres(url.target)
             )
-            self._migrate()
+            try:
+                self._migrate()
+            except BaseException:  # refused or failed: no connection left open behind
+                self._db.close()
+                raise
         except (sqlite3.Error, psycopg.Error, OSError) as err:
             raise StoreUnavailable(f"evidence store {url.describe()}: {_brief(err)}") from None
 

@@ -147,7 +147,11 @@ def dora_table(figures: list[DoraFigures], since: str) -> Table | Text:
     if not figures:
         return Text(f"no deployments in the evidence store in the last {since}")
     rows = [f.row() for f in figures]
-    table = Table(*rows[0], title=f"DORA figures, deployments begun in the last {since}")
+    table = Table(
+        *rows[0],
+        title=f"DORA figures, deployments begun in the last {since}",
+        caption="restore (breach detected → rollback verified), duration and lead time: medians",
+    )
     for row in rows:
         table.add_row(*row.values())
     return table

@@ -249,8 +249,8 @@ class _Marks:
     def x_range(self) -> list[str]:
         """The span of the deployment with a little room either side (more on the right, for
         the last label)."""
-        room = max((self.end - self.start) * 0.02, timedelta(seconds=5))
-        return [_axis_time(self.start - room), _axis_time(self.end + 4 * room)]
+        room = max((self.end - self.start) * 0.02, timedelta(seconds=1))
+        return [_axis_time(self.start - room), _axis_time(self.end + 3 * room)]
 
     def traces(self) -> list[go.Scatter]:
         """Controls along the top of a chart and drift along the bottom, with hover text."""

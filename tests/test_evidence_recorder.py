@@ -1,0 +1,154 @@
+"""The recorder on real stores: what activities hand it reaches the store; while the store is
+down it never blocks them, buffers what fits, counts what does not, and once the store is back
+keeps the buffered records and a StoreGap saying what was lost."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from activities.evidence.recorder import BATCH, Recorder
+from activities.evidence.store import EvidenceStore
+from sluicegate.analysis.verdict import Verdict
+from sluicegate.evidence import CheckRecord, EventRecord, StoreGap, StoreUrl
+from tests.tcp_relay import Relay
+from tests.waiting import eventually
+
+pytest_plugins = ["tests.postgres_fixtures"]
+
+RUN = "6f1c2a9e-0d1b-4c55-9a43-1f3e5c7d9b01"
+
+
+def _check(number: int, at: datetime) -> CheckRecord:
+    return CheckRecord(
+        deployment_id=RUN,
+        run_id=RUN,
+        service="checkout",
+        stage="canary-10",
+        number=number,
+        at=at,
+        canary_weight=10,
+        status="healthy",
+        rollback=False,
+        stable=None,
+        canary=None,
+        verdict=Verdict(status="healthy", results=()),
+    )
+
+
+def _event(number: int, at: datetime) -> EventRecord:
+    return EventRecord(
+        deployment_id=RUN,
+        run_id=RUN,
+        service="checkout",
+        kind="hook",
+        at=at,
+        summary=f"hook {number}",
+        ident=f"activity-{number}",
+    )
+
+
+def _records(first: int, count: int, at: datetime) -> list[CheckRecord | EventRecord]:
+    """`count` distinct records, every third an event."""
+    return [
+        _event(n, at) if n % 3 == 0 else _check(n, at + timedelta(milliseconds=n))
+        for n in range(first, first + count)
+    ]
+
+
+def _kept(store: EvidenceStore) -> tuple[int, int, tuple[StoreGap, ...]]:
+    found = store.evidence(RUN)
+    if found is None:
+        return 0, 0, ()
+    return len(found.checks), len(found.events), found.gaps
+
+
+def test_records_handed_over_are_kept_by_close(tmp_path: Path) -> None:
+    url = StoreUrl.parse(f"sqlite:///{tmp_path}/evidence.db")
+    now = datetime.now(UTC)
+    records = [_event(0, now), *_records(1, 499, now)]
+    recorder = Recorder(url).start()
+    for record in records:
+        recorder.record(record)
+    recorder.close()
+    assert (recorder.written, recorder.not_kept, recorder.up) == (500, 0, True)
+    with EvidenceStore(url) as store:
+        checks, events, gaps = _kept(store)
+    assert (checks, events, gaps) == (
+        sum(isinstance(r, CheckRecord) for r in records),
+        sum(isinstance(r, EventRecord) for r in records),
+        (),
+    )
+
+
+async def test_a_store_that_is_down_loses_only_what_does_not_fit(
+    fresh_postgres_url: str,
+) -> None:
+    """A real PostgreSQL behind a relay: cut, the store is down (connections refused, the
+    open one dropped); healed, it is back on the same address."""
+    server = fresh_postgres_url.removeprefix("postgresql://").partition("@")[2].partition("/")
+    relay = Relay(server[0])
+    through_relay = fresh_postgres_url.replace(server[0], relay.address)
+    recorder = Recorder(StoreUrl.parse(through_relay), capacity=50).start()
+    now = datetime.now(UTC)
+    try:
+        with EvidenceStore.open(fresh_postgres_url) as store:
+            recorder.record(*_records(0, 10, now))
+            await eventually(lambda: recorder.written == 10, "the first records written")
+            assert recorder.up
+
+            relay.cut()  # the recorder's connection is dropped; new ones are refused
+            recorder.record(*_records(10, 1, now))
+            await eventually(lambda: not recorder.up, "the recorder sees the store down")
+
+            handed = _records(11, 1000, now)
+            began = time.monotonic()
+            for record in handed:  # 20 times the buffer: each returns at once
+                recorder.record(record)
+            took = time.monotonic() - began
+            lost = recorder.not_kept
+            assert lost >= len(handed) - 50 - BATCH, f"{lost} lost of {len(handed)}"
+            assert _kept(store)[:2] == (7, 4)  # nothing more reached the store while it was down
+
+            relay.heal()
+            total = 10 + 1 + len(handed)
+            await eventually(
+                lambda: sum(_kept(store)[:2]) == total - lost and _kept(store)[2],
+                "the buffered records and the gap kept once the store is back",
+            )
+            assert recorder.up
+            assert recorder.written == total - lost
+            assert recorder.not_kept == lost
+            checks, events, gaps = _kept(store)
+        assert len(gaps) == 1
+        gap = gaps[0]
+        every = _records(0, total, now)
+        assert gap.checks == sum(isinstance(r, CheckRecord) for r in every) - checks
+        assert gap.events == sum(isinstance(r, EventRecord) for r in every) - events
+        assert gap.checks + gap.events == lost
+        assert gap.deployments == (RUN,)
+        assert gap.began_at <= gap.ended_at
+        assert gap.error
+    finally:
+        recorder.close()
+        relay.cut()
+    assert recorder.not_kept == lost  # nothing left over at shutdown
+    assert took < 5, f"handing {len(handed)} records took {took:.1f} s"
+
+
+@pytest.mark.parametrize("capacity", [1])
+def test_close_counts_what_a_store_that_never_came_up_did_not_keep(
+    tmp_path: Path, capacity: int
+) -> None:
+    """A SQLite path that cannot be a database (a directory): nothing is kept, all is counted."""
+    (tmp_path / "evidence.db").mkdir()
+    recorder = Recorder(StoreUrl.parse(str(tmp_path / "evidence.db")), capacity=capacity).start()
+    now = datetime.now(UTC)
+    recorder.record(*_records(0, 5, now))
+    recorder.close(timeout=1)
+    assert recorder.written == 0
+    assert recorder.not_kept == 5
+    assert not recorder.up
