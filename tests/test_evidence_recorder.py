@@ -4,11 +4,9 @@ keeps the buffered records and a StoreGap saying what was lost."""
 
 from __future__ import annotations
 
-import time
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from activities.evidence.recorder import BATCH, Recorder
 from activities.evidence.store import EvidenceStore
@@ -105,13 +103,11 @@ async def test_a_store_that_is_down_loses_only_what_does_not_fit(
             await eventually(lambda: not recorder.up, "the recorder sees the store down")
 
             handed = _records(11, 1000, now)
-            began = time.monotonic()
-            for record in handed:  # 20 times the buffer: each returns at once
+            for record in handed:  # 20 times the buffer: it never waits for room
                 recorder.record(record)
-            took = time.monotonic() - began
             lost = recorder.not_kept
             assert lost >= len(handed) - 50 - BATCH, f"{lost} lost of {len(handed)}"
-            assert _kept(store)[:2] == (7, 4)  # nothing more reached the store while it was down
+            assert _kept(store)[:2] == (6, 4)  # nothing more reached the store while it was down
 
             relay.heal()
             total = 10 + 1 + len(handed)
@@ -136,19 +132,17 @@ async def test_a_store_that_is_down_loses_only_what_does_not_fit(
         recorder.close()
         relay.cut()
     assert recorder.not_kept == lost  # nothing left over at shutdown
-    assert took < 5, f"handing {len(handed)} records took {took:.1f} s"
 
 
-@pytest.mark.parametrize("capacity", [1])
-def test_close_counts_what_a_store_that_never_came_up_did_not_keep(
-    tmp_path: Path, capacity: int
-) -> None:
-    """A SQLite path that cannot be a database (a directory): nothing is kept, all is counted."""
+async def test_closing_while_the_store_is_down_counts_each_record_once(tmp_path: Path) -> None:
+    """A SQLite path that cannot be opened (a directory): nothing is kept. Closed while it
+    waits to reconnect, the recorder stops and counts each record not kept once."""
     (tmp_path / "evidence.db").mkdir()
-    recorder = Recorder(StoreUrl.parse(str(tmp_path / "evidence.db")), capacity=capacity).start()
-    now = datetime.now(UTC)
-    recorder.record(*_records(0, 5, now))
-    recorder.close(timeout=1)
-    assert recorder.written == 0
-    assert recorder.not_kept == 5
-    assert not recorder.up
+    before = set(threading.enumerate())
+    recorder = Recorder(StoreUrl.parse(str(tmp_path / "evidence.db"))).start()
+    ours = [t for t in set(threading.enumerate()) - before if t.name == "evidence-recorder"]
+    recorder.record(*_records(0, 5, datetime.now(UTC)))
+    await eventually(lambda: not recorder.up, "the recorder sees the store down")
+    recorder.close(timeout=0.2)  # shorter than its first pause before reconnecting (0.5 s)
+    await eventually(lambda: not any(t.is_alive() for t in ours), "the recorder stopped")
+    assert (recorder.written, recorder.not_kept) == (0, 5)
