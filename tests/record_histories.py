@@ -437,6 +437,9 @@ async def main() -> None:
             # each stage's end, a pause, a promote, and before a rollback.
             "promoted_not_awaiting_watchers.json": promoted_with_controls,
             "aborted_not_awaiting_the_watcher.json": aborted_by_operator,
+            # After 0.1.0: promote and abort notified (patch control-notices).
+            "promoted_with_control_notices.json": promoted_with_controls,
+            "aborted_with_a_control_notice.json": aborted_by_operator,
         }
         for name, record in recorders.items():
             path = HISTORIES / name

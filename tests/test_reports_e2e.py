@@ -175,16 +175,17 @@ async def rolled_back(
 async def test_the_rollback_notification_links_the_signed_report_page(
     rolled_back: RolledBack, processes: Processes, receiver: Receiver
 ) -> None:
-    [notification] = receiver.of("rolled_back")
-    link = urlparse(notification["report"])
+    # A delivery retried after a slow answer may come twice: the same body each time.
+    [report] = {post["report"] for post in receiver.of("rolled_back")}
+    link = urlparse(report)
     assert f"{link.scheme}://{link.netloc}" == processes.chatops
     assert link.path == f"/reports/{SERVICE}/{rolled_back.first_run_id}"
     [signature] = parse_qs(link.query)["signature"]
     assert len(signature) == 64 and set(signature) <= set("0123456789abcdef")
     assert signature == signed(rolled_back.first_run_id)
     # The breach links the same page; the start links none.
-    assert [p["report"] for p in receiver.of("breach")] == [notification["report"]]
-    assert [p["report"] for p in receiver.of("started")] == [None]
+    assert {post["report"] for post in receiver.of("breach")} == {report}
+    assert {post["report"] for post in receiver.of("started")} == {None}
 
 
 async def test_the_report_page_opens_with_its_signature_or_a_token_allowed_status(

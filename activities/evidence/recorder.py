@@ -70,6 +70,7 @@ class Recorder:
         self._outage: _Outage | None = None
         self._thread = threading.Thread(target=self._run, name="evidence-recorder", daemon=True)
         self._stopping = False
+        self._wake = threading.Event()  # set by close(): no more pausing to reconnect
         self.written = 0  # records kept, for the worker's metrics
         self.outcomes = 0  # deployments' outcomes kept: the DORA figures have changed
         self.not_kept = 0  # records lost (buffer full, or left at shutdown)
@@ -90,15 +91,27 @@ class Recorder:
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued (for at most `timeout` seconds), then stop."""
         self._stopping = True
+        self._wake.set()
         with contextlib.suppress(queue.Full):
             self._queue.put(None, timeout=timeout)
         self._thread.join(timeout)
-        left = self._queue.qsize()
+        left = self._drop_queued()
         if left:
-            self.not_kept += left
             logger.error(
                 "evidence store %s: %d records not kept at shutdown", self.url.describe(), left
             )
+
+    def _drop_queued(self) -> int:
+        """Lose what is still queued: each record once, whichever thread takes it; how many."""
+        dropped = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return dropped
+            if item is not None:
+                self._lose(item, "the worker stopped before the store was back")
+                dropped += 1
 
     def _lose(self, record: Record, why: str) -> None:
         with self._lock:
@@ -134,9 +147,9 @@ class Recorder:
             except (StoreUnavailable, sqlite3.Error, psycopg.Error, OSError) as err:
                 self._down(store, err)
                 store = None
-                if done:
+                if done or self._stopping:
                     break
-                time.sleep(pause)
+                self._wake.wait(pause)
                 pause = min(pause * 2, MAX_PAUSE_S)
         if store is not None:
             store.close()
