@@ -232,11 +232,6 @@ def test_dora_over_a_window() -> None:
     assert figures.duration_median_s == pytest.approx(25 * 60)
     # Lead times 70 and 200 minutes: rolled-back and uncommitted ones have none.
     assert figures.lead_time_median_s == pytest.approx(135 * 60)
-    row = figures.row()
-    assert row["deploys/day"] == "1.50"
-    assert row["change failure"] == "50%"
-    assert row["restore (median)"] == "60.0s"
-    assert row["duration (median)"] == "25.0m"
 
 
 def test_dora_without_deployments_that_moved_traffic() -> None:
@@ -252,7 +247,6 @@ def test_dora_without_deployments_that_moved_traffic() -> None:
     assert figures.change_failure_rate is None
     assert figures.time_to_restore_median_s is None and figures.time_to_restore_max_s is None
     assert figures.duration_median_s is None and figures.lead_time_median_s is None
-    assert figures.row()["change failure"] == "-"
 
 
 def test_a_short_window_counts_per_day_over_an_hour_at_least() -> None:

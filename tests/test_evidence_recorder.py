@@ -4,9 +4,11 @@ keeps the buffered records and a StoreGap saying what was lost."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from activities.evidence.recorder import BATCH, Recorder
 from activities.evidence.store import EvidenceStore
@@ -57,6 +59,21 @@ def _records(first: int, count: int, at: datetime) -> list[CheckRecord | EventRe
     ]
 
 
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        return True
+    return False
+
+
+async def _cut(relay: Relay) -> None:
+    """Cut the relay, and wait until its port refuses connections: its listener, closed while
+    its thread waits in accept(), goes on listening until one more connection comes."""
+    relay.cut()
+    await eventually(lambda: _refused(relay.port), f"{relay.address} refusing connections")
+
+
 def _kept(store: EvidenceStore) -> tuple[int, int, tuple[StoreGap, ...]]:
     found = store.evidence(RUN)
     if found is None:
@@ -87,9 +104,9 @@ async def test_a_store_that_is_down_loses_only_what_does_not_fit(
 ) -> None:
     """A real PostgreSQL behind a relay: cut, the store is down (connections refused, the
     open one dropped); healed, it is back on the same address."""
-    server = fresh_postgres_url.removeprefix("postgresql://").partition("@")[2].partition("/")
-    relay = Relay(server[0])
-    through_relay = fresh_postgres_url.replace(server[0], relay.address)
+    direct = urlsplit(fresh_postgres_url)
+    relay = Relay(f"{direct.hostname}:{direct.port}")
+    through_relay = direct._replace(netloc=f"{direct.username}@{relay.address}").geturl()
     recorder = Recorder(StoreUrl.parse(through_relay), capacity=50).start()
     now = datetime.now(UTC)
     try:
@@ -98,7 +115,7 @@ async def test_a_store_that_is_down_loses_only_what_does_not_fit(
             await eventually(lambda: recorder.written == 10, "the first records written")
             assert recorder.up
 
-            relay.cut()  # the recorder's connection is dropped; new ones are refused
+            await _cut(relay)  # the recorder's connection is dropped; new ones are refused
             recorder.record(*_records(10, 1, now))
             await eventually(lambda: not recorder.up, "the recorder sees the store down")
 
@@ -130,7 +147,7 @@ async def test_a_store_that_is_down_loses_only_what_does_not_fit(
         assert gap.error
     finally:
         recorder.close()
-        relay.cut()
+        await _cut(relay)
     assert recorder.not_kept == lost  # nothing left over at shutdown
 
 

@@ -173,9 +173,10 @@ async def test_an_abort_while_stable_is_measured_ends_it_at_once_not_started(
         result = await handle.result()
     assert (result.outcome, result.reason) == ("not_started", "aborted by alice: wrong build")
     assert result.canary_weight == 0 and acts.weights == []
-    # The measuring is stopped before the rollback; nothing was started, so nothing told.
+    # The measuring is stopped before the rollback; nothing was started, so only the abort
+    # and the outcome are told.
     assert acts.steps == ["baseline cancelled", "rollback"]
-    assert acts.events == ["not_started"]
+    assert acts.events == ["abort_requested", "not_started"]
 
 
 async def test_a_cancel_while_stable_is_measured_rolls_back(

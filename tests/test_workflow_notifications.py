@@ -92,7 +92,8 @@ async def test_a_manual_gate_asks_for_a_decision(
         result = await handle.result()
     assert result.outcome == "promoted"
     assert acts.events == [
-        "started", "stage_advanced", "awaiting_approval", "guarding", "promoted",
+        "started", "stage_advanced", "awaiting_approval", "promote_requested", "guarding",
+        "promoted",
     ]  # fmt: skip
     gate = acts.notifications[2]
     assert gate.offers_decision and "waits for approval" in gate.summary
@@ -124,5 +125,5 @@ async def test_a_broken_notifier_never_stops_the_deployment(
     assert acts.weights[-1] == 0 and acts.state.stable_endpoints == (acts.state.canary_endpoints)
     assert result.notification_failures[0] == "started → notifier crashed"
     assert [f.split(" → ")[0] for f in result.notification_failures] == [
-        "started", "stage_advanced", "guarding", "promoted",
+        "started", "stage_advanced", "promote_requested", "guarding", "promoted",
     ]  # fmt: skip

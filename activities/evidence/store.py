@@ -55,8 +55,12 @@ class _Sqlite:
             isolation_level=None,
             check_same_thread=False,
         )
-        self.db.execute("PRAGMA journal_mode=WAL")  # readers (sluice report) beside the worker
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")  # readers (sluice report) beside the worker
+            self.db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error:  # e.g. the file is not a database
+            self.db.close()
+            raise
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.db.execute(sql, tuple(params)).fetchall()
@@ -143,10 +147,12 @@ class EvidenceStore:
 
     def _migrate(self) -> None:
         """Apply the migrations this store lacks, in one transaction."""
-        self._db.execute("CREATE TABLE IF NOT EXISTS sluicegate_schema (version INTEGER NOT NULL)")
         with self._db.transaction():
             if self.url.kind == "postgresql":
                 self._db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS sluicegate_schema (version INTEGER NOT NULL)"
+            )
             version = self.schema_version()
             if version > SCHEMA_VERSION:
                 raise StoreUnavailable(
