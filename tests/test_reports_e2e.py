@@ -335,3 +335,29 @@ async def test_the_workers_metrics_show_the_change_failure_rate(
     await eventually(failure_rate_shown, "sluicegate_dora_change_failure_rate{service} 1", 1200)
     assert samples[("sluicegate_evidence_store_up", None)] == 1.0
     assert samples[("sluicegate_dora_deployments_per_day", SERVICE)] > 0
+
+
+# -- a store that is down ------------------------------------------------------------------
+
+
+async def test_a_store_that_is_down_never_holds_up_a_rollback(
+    stack: LocalStack, dev_server: str, client: Client
+) -> None:
+    """A worker whose PostgreSQL never answers: the broken canary is rolled back all the same,
+    and the worker says the store is unavailable and that the deployments go on."""
+    queue = f"{TASK_QUEUE}-store-down"
+    down = f"postgresql://sluicegate@127.0.0.1:{free_port()}/evidence"
+    async with sluice_worker(stack, dev_server, queue, {"SLUICEGATE_EVIDENCE_URL": down}) as worker:
+        site = Site(stack, f"{SERVICE}-down", error_rates=(0.0, 0.3))
+        try:
+            stages = [{"name": "half", "weight": 50, "bake": "PT10M"}]
+            handle = await start_deployment(client, site.spec(stages=stages), queue)
+            result = await handle.result()
+        finally:
+            site.stop()
+        assert result.outcome == "rolled_back", result.reason
+        assert result.evidence is not None and result.evidence.verdict.status == "breach"
+        await eventually(
+            lambda: "unavailable" in worker.tail(200) and "deployments go on" in worker.tail(200),
+            "the worker logs that the evidence store is down",
+        )
