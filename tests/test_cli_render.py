@@ -22,12 +22,14 @@ from sluicegate.contracts import (
     MAX_BY,
     MAX_REASON,
     BakeClock,
+    CheckReport,
     ControlInput,
     ControlRecord,
     Finding,
     HookResult,
     PreflightReport,
 )
+from sluicegate.evidence import TrendPoint
 
 NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -237,6 +239,21 @@ def test_status_view_shows_stable_before_the_deployment_and_the_unwatched_bake()
     shown = console.export_text()
     assert "stable before the deployment: stable already breaches availability" in shown
     assert "(2m unwatched, made up)" in shown
+
+
+def test_status_view_draws_the_trend_of_the_last_checks() -> None:
+    check = CheckReport(
+        stage="pilot",
+        at=NOW,
+        number=3,
+        verdict=Verdict(status="healthy", results=()),
+        trend=(TrendPoint(canary=0.0, stable=0.0), TrendPoint(canary=0.04, stable=0.0)),
+    )
+    console = Console(width=200, record=True)
+    console.print(status_view(a_status(), check))
+    shown = console.export_text()
+    assert "trend, last 2 checks:" in shown
+    assert "canary errors ▁█ (0 to 4%)" in shown and "stable errors ▁▁" in shown
 
 
 def test_a_control_without_a_reason_records_where_it_came_from() -> None:

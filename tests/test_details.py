@@ -8,6 +8,7 @@ from bench.scripted import a_baseline, a_status, make_spec
 from sluicegate.analysis.verdict import Verdict
 from sluicegate.contracts import BakeClock, CheckReport, DeploymentStatus
 from sluicegate.describe import short_duration, span, watched_line
+from sluicegate.evidence import TrendPoint
 from workflows.details import render_details
 
 
@@ -30,6 +31,24 @@ def test_latest_check_and_reason_are_shown() -> None:
     assert "Latest reported check #4: healthy" in text
     assert "Reason: aborted by ops" in text
     assert "Live checks" not in text
+
+
+def test_the_latest_checks_trend_is_drawn_canary_against_stable() -> None:
+    trend = tuple(
+        TrendPoint(canary=canary, stable=0.01) for canary in (0.01, 0.01, None, 0.05, 0.2)
+    )
+    check = CheckReport(
+        stage="pilot",
+        at=datetime.now(UTC),
+        number=5,
+        verdict=Verdict(status="breach", results=()),
+        trend=trend,
+    )
+    text = render_details(make_spec(), a_status(latest_check=check))
+    assert "Trend of the last 5 checks:" in text
+    # One scale for both: the worst check is the top, stable's 1% a low bar; a gap a space.
+    assert "- `canary errors ▁▁ ▃█ (0 to 20%)`" in text
+    assert "- `stable errors ▁▁▁▁▁`" in text
 
 
 def test_short_durations() -> None:

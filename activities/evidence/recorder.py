@@ -131,15 +131,18 @@ class Recorder:
             done = self._take(pending)
             if not pending and done:
                 break
+            gap = self._gap_to_keep()
+            if not pending and gap is None:
+                continue  # nothing to write yet
             try:
                 store = store or EvidenceStore(self.url)
-                store.write([*pending, *self._gap_to_keep()])
+                store.write([*pending, *([gap] if gap else [])])
                 self.written += len(pending)
                 self.outcomes += sum(
                     1 for r in pending if isinstance(r, EventRecord) and r.kind in OUTCOMES
                 )
                 pending.clear()
-                self._back_up(store)
+                self._back_up(store, gap)
                 pause = FIRST_PAUSE_S
                 if self.retention and time.monotonic() - purged_at > PURGE_EVERY_S:
                     purged_at = time.monotonic()
@@ -171,15 +174,17 @@ class Recorder:
             wait = 0.0
         return False
 
-    def _gap_to_keep(self) -> list[StoreGap]:
+    def _gap_to_keep(self) -> StoreGap | None:
+        with self._lock:
+            return self._outage.gap(datetime.now(UTC)) if self._outage is not None else None
+
+    def _back_up(self, store: EvidenceStore, kept: StoreGap | None) -> None:
+        """The store took the gap with the records: the outage is over, unless more was lost
+        meanwhile (then the gap is written again, counting it, with the next batch)."""
         with self._lock:
             outage = self._outage
-        return [outage.gap(datetime.now(UTC))] if outage is not None else []
-
-    def _back_up(self, store: EvidenceStore) -> None:
-        """The store took the gap with the records: the outage is over."""
-        with self._lock:
-            outage, self._outage = self._outage, None
+            if outage is not None and kept is not None and outage.gap(kept.ended_at) == kept:
+                self._outage = None
         if not self.up:
             self.up = True
             lost = f", {outage.checks} checks and {outage.events} events lost" if outage else ""
