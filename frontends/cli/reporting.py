@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich import box
+from rich.table import Column, Table
 from rich.text import Text
 
 from frontends.cli.session import Exit, Json, console, print_json, settings_from
@@ -63,9 +64,9 @@ def report(
     change failure rate, time to restore, duration and lead time, per service. It reads the
     store of the setting evidence_url (SLUICEGATE_EVIDENCE_URL), not Temporal.
 
-    Examples:
-    [bold]sluice report checkout --html checkout.html[/]
-    [bold]sluice report --since 30d[/]
+    Example: [bold]sluice report checkout --html checkout.html[/]
+
+    Example: [bold]sluice report --since 30d[/]
     """
     settings = settings_from(ctx.obj)
     if since is not None:
@@ -90,7 +91,10 @@ def report(
         if str(html) == "-":
             sys.stdout.write(text)
         else:
-            html.write_text(text, encoding="utf-8")
+            try:
+                html.write_text(text, encoding="utf-8")
+            except OSError as err:
+                raise InvalidArgument(f"--html {html}: cannot write it: {err.strerror}") from None
             console.print(f"wrote {html}: {headline(evidence)}", soft_wrap=True, highlight=False)
     elif as_json:
         print_json(evidence)
@@ -144,13 +148,17 @@ def report_lines(evidence: DeploymentEvidence) -> list[str]:
 
 
 def dora_table(figures: list[DoraFigures], since: str) -> Table | Text:
+    """Restore (breach detected → rollback verified), duration and lead time are medians."""
     if not figures:
         return Text(f"no deployments in the evidence store in the last {since}")
     rows = [f.row() for f in figures]
+    names = [row["service"] for row in rows]
     table = Table(
-        *rows[0],
-        title=f"DORA figures, deployments begun in the last {since}",
-        caption="restore (breach detected → rollback verified), duration and lead time: medians",
+        # Service names are never cut short; headings take two lines to leave them room.
+        Column("service", no_wrap=True, min_width=max(len(name) for name in names)),
+        *(Column(heading.replace(" ", "\n")) for heading in list(rows[0])[1:]),
+        box=box.SIMPLE_HEAD,
+        title=f"DORA figures, deployments begun in the last {since} (times: medians)",
     )
     for row in rows:
         table.add_row(*row.values())
