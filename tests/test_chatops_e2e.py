@@ -169,7 +169,7 @@ async def chatops(
 ) -> AsyncIterator[str]:
     """`sluice chatops` on a free port; its base URL once /healthz answers."""
     home = tmp_path_factory.mktemp("chatops")
-    health = {"ok": True, "slack": True, "api": True}
+    health = {"ok": True, "slack": True, "api": True, "reports": True}
     async with sluice_chatops(
         stack, dev_server, TASK_QUEUE, settings_toml(slack), home, health
     ) as (url, _):
