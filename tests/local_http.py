@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -32,3 +34,38 @@ class LocalServer:
         """Stop serving and release the port."""
         self.server.shutdown()
         self.server.server_close()
+
+
+class WebhookReceiver:
+    """Records the JSON posted to /<channel>, answering like a Slack incoming webhook;
+    `/hang` holds each request until `stop()`."""
+
+    def __init__(self) -> None:
+        self.posts: dict[str, list[dict[str, Any]]] = {}
+        self.held = 0
+        self.release = threading.Event()
+        receiver = self
+
+        class Handler(QuietHandler):
+            protocol_version = "HTTP/1.0"  # one request per connection, as webhooks
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                channel = self.path.strip("/")
+                if channel == "hang":
+                    receiver.held += 1
+                    receiver.release.wait()
+                receiver.posts.setdefault(channel, []).append(body)
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")  # what Slack's incoming webhooks answer
+
+        self.server = LocalServer(Handler)
+        self.url = f"http://{self.server.address}"
+
+    def events(self, channel: str) -> list[str]:
+        return [post.get("event") or post["text"] for post in self.posts.get(channel, [])]
+
+    def stop(self) -> None:
+        self.release.set()
+        self.server.close()

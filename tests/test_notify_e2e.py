@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -17,6 +15,7 @@ from deploy.stack import LocalStack, Site
 from frontends.client.deployments import start_deployment
 from sluicegate.notifications import NotificationChannel
 from sluicegate.settings import Settings
+from tests.local_http import WebhookReceiver
 from tests.waiting import eventually
 from workers.client import connect
 from workers.main import build_worker
@@ -27,50 +26,9 @@ pytestmark = pytest.mark.e2e
 TASK_QUEUE = "notify-e2e"
 
 
-class Receiver:
-    """Records JSON posted to /<channel>; `/hang` holds each request until released."""
-
-    def __init__(self) -> None:
-        self.posts: dict[str, list[dict[str, Any]]] = {}
-        self.held = 0
-        self.release = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def events(self, channel: str) -> list[str]:
-        return [post.get("event") or post["text"] for post in self.posts.get(channel, [])]
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                channel = self.path.strip("/")
-                if channel == "hang":
-                    receiver.held += 1
-                    receiver.release.wait()
-                receiver.posts.setdefault(channel, []).append(body)
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")  # what Slack's incoming webhooks answer
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        return Handler
-
-    def stop(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
+def receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
     try:
         yield receiver
     finally:
@@ -82,7 +40,7 @@ def channel(name: str, url: str, **options: Any) -> NotificationChannel:
 
 
 @pytest.fixture(scope="module")
-async def client(dev_server: str, receiver: Receiver) -> AsyncIterator[Client]:
+async def client(dev_server: str, receiver: WebhookReceiver) -> AsyncIterator[Client]:
     """A worker whose channels are the receiver's, one with nothing listening behind it."""
     channels = (
         channel("oncall-slack", f"{receiver.url}/slack", type="slack", services=("notify-breach",)),
@@ -98,7 +56,7 @@ async def client(dev_server: str, receiver: Receiver) -> AsyncIterator[Client]:
 
 
 async def test_a_breach_pages_slack_with_its_numbers_and_the_rest_in_order(
-    stack: LocalStack, client: Client, receiver: Receiver
+    stack: LocalStack, client: Client, receiver: WebhookReceiver
 ) -> None:
     site = Site(stack, "notify-breach", error_rates=(0.0, 0.3))
     try:
@@ -124,7 +82,7 @@ async def test_a_breach_pages_slack_with_its_numbers_and_the_rest_in_order(
 
 
 async def test_dead_and_stuck_channels_never_hold_up_the_deployment(
-    stack: LocalStack, client: Client, receiver: Receiver
+    stack: LocalStack, client: Client, receiver: WebhookReceiver
 ) -> None:
     site = Site(stack, "notify-dead")
     try:

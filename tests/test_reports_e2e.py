@@ -10,10 +10,8 @@ import hmac
 import json
 import os
 import subprocess
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -30,6 +28,7 @@ from frontends.chatops.access import token_digest
 from frontends.client.deployments import start_deployment
 from sluicegate.contracts import DeploymentResult
 from sluicegate.evidence import StoreUrl
+from tests.local_http import WebhookReceiver
 from tests.stack_fixtures import sluice_chatops, sluice_worker
 from tests.waiting import eventually
 
@@ -41,37 +40,6 @@ REPORT_SECRET = "report-e2e-secret-4f1c9a7d2b"
 VIEWER = "sgt_report_e2e_viewer"  # allowed status on SERVICE only
 STRANGER = "sgt_report_e2e_stranger"  # allowed status on another service only
 CLI_TIMEOUT = 300.0  # seconds a `sluice report` may take on a loaded machine
-
-
-class Receiver:
-    """Records the JSON bodies webhooks post to it."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                receiver.posts.append(body)
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def of(self, event: str) -> list[dict[str, Any]]:
-        """SERVICE's notifications of `event`, in the order they came."""
-        return [p for p in self.posts if p.get("service") == SERVICE and p["event"] == event]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @dataclass
@@ -92,9 +60,15 @@ def signed(run: str) -> str:
     return hmac.new(REPORT_SECRET.encode(), message, hashlib.sha256).hexdigest()
 
 
+def sent(receiver: WebhookReceiver, event: str) -> list[dict[str, Any]]:
+    """SERVICE's notifications of `event`, in the order they came."""
+    posts = receiver.posts.get("hook", [])
+    return [p for p in posts if p.get("service") == SERVICE and p["event"] == event]
+
+
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
+def receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
     try:
         yield receiver
     finally:
@@ -121,7 +95,7 @@ def chatops_toml() -> str:
 async def processes(
     stack: LocalStack,
     dev_server: str,
-    receiver: Receiver,
+    receiver: WebhookReceiver,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Processes]:
     """`sluice chatops` serving report pages, then a `sluice worker` whose notifications go
@@ -151,7 +125,7 @@ def kept_outcome(stack: LocalStack) -> str | None:
 
 @pytest.fixture(scope="module")
 async def rolled_back(
-    stack: LocalStack, client: Client, processes: Processes, receiver: Receiver
+    stack: LocalStack, client: Client, processes: Processes, receiver: WebhookReceiver
 ) -> RolledBack:
     """A canary answering 30% errors, rolled back; once the store has kept the outcome (the
     worker's recorder writes behind) and the receiver has the rolled_back notification."""
@@ -165,7 +139,7 @@ async def rolled_back(
     assert result.outcome == "rolled_back", result.reason
     assert handle.first_execution_run_id is not None
     await eventually(lambda: kept_outcome(stack) == "rolled_back", "the store keeps the outcome")
-    await eventually(lambda: receiver.of("rolled_back"), "the rolled_back notification arrives")
+    await eventually(lambda: sent(receiver, "rolled_back"), "the rolled_back notification arrives")
     return RolledBack(result, handle.first_execution_run_id)
 
 
@@ -173,10 +147,10 @@ async def rolled_back(
 
 
 async def test_the_rollback_notification_links_the_signed_report_page(
-    rolled_back: RolledBack, processes: Processes, receiver: Receiver
+    rolled_back: RolledBack, processes: Processes, receiver: WebhookReceiver
 ) -> None:
     # A delivery retried after a slow answer may come twice: the same body each time.
-    [report] = {post["report"] for post in receiver.of("rolled_back")}
+    [report] = {post["report"] for post in sent(receiver, "rolled_back")}
     link = urlparse(report)
     assert f"{link.scheme}://{link.netloc}" == processes.chatops
     assert link.path == f"/reports/{SERVICE}/{rolled_back.first_run_id}"
@@ -184,14 +158,14 @@ async def test_the_rollback_notification_links_the_signed_report_page(
     assert len(signature) == 64 and set(signature) <= set("0123456789abcdef")
     assert signature == signed(rolled_back.first_run_id)
     # The breach links the same page; the start links none.
-    assert {post["report"] for post in receiver.of("breach")} == {report}
-    assert {post["report"] for post in receiver.of("started")} == {None}
+    assert {post["report"] for post in sent(receiver, "breach")} == {report}
+    assert {post["report"] for post in sent(receiver, "started")} == {None}
 
 
 async def test_the_report_page_opens_with_its_signature_or_a_token_allowed_status(
-    rolled_back: RolledBack, receiver: Receiver
+    rolled_back: RolledBack, receiver: WebhookReceiver
 ) -> None:
-    link = receiver.of("rolled_back")[0]["report"]
+    link = sent(receiver, "rolled_back")[0]["report"]
     page_url, _, query = link.partition("?")
     signature = parse_qs(query)["signature"][0]
     tampered = signature[:-1] + ("0" if signature[-1] != "0" else "1")
