@@ -24,7 +24,7 @@ from activities.evidence.recorder import Recorder
 from activities.evidence.store import EvidenceStore
 from bench.scripted import make_spec
 from deploy.processes import free_port
-from frontends.client.report_page import report_page
+from frontends.client.report import report_page
 from sluicegate.analysis import judge_check, start_stage
 from sluicegate.analysis.samples import ArmCounters, Sample
 from sluicegate.evidence import CheckRecord, EventRecord, StoreUrl, check_numbers, dora

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from plotly.offline import get_plotlyjs
 
-from frontends.client.report_page import report_page
+from frontends.client.report import report_page
 from sluicegate.analysis.verdict import ComparisonResult, MetricResult, Verdict
 from sluicegate.evidence import (
     ArmNumbers,

@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from activities.evidence.store import EvidenceStore
-from frontends.client.report_page import report_page
+from frontends.client.report import report_page
 from sluicegate.errors import DeploymentNotFound, SluicegateError
 from sluicegate.evidence import DeploymentEvidence, DoraFigures, dora
 from sluicegate.settings import Settings, SettingsError

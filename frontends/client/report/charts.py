@@ -1,34 +1,23 @@
-"""One deployment's evidence as a single HTML page that opens offline: a header with the
-outcome and why, four charts (traffic, error rate, latency, evidence against each bound)
-marked with stages, controls, drift and the breach, the tables of events and checks, and a
-warning when the store could not keep everything.
-
-Plotly's JavaScript is inlined once; the page loads nothing from the network.
-"""
+"""The report page's charts: the canary's weight, error rate and latency per check, and the
+evidence of each test against its bound, on one time axis, each marked with the stage
+starts, controls, drift, the breach and the restore (Plotly)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from html import escape
 from typing import Any
 
 import plotly.graph_objects as go  # pyright: ignore[reportMissingTypeStubs]
-from plotly.offline import get_plotlyjs  # pyright: ignore[reportMissingTypeStubs]
 
+from frontends.client.report.words import axis_time, clock, test_name
 from sluicegate.analysis.verdict import ComparisonResult, MetricResult
-from sluicegate.describe import span
-from sluicegate.evidence import ArmNumbers, CheckRecord, DeploymentEvidence, EventRecord
+from sluicegate.evidence import ArmNumbers, CheckRecord, DeploymentEvidence
 
 CONTROLS = ("paused", "resumed", "promote_requested", "abort_requested")
-OUTCOME_COLOURS = {
-    "promoted": "#1a7f37",
-    "rolled_back": "#cf222e",
-    "not_started": "#6e7781",
-    "running": "#0969da",
-}
 CANARY = "#e8590c"
 STABLE = "#1c7ed6"
 BREACH = "#d00000"
@@ -41,140 +30,7 @@ CHART_HEIGHT = 340
 Json = dict[str, Any]  # a piece of Plotly layout: a shape, an annotation
 
 
-def report_page(evidence: DeploymentEvidence, link: str | None = None) -> str:
-    """The whole HTML document of one deployment's report."""
-    summary = evidence.summary
-    title = f"{summary.service} {summary.stable_version} → {summary.canary_version}"
-    body = "\n".join(
-        [
-            _header(evidence, link),
-            _gap_warning(evidence),
-            _charts(evidence),
-            _events_table(evidence.events),
-            _checks_table(evidence.checks),
-        ]
-    )
-    return (
-        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-        f"<title>{escape(title)}: deployment report</title>\n"
-        f"<style>{STYLE}</style>\n<script>{get_plotlyjs()}</script>\n"
-        f"</head>\n<body>\n{body}\n</body>\n</html>\n"
-    )
-
-
-# -- words ------------------------------------------------------------------------------
-
-
-def _time(at: datetime | None) -> str:
-    """`2024-05-01 10:12:03 UTC`; `-` for none."""
-    return "-" if at is None else f"{_utc(at):%Y-%m-%d %H:%M:%S} UTC"
-
-
-def _cell_time(at: datetime) -> str:
-    """A table's time (UTC), kept on one line."""
-    return f"<span class='nowrap'>{_utc(at):%Y-%m-%d %H:%M:%S}</span>"
-
-
-def _clock(at: datetime) -> str:
-    """`10:12:03`: a time of day in UTC."""
-    return f"{_utc(at):%H:%M:%S}"
-
-
-def _utc(at: datetime) -> datetime:
-    """The time in UTC; a naive time is taken to be UTC already."""
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-
-
-def _axis_time(at: datetime) -> str:
-    """A time as Plotly's date axis reads it, without an offset (the axis is UTC)."""
-    return f"{_utc(at):%Y-%m-%d %H:%M:%S.%f}"
-
-
-def _percent(share: float | None) -> str:
-    return "-" if share is None else f"{share * 100:.3g}%"
-
-
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.4g}"
-
-
-def _test_name(result: MetricResult | ComparisonResult) -> str:
-    """`error_rate (canary)`, `stable's error_rate`, `errors vs stable`."""
-    if isinstance(result, ComparisonResult):
-        slow = f" >{result.slow_above_ms:g} ms" if result.slow_above_ms else ""
-        return f"{result.metric}{slow} vs stable"
-    slow = f" >{result.slower_than_ms:g} ms" if result.slower_than_ms else ""
-    if result.kind == "stable_limit":
-        return f"stable's {result.metric}{slow}"
-    return f"{result.metric}{slow} (canary)"
-
-
-# -- header and warnings ------------------------------------------------------------------
-
-
-def _header(evidence: DeploymentEvidence, link: str | None) -> str:
-    """Service, versions, outcome, times, plan, and why it rolled back."""
-    summary = evidence.summary
-    colour = OUTCOME_COLOURS.get(summary.outcome, "#6e7781")
-    duration = span(summary.duration) if summary.duration is not None else "still running"
-    facts = [
-        ("started", _time(summary.started_at)),
-        ("ended", _time(summary.ended_at)),
-        ("duration", duration),
-        ("deployment", summary.deployment_id),
-    ]
-    if evidence.plan:
-        facts.append(("plan", evidence.plan))
-    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts)
-    web_ui = f"<p><a href='{escape(link)}'>Open in the Temporal Web UI</a></p>" if link else ""
-    return (
-        f"<header><h1>{escape(summary.service)} "
-        f"<span class='versions'>{escape(summary.stable_version)} → "
-        f"{escape(summary.canary_version)}</span> "
-        f"<span class='outcome' style='background:{colour}'>"
-        f"{escape(summary.outcome.replace('_', ' '))}</span></h1>"
-        f"<table class='facts'>{rows}</table>{web_ui}</header>\n{_rollback_reason(evidence)}"
-    )
-
-
-def _rollback_reason(evidence: DeploymentEvidence) -> str:
-    """Why it rolled back: the outcome's words, the breaching evidence, how fast."""
-    summary = evidence.summary
-    if summary.outcome != "rolled_back":
-        return ""
-    parts = [f"<h2>Why it rolled back</h2><p>{escape(summary.reason or 'no reason kept')}</p>"]
-    breach = evidence.breach
-    if breach is not None:
-        lines = "".join(f"<li>{escape(line)}</li>" for line in breach.verdict.lines())
-        parts.append(
-            f"<p>Check {breach.number} of stage {escape(breach.stage)} at {_clock(breach.at)} "
-            f"UTC ({breach.canary_weight}% canary) breached:</p><ul>{lines}</ul>"
-        )
-    if summary.detected_at is not None and summary.restored_at is not None:
-        restore = span(summary.time_to_restore) if summary.time_to_restore is not None else "-"
-        parts.append(
-            f"<p>Detected at {_clock(summary.detected_at)} UTC, restored at "
-            f"{_clock(summary.restored_at)} UTC ({restore}).</p>"
-        )
-    return f"<section class='reason'>{''.join(parts)}</section>"
-
-
-def _gap_warning(evidence: DeploymentEvidence) -> str:
-    """A visible box when the store lost checks or events of this deployment."""
-    lines = [gap.describe() for gap in evidence.gaps] + list(evidence.missing_checks())
-    if not lines:
-        return ""
-    items = "".join(f"<li>{escape(line)}</li>" for line in lines)
-    return (
-        "<section class='warning'><strong>The store could not keep everything:</strong> "
-        f"this report may miss checks or events.<ul>{items}</ul></section>"
-    )
-
-
-# -- charts -------------------------------------------------------------------------------
-
-
-def _charts(evidence: DeploymentEvidence) -> str:
+def charts(evidence: DeploymentEvidence) -> str:
     """The charts that the kept records can draw, or why there are none."""
     marks = _Marks.of(evidence)
     parts = ["<h2>Charts <small>(times in UTC)</small></h2>"]
@@ -240,9 +96,9 @@ class _Marks:
         if self.breach is not None:
             marks.append((self.breach, "breach", BREACH, "solid"))
         for at, text, colour, dash in marks:
-            x = _axis_time(at)
+            x = axis_time(at)
             lines.append(_vline(x, colour, dash))
-            hover = f"{text} at {_clock(at)} UTC"
+            hover = f"{text} at {clock(at)} UTC"
             labels.append(_label(x, text, hover, colour, "right" if text == "breach" else "left"))
         return lines, labels
 
@@ -250,7 +106,7 @@ class _Marks:
         """The span of the deployment with a little room either side (more on the right, for
         the last label)."""
         room = max((self.end - self.start) * 0.02, timedelta(seconds=1))
-        return [_axis_time(self.start - room), _axis_time(self.end + 3 * room)]
+        return [axis_time(self.start - room), axis_time(self.end + 3 * room)]
 
     def traces(self) -> list[go.Scatter]:
         """Controls along the top of a chart and drift along the bottom, with hover text."""
@@ -296,7 +152,7 @@ def _mark_trace(
 ) -> go.Scatter:
     """Markers at a fixed height of the hidden second y axis (0 bottom, 1 top)."""
     return go.Scatter(
-        x=[_axis_time(at) for at, _ in points],
+        x=[axis_time(at) for at, _ in points],
         y=[y] * len(points),
         yaxis="y2",
         mode="markers",
@@ -370,14 +226,14 @@ def _weight_points(evidence: DeploymentEvidence) -> list[tuple[datetime, int]]:
 
 
 def _weight_chart(points: list[tuple[datetime, int]], marks: _Marks) -> str:
-    x = [_axis_time(at) for at, _ in points]
+    x = [axis_time(at) for at, _ in points]
     trace = _line(x, [w for _, w in points], "canary weight %", CANARY, shape="hv")
     yaxis = {"title": {"text": "canary traffic %"}, "range": [0, 105]}
     return _figure_html("chart-weight", "Canary traffic", [trace], marks, yaxis)
 
 
 def _error_chart(checks: Sequence[CheckRecord], marks: _Marks) -> str:
-    x = [_axis_time(c.at) for c in checks]
+    x = [axis_time(c.at) for c in checks]
     traces = [
         _line(x, [_rate(c.canary) for c in checks], "canary", CANARY),
         _line(x, [_rate(c.stable) for c in checks], "stable", STABLE),
@@ -393,7 +249,7 @@ def _rate(arm: ArmNumbers | None) -> float | None:
 
 
 def _latency_chart(checks: Sequence[CheckRecord], marks: _Marks) -> str:
-    x = [_axis_time(c.at) for c in checks]
+    x = [axis_time(c.at) for c in checks]
     traces = [
         _line(x, [c.canary.p99_ms if c.canary else None for c in checks], "canary p99", CANARY),
         _line(x, [c.stable.p99_ms if c.stable else None for c in checks], "stable p99", STABLE),
@@ -425,7 +281,7 @@ def _tests(checks: Sequence[CheckRecord]) -> dict[str, _Test]:
             e_value, bound = _evidence(result)
             if e_value is None or bound is None:
                 continue
-            test = tests.setdefault(_test_name(result), _Test())
+            test = tests.setdefault(test_name(result), _Test())
             test.at.append(check.at)
             test.e_values.append(e_value)
             test.bounds.append(bound)
@@ -449,7 +305,7 @@ def _evidence_chart(tests: dict[str, _Test], marks: _Marks) -> str:
     traces: list[go.Scatter] = []
     for index, (name, test) in enumerate(tests.items()):
         colour = PALETTE[index % len(PALETTE)]
-        x = [_axis_time(at) for at in test.at]
+        x = [axis_time(at) for at in test.at]
         shown = [
             f"e-value {v:.3g} of {b:.3g}" for v, b in zip(test.e_values, test.bounds, strict=True)
         ]
@@ -460,100 +316,3 @@ def _evidence_chart(tests: dict[str, _Test], marks: _Marks) -> str:
     yaxis = {"title": {"text": "e-value (log)"}, "type": "log", "exponentformat": "power"}
     title = "Evidence against each bound (dashed: the bound that breaches)"
     return _figure_html("chart-evidence", title, traces, marks, yaxis)
-
-
-# -- tables -------------------------------------------------------------------------------
-
-
-def _table(caption: str, heads: Sequence[str], rows: Sequence[tuple[str, Sequence[str]]]) -> str:
-    """A table of already-escaped cells; each row has a CSS class."""
-    head = "".join(f"<th>{h}</th>" for h in heads)
-    body = "".join(
-        f"<tr class='{kind}'>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
-        for kind, cells in rows
-    )
-    return f"<h2>{caption}</h2><table class='data'><tr>{head}</tr>{body}</table>"
-
-
-def _events_table(events: Sequence[EventRecord]) -> str:
-    if not events:
-        return "<h2>Events</h2><p class='none'>No events were kept.</p>"
-    rows: list[tuple[str, Sequence[str]]] = []
-    for event in events:
-        evidence = "".join(f"<li>{escape(line)}</li>" for line in event.evidence)
-        summary = escape(event.summary) + (f"<ul>{evidence}</ul>" if evidence else "")
-        weight = "-" if event.canary_weight is None else f"{event.canary_weight}%"
-        kind = "bad" if event.kind in ("breach", "rolled_back", "rollback_failing") else ""
-        cells = [_cell_time(event.at), escape(event.kind), escape(event.stage or "-"), weight]
-        rows.append((kind, [*cells, escape(event.by or ""), summary]))
-    heads = ("time (UTC)", "kind", "stage", "weight", "by", "summary")
-    return _table("Events", heads, rows)
-
-
-def _checks_table(checks: Sequence[CheckRecord]) -> str:
-    if not checks:
-        return "<h2>Checks</h2><p class='none'>No checks were kept.</p>"
-    rows: list[tuple[str, Sequence[str]]] = []
-    for check in checks:
-        kind = "bad" if check.rollback else ("" if check.status == "healthy" else check.status)
-        notes = [f"drift: {check.drift}"] if check.drift else []
-        notes += list(check.notes)
-        cells = [
-            str(check.number),
-            escape(check.stage),
-            _cell_time(check.at),
-            f"{check.canary_weight}%",
-            escape(check.status) + (" (rollback)" if check.rollback else ""),
-            _arm(check.canary),
-            _arm(check.stable),
-            _number(check.canary.p99_ms if check.canary else None),
-            _number(check.stable.p99_ms if check.stable else None),
-            "<br>".join(escape(note) for note in notes),
-        ]
-        rows.append((kind, cells))
-    heads = (
-        "#",
-        "stage",
-        "time (UTC)",
-        "weight",
-        "status",
-        "canary errors / requests",
-        "stable errors / requests",
-        "canary p99 ms",
-        "stable p99 ms",
-        "drift / notes",
-    )
-    return _table("Checks", heads, rows)
-
-
-def _arm(arm: ArmNumbers | None) -> str:
-    """`3 / 1,200 (0.25%)`; `-` without data."""
-    if arm is None:
-        return "-"
-    return f"{arm.errors:,} / {arm.requests:,} ({_percent(arm.error_rate)})"
-
-
-STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em auto;
-  max-width: 1200px; padding: 0 1em; color: #212529; font-size: 15px; }
-h1 { font-size: 1.6em; margin: 0 0 .4em; }
-h2 { font-size: 1.2em; margin: 1.4em 0 .5em; border-bottom: 1px solid #dee2e6; }
-.versions { font-weight: normal; color: #495057; }
-.outcome { color: white; border-radius: 4px; padding: .1em .5em; font-size: .7em;
-  vertical-align: middle; text-transform: uppercase; }
-table.facts th { text-align: left; padding-right: 1em; color: #495057; font-weight: 600; }
-.reason { border-left: 4px solid #cf222e; background: #fff5f5; padding: .2em 1em; }
-.reason h2 { border: none; margin-top: .5em; }
-.warning { border: 2px solid #f08c00; background: #fff9db; padding: .6em 1em; margin: 1em 0;
-  border-radius: 4px; }
-.none { color: #6e7781; font-style: italic; }
-.chart { border: 1px solid #dee2e6; border-radius: 4px; margin: .8em 0; padding: .3em; }
-table.data { border-collapse: collapse; width: 100%; font-size: .85em; }
-table.data th, table.data td { border: 1px solid #dee2e6; padding: .25em .5em;
-  text-align: left; vertical-align: top; }
-table.data th { background: #f1f3f5; }
-.nowrap { white-space: nowrap; }
-table.data tr.bad td { background: #ffe3e3; }
-table.data tr.inconclusive td { background: #fff9db; }
-table.data ul { margin: .2em 0; padding-left: 1.2em; }
-"""
