@@ -1,5 +1,5 @@
-"""The worker's evidence store: its recorder, and the DORA figures and the store's health as
-Prometheus gauges on the worker's metrics endpoint (docs/REPORTS.md)."""
+"""The worker's evidence store: its recorder, and the DORA figures of all services and the
+store's health as Prometheus gauges on the worker's metrics endpoint (docs/REPORTS.md)."""
 
 from __future__ import annotations
 
@@ -61,31 +61,22 @@ def stop_recorder(recorder: Recorder | None) -> None:
         recorder.close()
 
 
-def dora_by_service(store: EvidenceStore, now: datetime) -> list[DoraFigures]:
-    """The DORA figures of each service over the last DORA_WINDOW."""
-    since = now - DORA_WINDOW
-    summaries = store.summaries(since)
-    services = sorted({s.service for s in summaries})
-    return [
-        dora((s for s in summaries if s.service == service), since, now, service)
-        for service in services
-    ]
-
-
-def _read_dora(settings: Settings) -> list[DoraFigures]:
+def _read_dora(settings: Settings) -> DoraFigures:
+    """Every service's deployments together over the last DORA_WINDOW."""
     url = settings.evidence_store
     assert url is not None
+    now = datetime.now(UTC)
     with EvidenceStore(url) as store:
-        return dora_by_service(store, datetime.now(UTC))
+        return dora(store.summaries(now - DORA_WINDOW), now - DORA_WINDOW, now)
 
 
-def set_dora_gauges(meter: MetricMeter, figures: list[DoraFigures]) -> None:
+def set_dora_gauges(meter: MetricMeter, figures: DoraFigures) -> None:
+    """The figures without labels: a service is not a label value here (docs/OBSERVABILITY.md);
+    `sluice report --since 30d` gives them per service."""
     for name, (metric, description) in DORA_GAUGES.items():
-        gauge = meter.create_gauge_float(metric, description)
-        for each in figures:
-            value = getattr(each, name)
-            if value is not None:
-                gauge.set(float(value), {"service": each.service})
+        value = getattr(figures, name)
+        if value is not None:
+            meter.create_gauge_float(metric, description).set(float(value))
 
 
 async def keep_exporting(settings: Settings, recorder: Recorder, meter: MetricMeter) -> None:
