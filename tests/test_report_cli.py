@@ -151,3 +151,11 @@ def test_a_store_that_is_off_says_which_setting(tmp_path: Path) -> None:
     done = sluice(Path("off"), tmp_path, "checkout")
     assert done.returncode == 2
     assert "evidence_url is off (SLUICEGATE_EVIDENCE_URL)" in done.stderr
+
+
+def test_a_store_that_is_not_there_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "elsewhere" / "evidence.db"
+    done = sluice(missing, tmp_path, "checkout")
+    assert done.returncode == 2
+    assert f"no evidence store at {missing}" in done.stderr
+    assert not missing.parent.exists()

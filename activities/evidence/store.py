@@ -112,8 +112,14 @@ def _time(epoch: float) -> datetime:
 class EvidenceStore:
     """Checks, events and gaps of every deployment; see docs/REPORTS.md."""
 
-    def __init__(self, url: StoreUrl) -> None:
+    def __init__(self, url: StoreUrl, create: bool = True) -> None:
+        """Open the store (a reader passes `create=False`: no new SQLite file for it)."""
         self.url = url
+        if not create and url.kind == "sqlite" and not Path(url.target).expanduser().exists():
+            raise StoreUnavailable(
+                f"no evidence store at {url.target} (evidence_url, SLUICEGATE_EVIDENCE_URL): "
+                "give the workers' store; a worker creates it at its first check"
+            )
         try:
             self._db: _Connection = (
                 _Sqlite(url.target) if url.kind == "sqlite" else _Postgres(url.target)

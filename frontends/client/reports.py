@@ -39,7 +39,7 @@ def open_store(settings: Settings) -> EvidenceStore:
             "evidence_url is off (SLUICEGATE_EVIDENCE_URL): no evidence is kept; set it to "
             "the workers' store, e.g. .state/evidence.db or postgresql://user@host/db"
         )
-    return EvidenceStore(url)
+    return EvidenceStore(url, create=False)
 
 
 def deployment_evidence(
