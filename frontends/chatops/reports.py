@@ -22,7 +22,7 @@ from sluicegate.spec import service_name_problem
 
 # The page runs only its own inline scripts and styles and reaches nothing.
 PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
     "style-src 'unsafe-inline'; img-src data:; font-src data:",
     "Cache-Control": "private, max-age=60",
     "X-Content-Type-Options": "nosniff",
