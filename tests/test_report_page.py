@@ -324,3 +324,40 @@ def test_the_page_renders_offline_in_chromium(chromium: object, tmp_path: Path) 
         context.close()
     assert errors == []
     assert blocked == []
+
+
+def test_the_page_renders_under_the_policy_chatops_serves_it_with(chromium: object) -> None:
+    """Served as `sluice chatops` serves it (its headers, Content-Security-Policy included),
+    the page still draws every chart: the policy forbids nothing the page needs."""
+    from playwright.sync_api import Browser, expect
+
+    from frontends.chatops.reports import PAGE_HEADERS
+    from tests.local_http import LocalServer, QuietHandler
+
+    assert isinstance(chromium, Browser)
+    body = report_page(rolled_back()).encode()
+
+    class Page(QuietHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in PAGE_HEADERS.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = LocalServer(Page)
+    context = chromium.new_context()
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"http://{server.address}/", wait_until="load")
+        for chart in CHARTS:
+            expect(page.locator(f"#{chart} .main-svg").first).to_be_visible(timeout=30_000)
+    finally:
+        context.close()
+        server.close()
+    assert errors == []  # a blocked script or style is reported as a console error
