@@ -199,7 +199,8 @@ async def write_report(evidence: Path, page_file: Path) -> Path | None:
         if (found := await asyncio.to_thread(rolled_back)) is not None:
             page_file.write_text(page(settings, found), encoding="utf-8")
             say(f"v3's report, every check charted: file://{page_file}")
-            say(f"  made by: SLUICEGATE_EVIDENCE_URL={evidence} sluice report {SERVICE} --html F")
+            again = f"SLUICEGATE_EVIDENCE_URL={evidence} {venv_binary('sluice')} report {SERVICE}"
+            say(f"  the same, or as text without --html: {again} --html report.html")
             return page_file
         await asyncio.sleep(0.1)
     say(f"v3's report: the evidence store {evidence} has no outcome of it")
