@@ -49,11 +49,12 @@ class Process:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, signum: signal.Signals = signal.SIGTERM) -> None:
+        """`signum` to its group, then SIGKILL if it has not exited after `timeout` seconds."""
         if not self.alive():
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGTERM)
+            os.killpg(self.pid, signum)
         try:
             self.popen.wait(timeout)
         except subprocess.TimeoutExpired:

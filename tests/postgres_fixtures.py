@@ -106,20 +106,11 @@ def _accepts(url: str) -> bool:
         return False
 
 
-def _stop(process: Process, timeout: float = 30.0) -> None:
-    """Stop the postmaster by PID: SIGINT, then SIGKILL to its group after `timeout`."""
-    if not process.alive():
-        return
+def _stop(process: Process) -> None:
+    """Stop the server and its backends by PID."""
     # SIGINT is PostgreSQL's fast shutdown: it ends open sessions too (a test may leak one),
     # where SIGTERM's smart shutdown would wait for them until the timeout.
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(process.pid, signal.SIGINT)
-    try:
-        process.popen.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # its backends too: no orphans
-        process.popen.wait(timeout)
+    process.stop(timeout=30.0, signum=signal.SIGINT)
 
 
 def _start(

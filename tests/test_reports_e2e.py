@@ -25,7 +25,7 @@ from activities.evidence.store import EvidenceStore
 from deploy.processes import free_port, venv_binary
 from deploy.stack import LocalStack, Site
 from frontends.chatops.access import token_digest
-from frontends.client.deployments import start_deployment
+from frontends.client.deployments import DeploymentHandle, start_deployment
 from sluicegate.contracts import DeploymentResult
 from sluicegate.evidence import StoreUrl
 from tests.local_http import WebhookReceiver
@@ -115,6 +115,19 @@ async def processes(
             yield Processes(chatops=url, metrics=metrics)
 
 
+async def broken_canary(
+    stack: LocalStack, client: Client, service: str, task_queue: str
+) -> tuple[DeploymentHandle, DeploymentResult]:
+    """A deployment of `service` whose canary answers 30% errors, until it ends."""
+    site = Site(stack, service, error_rates=(0.0, 0.3))
+    try:
+        stages = [{"name": "half", "weight": 50, "bake": "PT10M"}]
+        handle = await start_deployment(client, site.spec(stages=stages), task_queue)
+        return handle, await handle.result()
+    finally:
+        site.stop()
+
+
 def kept_outcome(stack: LocalStack) -> str | None:
     """The outcome the evidence store kept of SERVICE's latest deployment, if any."""
     with EvidenceStore(StoreUrl.parse(str(stack.evidence))) as store:
@@ -129,13 +142,7 @@ async def rolled_back(
 ) -> RolledBack:
     """A canary answering 30% errors, rolled back; once the store has kept the outcome (the
     worker's recorder writes behind) and the receiver has the rolled_back notification."""
-    site = Site(stack, SERVICE, error_rates=(0.0, 0.3))
-    try:
-        stages = [{"name": "half", "weight": 50, "bake": "PT10M"}]
-        handle = await start_deployment(client, site.spec(stages=stages), TASK_QUEUE)
-        result = await handle.result()
-    finally:
-        site.stop()
+    handle, result = await broken_canary(stack, client, SERVICE, TASK_QUEUE)
     assert result.outcome == "rolled_back", result.reason
     assert handle.first_execution_run_id is not None
     await eventually(lambda: kept_outcome(stack) == "rolled_back", "the store keeps the outcome")
@@ -325,13 +332,7 @@ async def test_a_store_that_is_down_never_holds_up_a_rollback(
     queue = f"{TASK_QUEUE}-store-down"
     down = f"postgresql://sluicegate@127.0.0.1:{free_port()}/evidence"
     async with sluice_worker(stack, dev_server, queue, {"SLUICEGATE_EVIDENCE_URL": down}) as worker:
-        site = Site(stack, f"{SERVICE}-down", error_rates=(0.0, 0.3))
-        try:
-            stages = [{"name": "half", "weight": 50, "bake": "PT10M"}]
-            handle = await start_deployment(client, site.spec(stages=stages), queue)
-            result = await handle.result()
-        finally:
-            site.stop()
+        _, result = await broken_canary(stack, client, f"{SERVICE}-down", queue)
         assert result.outcome == "rolled_back", result.reason
         assert result.evidence is not None and result.evidence.verdict.status == "breach"
         await eventually(
