@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sluicegate.analysis.verdict import percent
 from sluicegate.evidence.records import (
     OUTCOMES,
     ROLLBACK_VERIFIED,
@@ -232,7 +233,7 @@ def dora(
 
 
 def _share(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.3g}%"
+    return "-" if value is None else percent(value)
 
 
 def _seconds(value: float | None) -> str:

@@ -14,7 +14,7 @@ from html import escape
 from plotly.offline import get_plotlyjs  # pyright: ignore[reportMissingTypeStubs]
 
 from frontends.client.report.charts import charts
-from frontends.client.report.words import cell_time, clock, number, percent, when
+from frontends.client.report.words import cell_time, clock, number, share, when
 from sluicegate.describe import span
 from sluicegate.evidence import ArmNumbers, CheckRecord, DeploymentEvidence, EventRecord
 
@@ -177,7 +177,7 @@ def _arm(arm: ArmNumbers | None) -> str:
     """`3 / 1,200 (0.25%)`; `-` without data."""
     if arm is None:
         return "-"
-    return f"{arm.errors:,} / {arm.requests:,} ({percent(arm.error_rate)})"
+    return f"{arm.errors:,} / {arm.requests:,} ({share(arm.error_rate)})"
 
 
 STYLE = """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sluicegate.analysis.verdict import ComparisonResult, MetricResult
+from sluicegate.analysis.verdict import ComparisonResult, MetricResult, percent
 
 
 def when(at: datetime | None) -> str:
@@ -32,8 +32,9 @@ def axis_time(at: datetime) -> str:
     return f"{utc(at):%Y-%m-%d %H:%M:%S.%f}"
 
 
-def percent(share: float | None) -> str:
-    return "-" if share is None else f"{share * 100:.3g}%"
+def share(value: float | None) -> str:
+    """`0.833%`, as the judge's evidence writes shares; `-` for none."""
+    return "-" if value is None else percent(value)
 
 
 def number(value: float | None) -> str:
