@@ -234,7 +234,9 @@ async def status(client: Client, service: str) -> DeploymentStatus:
 
 
 async def controls(client: Client, service: str) -> tuple[ControlRecord, ...]:
-    return (await status(client, service)).controls
+    """The controls of the service's latest deployment, running or (an abort is quick to
+    roll back) already ended."""
+    return (await current(client, service)).controls
 
 
 async def outcome(client: Client, service: str) -> str:
